@@ -1,0 +1,26 @@
+"""Default topic names of the stack (all remappable with ``--ros-args -r``)."""
+
+FUSED_TOKENS = '/perception/fused_tokens'
+PERCEPTION_STATUS = '/perception/status'
+TRAJECTORY = '/planner/trajectory'
+ASSESSMENT = '/planner/assessment'
+ROUTE_COMMAND = '/planner/route_command'
+TAKEOVER_REQUEST = '/critic/takeover_request'
+TAKEOVER_ACTIVE = '/critic/takeover_active'
+CRITIC_MARKERS = '/critic/markers'
+ODOMETRY = '/vehicle/odometry'
+DIAGNOSTICS = '/diagnostics'
+CLOCK = '/clock'
+SIM_SCENE_INFO = '/sim/scene_info'
+
+
+def camera_topic(name: str) -> str:
+    return f'/sensors/camera/{name}/image_raw'
+
+
+def compressed_camera_topic(name: str) -> str:
+    return f'/sensors/camera/{name}/image_raw/compressed'
+
+
+def lidar_topic(name: str) -> str:
+    return f'/sensors/lidar/{name}/points'

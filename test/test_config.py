@@ -1,0 +1,98 @@
+"""Node configs: schema defaults, the shipped YAML, and errors that name the key and the allowed range."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from avstack.launcher import STACK_NODES, check_config
+from stack_common.config import ConfigError, flatten, load_node_config, load_schema, node_section, validate
+
+from conftest import STACK_CONFIG
+
+
+@pytest.mark.parametrize('node', STACK_NODES, ids=lambda n: n.name)
+def test_shipped_config_is_valid(node):
+    load_node_config(node.package, node.name, STACK_CONFIG)
+
+
+@pytest.mark.parametrize('node', STACK_NODES, ids=lambda n: n.name)
+def test_shipped_config_lists_every_parameter(node):
+    """The YAML shows users every parameter a node has (sensor sections may add more)."""
+    shipped = flatten(node_section(yaml.safe_load(STACK_CONFIG.read_text()), node.name))
+    defaults = flatten(validate(load_schema(node.package, node.name), {}, node.name))
+    missing = sorted(k for k in defaults if k not in shipped and not k.startswith(('camera.', 'lidar.')))
+    assert not missing
+
+
+@pytest.mark.parametrize('node', STACK_NODES, ids=lambda n: n.name)
+def test_every_schema_parameter_is_documented(node):
+    schema = load_schema(node.package, node.name)
+
+    def leaves(s, path=''):
+        for key, sub in s.get('properties', {}).items():
+            if sub.get('type') == 'object':
+                yield from leaves(sub.get('additionalProperties') if isinstance(sub.get('additionalProperties'),
+                                                                                 dict) else sub, f'{path}{key}.')
+            else:
+                yield f'{path}{key}', sub
+    undocumented = [name for name, sub in leaves(schema) if not sub.get('description')]
+    assert not undocumented
+
+
+def write(tmp_path: Path, document: dict) -> Path:
+    path = tmp_path / 'config.yaml'
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = write(tmp_path, {'critic_node': {'ros__parameters': {'checks': {'staleness': {'max_age': 0.2}}}}})
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) checks\.staleness\.max_age .*max_age_s"):
+        load_node_config('critic_monitor', 'critic_node', path)
+
+
+def test_out_of_range_value_names_key_and_range(tmp_path):
+    path = write(tmp_path, {'critic_node': {'ros__parameters': {'timer_hz': 5.0}}})
+    with pytest.raises(ConfigError, match=r"'timer_hz' = 5\.0 .*in \[20\.0, 1000\.0\]"):
+        load_node_config('critic_monitor', 'critic_node', path)
+
+
+def test_wrong_type_is_named(tmp_path):
+    path = write(tmp_path, {'planner_node': {'ros__parameters': {'num_threads': 'two'}}})
+    with pytest.raises(ConfigError, match=r"'num_threads' = 'two' .*integer"):
+        load_node_config('planner', 'planner_node', path)
+
+
+def test_integer_for_a_float_parameter_is_accepted(tmp_path):
+    path = write(tmp_path, {'critic_node': {'ros__parameters': {'timer_hz': 40}}})
+    assert load_node_config('critic_monitor', 'critic_node', path)['timer_hz'] == 40.0
+
+
+def test_wildcard_section_applies_and_node_section_wins(tmp_path):
+    document = {'/**': {'ros__parameters': {'use_sim_time': True, 'num_threads': 2}},
+                'planner_node': {'ros__parameters': {'num_threads': 3}}}
+    assert node_section(document, 'planner_node') == {'num_threads': 3}
+
+
+def test_unknown_node_section_fails_the_preflight(tmp_path):
+    path = write(tmp_path, {'planer_node': {'ros__parameters': {}}})
+    with pytest.raises(ConfigError, match='planer_node'):
+        check_config(path)
+
+
+def test_unreadable_config_is_one_line(tmp_path):
+    with pytest.raises(ConfigError, match='cannot read config'):
+        check_config(tmp_path / 'missing.yaml')
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('planner_node: [unclosed')
+    with pytest.raises(ConfigError, match='not valid YAML'):
+        check_config(bad)
+
+
+@pytest.mark.parametrize('node', STACK_NODES, ids=lambda n: n.name)
+def test_schemas_are_valid_json_schema(node):
+    import jsonschema
+    jsonschema.Draft7Validator.check_schema(load_schema(node.package, node.name))
+    json.dumps(load_schema(node.package, node.name))
