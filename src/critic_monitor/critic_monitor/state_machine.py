@@ -1,0 +1,116 @@
+"""The takeover state machine: WAITING -> NOMINAL <-> WARNING -> TAKEOVER_REQUESTED.
+
+* WAITING until the first trajectory is due (it arrived, or the start-up
+  grace period ended): missing plans are not a takeover before then.
+* A failed critical check requests a takeover at once.
+* Failed warnings move to WARNING; ``escalate_count`` warning cycles within
+  ``escalate_window_s`` request a takeover.
+* WARNING returns to NOMINAL only after ``nominal_hold_s`` without failures,
+  so a flickering input does not flicker the output.
+* TAKEOVER_REQUESTED is latched: it clears on ``reset()`` once every check
+  passes, or by itself after ``auto_clear_after_s`` of passing checks when
+  that is > 0.
+"""
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from critic_monitor.checks import CRITICAL, CheckResult
+
+NS_PER_S = 1_000_000_000
+
+
+class TakeoverState(str, Enum):
+    WAITING = 'WAITING'
+    NOMINAL = 'NOMINAL'
+    WARNING = 'WARNING'
+    TAKEOVER_REQUESTED = 'TAKEOVER_REQUESTED'
+
+
+@dataclass
+class Transition:
+    stamp_ns: int
+    previous: TakeoverState
+    state: TakeoverState
+    reasons: list[CheckResult] = field(default_factory=list)
+
+
+class TakeoverStateMachine:
+    def __init__(self, cfg: dict, start_ns: int):
+        self.escalate_count = cfg['escalate_count']
+        self.escalate_window_ns = int(cfg['escalate_window_s'] * NS_PER_S)
+        self.nominal_hold_ns = int(cfg['nominal_hold_s'] * NS_PER_S)
+        self.auto_clear_ns = int(cfg['auto_clear_after_s'] * NS_PER_S)
+        self.grace_ns = int(cfg['startup_grace_s'] * NS_PER_S)
+        self.restart(start_ns)
+
+    def restart(self, now_ns: int) -> None:
+        """Start over as at launch (also after time jumped back: bag loop, simulator reset)."""
+        self.state = TakeoverState.WAITING
+        self.reasons: list[CheckResult] = []
+        self._grace_end_ns = now_ns + self.grace_ns
+        self._warnings: deque[int] = deque()
+        self._last_failure_ns = now_ns
+        self._armed = False
+
+    @property
+    def takeover_active(self) -> bool:
+        return self.state == TakeoverState.TAKEOVER_REQUESTED
+
+    def arm(self) -> None:
+        """The first trajectory arrived: from now on, missing plans count."""
+        self._armed = True
+
+    def update(self, now_ns: int, results: list[CheckResult]) -> list[Transition]:
+        """Feed the latest result of every check; returns the transitions it caused."""
+        if self.state == TakeoverState.WAITING:
+            if not self._armed and now_ns < self._grace_end_ns:
+                return []
+            return [self._go(now_ns, TakeoverState.NOMINAL, [])] + self.update(now_ns, results)
+        failures = [r for r in results if not r.ok]
+        if failures:
+            self._last_failure_ns = now_ns
+        if self.state == TakeoverState.TAKEOVER_REQUESTED:
+            return self._update_latched(now_ns, failures)
+        critical = [f for f in failures if f.severity == CRITICAL]
+        if critical:
+            return [self._go(now_ns, TakeoverState.TAKEOVER_REQUESTED, critical)]
+        if failures:
+            self._warnings.append(now_ns)
+            while self._warnings and self._warnings[0] < now_ns - self.escalate_window_ns:
+                self._warnings.popleft()
+            if len(self._warnings) >= self.escalate_count:
+                return [self._go(now_ns, TakeoverState.TAKEOVER_REQUESTED, failures)]
+            if self.state == TakeoverState.NOMINAL:
+                return [self._go(now_ns, TakeoverState.WARNING, failures)]
+            return []
+        if self.state == TakeoverState.WARNING and now_ns - self._last_failure_ns >= self.nominal_hold_ns:
+            return [self._go(now_ns, TakeoverState.NOMINAL, [])]
+        return []
+
+    def _update_latched(self, now_ns: int, failures: list[CheckResult]) -> list[Transition]:
+        if not failures and 0 < self.auto_clear_ns <= now_ns - self._last_failure_ns:
+            self._warnings.clear()
+            return [self._go(now_ns, TakeoverState.NOMINAL, [])]
+        known = {r.check for r in self.reasons}
+        new = [f for f in failures if f.check not in known]
+        if new:  # a further reason while latched: publish it too
+            self.reasons += new
+            return [Transition(now_ns, self.state, self.state, list(self.reasons))]
+        return []
+
+    def reset(self, now_ns: int, results: list[CheckResult]) -> tuple[bool, str, list[Transition]]:
+        """Operator reset of a latched request; refused while a check still fails."""
+        failures = [r for r in results if not r.ok]
+        if self.state != TakeoverState.TAKEOVER_REQUESTED:
+            return True, f'nothing to reset (state {self.state.value})', []
+        if failures:
+            return False, 'still failing: ' + ', '.join(f.check for f in failures), []
+        self._warnings.clear()
+        return True, 'takeover request cleared', [self._go(now_ns, TakeoverState.NOMINAL, [])]
+
+    def _go(self, now_ns: int, state: TakeoverState, reasons: list[CheckResult]) -> Transition:
+        transition = Transition(now_ns, self.state, state, list(reasons))
+        self.state, self.reasons = state, list(reasons)
+        return transition

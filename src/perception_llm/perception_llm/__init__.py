@@ -1,0 +1,1 @@
+"""Perception front end: sensor decoding, time sync, camera/lidar/ego tokenizers and fusion."""

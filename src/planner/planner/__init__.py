@@ -1,0 +1,1 @@
+"""The driving foundation model (driver, critic and analyst roles), its training and the planner node."""

@@ -1,0 +1,37 @@
+"""Build the planner core from a node config: the checkpoint, or a seeded model of a preset."""
+
+from pathlib import Path
+
+from perception_llm.fusion import EncoderConfig
+from planner.checkpoint import load_model
+from planner.model import DrivingModel, init_weights
+from planner.planning import PlannerCore
+from planner.presets import preset_config
+from stack_common.checkpoint import DEFAULT_CHECKPOINT
+
+INIT_SEED = 0
+
+
+def seeded_model(preset: str) -> DrivingModel:
+    """A fixed-seed model matching the default perception layout (one camera, one BEV grid, ego)."""
+    encoders = EncoderConfig()
+    rows, cols = encoders.bev_grid.shape
+    camera_tokens = (encoders.input_height // encoders.patch_px) * (encoders.input_width // encoders.patch_px)
+    lidar_tokens = (rows // encoders.token_stride) * (cols // encoders.token_stride)
+    model = DrivingModel(preset_config(preset, token_dim=encoders.token_dim,
+                                       max_tokens=camera_tokens + lidar_tokens + 1))
+    init_weights(model, INIT_SEED)
+    return model.eval()
+
+
+def load_planner(config: dict) -> tuple[PlannerCore, str | None]:
+    """The core for a planner node config, and a warning when no checkpoint was used."""
+    directory = Path(config['checkpoint']) if config['checkpoint'] else DEFAULT_CHECKPOINT
+    note = None
+    if not config['checkpoint'] and not (directory / 'config.json').exists():
+        model = seeded_model(config['preset'])
+        note = f'no checkpoint found: the {config["preset"]} model uses a fixed-seed initialisation (untrained)'
+    else:
+        model = load_model(directory)[0]
+    core = PlannerCore(model, config['device'], config['dtype'], config['compile'], config['frame_id'])
+    return core, note

@@ -1,0 +1,118 @@
+"""planner_node: fused tokens in, ``nav_msgs/Path`` and self-assessment out.
+
+Parameters: ``planner/schema/planner_node.schema.json``. The model runs on a
+worker thread that always takes the newest token set; sets that were replaced
+before the worker got to them are counted as stale drops.
+"""
+
+import threading
+
+import numpy as np
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Path
+from rclpy.node import Node
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import String
+
+from planner.loading import load_planner
+from stack_common import topics
+from stack_common.assessment import assessment_to_msg
+from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
+from stack_common.node_main import run_node
+from stack_common.pointcloud import CloudDecodeError
+from stack_common.qos import PLAN_QOS, STATUS_QOS, TOKENS_QOS
+from stack_common.ros_params import declare_node_config
+from stack_common.tokens import TokenDecodeError, cloud_to_tokens
+from stack_common.trajectory import trajectory_to_path
+
+DIAGNOSTICS_PERIOD_S = 1.0
+WARN_THROTTLE_S = 5.0
+
+
+class PlannerNode(Node):
+    def __init__(self):
+        super().__init__('planner_node')
+        config = declare_node_config(self, 'planner')
+        torch.set_num_threads(config['num_threads'])
+        self.core, note = load_planner(config)
+        if note:
+            self.get_logger().warning(note)
+        self.route = config['default_route']
+        self.counters = {'received': 0, 'planned': 0, 'dropped_stale': 0, 'rejected': 0}
+        self.forward_ms: list[float] = []
+
+        self.path_pub = self.create_publisher(Path, topics.TRAJECTORY, PLAN_QOS)
+        self.assessment_pub = self.create_publisher(DiagnosticArray, topics.ASSESSMENT, PLAN_QOS)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
+        self.create_subscription(PointCloud2, topics.FUSED_TOKENS, self.on_tokens, TOKENS_QOS)
+        self.create_subscription(String, config['route_topic'], self.on_route, PLAN_QOS)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
+
+        self._newest = None
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._worker = threading.Thread(target=self.run_worker, name='planner_worker', daemon=True)
+        self._worker.start()
+
+    def on_tokens(self, msg: PointCloud2) -> None:
+        try:
+            tokens = cloud_to_tokens(msg)
+        except (CloudDecodeError, TokenDecodeError) as error:
+            self.counters['rejected'] += 1
+            self.get_logger().warning(f'dropped a token set: {error}', throttle_duration_sec=WARN_THROTTLE_S)
+            return
+        with self._wake:
+            self.counters['received'] += 1
+            if self._newest is not None:
+                self.counters['dropped_stale'] += 1
+            self._newest = tokens
+            self._wake.notify()
+
+    def on_route(self, msg: String) -> None:
+        if msg.data not in self.core.route_index:
+            self.get_logger().warning(f'unknown route command {msg.data!r}; keeping {self.route!r}',
+                                      throttle_duration_sec=WARN_THROTTLE_S)
+            return
+        self.route = msg.data
+
+    def run_worker(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._newest is not None or self._stopping)
+                if self._stopping:
+                    return
+                tokens, self._newest = self._newest, None
+            try:
+                plan = self.core.plan(tokens, self.route)
+            except ValueError as error:
+                self.counters['rejected'] += 1
+                self.get_logger().warning(f'cannot plan: {error}', throttle_duration_sec=WARN_THROTTLE_S)
+                continue
+            self.path_pub.publish(trajectory_to_path(plan.trajectory))
+            self.assessment_pub.publish(assessment_to_msg(plan.assessment))
+            self.counters['planned'] += 1
+            self.forward_ms.append(plan.forward_ms)
+
+    def publish_diagnostics(self) -> None:
+        forward = np.asarray(self.forward_ms[-100:] or [0.0])
+        self.forward_ms = self.forward_ms[-100:]
+        values = dict(self.counters, route=self.route, forward_p50_ms=float(np.percentile(forward, 50)),
+                      forward_max_ms=float(forward.max()))
+        level = WARN if self.counters['rejected'] else OK
+        status = make_status('planner_node', level, 'running', values, hardware_id='planner')
+        self.diagnostics_pub.publish(diagnostic_array(self.get_clock().now().nanoseconds, [status]))
+
+    def close(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._worker.join(timeout=2.0)
+
+
+def main(args=None) -> int:
+    return run_node(PlannerNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
