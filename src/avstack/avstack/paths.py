@@ -1,0 +1,27 @@
+"""Where the stack's shared files are: the top-level ``config/`` and ``launch/``.
+
+In a colcon install they are in the ``avstack`` package's share directory; in
+the project's venv (editable install) they are in the source tree.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+PACKAGE = 'avstack'
+
+
+def share_directory() -> Path:
+    # The source tree first: in an editable install it is what users edit.
+    candidates = [Path(__file__).resolve().parents[3]]
+    candidates += [Path(prefix) / 'share' / PACKAGE
+                   for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if prefix]
+    candidates.append(Path(sys.prefix) / 'share' / PACKAGE)
+    for candidate in candidates:
+        if (candidate / 'config' / 'stack.yaml').is_file():
+            return candidate
+    raise FileNotFoundError(f'cannot find the avstack config directory (looked in {", ".join(map(str, candidates))})')
+
+
+def default_config() -> Path:
+    return share_directory() / 'config' / 'stack.yaml'

@@ -1,0 +1,43 @@
+"""In-process ROS nodes spun on a background thread (for the CLI's own helper nodes and tests)."""
+
+import threading
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+from stack_common.transport import configure_dds_transport
+
+
+class RosRuntime:
+    """``with RosRuntime() as ros: node = ros.add(MyNode(context=ros.context))``."""
+
+    def __init__(self, threads: int = 2):
+        configure_dds_transport()
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
+        self._thread = threading.Thread(target=self._spin, name='ros_runtime', daemon=True)
+        self._nodes = []
+
+    def add(self, node):
+        self._nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def __enter__(self) -> 'RosRuntime':
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        for node in self._nodes:
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(timeout=2.0)

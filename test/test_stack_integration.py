@@ -1,0 +1,58 @@
+"""The whole loop over real DDS: sensors -> perception -> planner -> critic, as separate processes.
+
+The test publishes a 1280x720 bgr8 camera, a ~100k-point lidar (x, y, z,
+intensity, ring and padding bytes) and odometry at 10 Hz, checks that the
+camera stamps come back as trajectory stamps, then kills the planner with
+SIGKILL and measures how fast the critic requests a takeover.
+"""
+
+import os
+import signal
+import time
+
+import pytest
+
+from avstack.launcher import Launcher
+from avstack.observer import StackObserver
+from avstack.ros_runtime import RosRuntime
+from avstack.sensor_source import SyntheticSensorSource
+from stack_common.config import load_node_config
+
+from conftest import STACK_CONFIG
+
+STARTUP_TIMEOUT_S = 90.0
+PUBLISH_WINDOW_S = 5.0
+
+
+@pytest.mark.timeout(240)
+def test_sensor_stamps_come_back_as_trajectories_and_a_killed_planner_causes_a_takeover(ros_domain, tmp_path):
+    watchdog_s = load_node_config('critic_monitor', 'critic_node', STACK_CONFIG)['checks']['watchdogs'][
+        'trajectory']['timeout_s']
+    with open(tmp_path / 'nodes.log', 'w') as log, Launcher(STACK_CONFIG, output=log) as launcher, \
+            RosRuntime(threads=3) as ros:
+        observer = ros.add(StackObserver(context=ros.context))
+        source = ros.add(SyntheticSensorSource(context=ros.context, encoding='bgr8'))
+        assert source.scene.image_width == 1280 and source.scene.lidar(0.0).size >= 100_000
+        assert observer.wait_for(lambda o: o.trajectories, STARTUP_TIMEOUT_S), 'no trajectory: see nodes.log'
+
+        first = len(source.stamps())
+        deadline = time.monotonic() + PUBLISH_WINDOW_S
+        observer.wait_for(lambda o: time.monotonic() >= deadline, PUBLISH_WINDOW_S + 1.0)
+        window = source.stamps()[first:]
+        assert len(window) >= 0.9 * 10 * PUBLISH_WINDOW_S, f'the test published only {len(window)} frames'
+        observer.wait_for(lambda o: set(window) <= o.returned_stamps(), 2.0)
+        returned = len(set(window) & observer.returned_stamps())
+        assert returned >= 0.8 * len(window), f'{returned} of {len(window)} camera stamps came back'
+
+        killed_at = time.monotonic()
+        os.kill(launcher.pid('planner_node'), signal.SIGKILL)
+
+        def planner_timeout_after_kill(o: StackObserver) -> bool:
+            return any(t.monotonic_s >= killed_at and any(r.check == 'trajectory_timeout' for r in t.reasons)
+                       for t in o.takeovers)
+        assert observer.wait_for(planner_timeout_after_kill, 5.0), 'no takeover naming the planner timeout'
+        event = next(t for t in observer.takeovers
+                     if t.monotonic_s >= killed_at and any(r.check == 'trajectory_timeout' for r in t.reasons))
+        reaction_s = event.monotonic_s - killed_at
+        assert reaction_s <= watchdog_s + 0.1, f'takeover {reaction_s * 1e3:.0f} ms after the kill'
+        assert observer.takeover_active
