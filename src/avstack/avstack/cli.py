@@ -8,6 +8,7 @@ import sys
 SUBCOMMANDS = {
     'up': 'avstack.up',
     'demo': 'avstack.demo',
+    'bench': 'avstack.bench',
 }
 
 EPILOG = """exit codes: 0 success, 1 failure (a node died, a check failed), 2 bad usage or configuration.
