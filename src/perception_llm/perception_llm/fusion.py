@@ -55,6 +55,21 @@ class EncoderConfig:
     def bev_grid(self) -> BevGrid:
         return BevGrid(self.x_range_m, self.y_range_m, self.z_range_m, self.cell_size_m)
 
+    @property
+    def camera_tokens(self) -> int:
+        """Patch tokens per camera."""
+        return (self.input_height // self.patch_px) * (self.input_width // self.patch_px)
+
+    @property
+    def lidar_tokens(self) -> int:
+        """BEV tokens per frame (all lidars share one grid)."""
+        rows, cols = self.bev_grid.shape
+        return (rows // self.token_stride) * (cols // self.token_stride)
+
+    def max_tokens(self, n_cameras: int) -> int:
+        """Tokens per frame with every sensor present: cameras, the BEV grid and the ego token."""
+        return n_cameras * self.camera_tokens + self.lidar_tokens + 1
+
 
 class SensorEncoders(nn.Module):
     def __init__(self, config: EncoderConfig):
