@@ -2,24 +2,18 @@
 
 from pathlib import Path
 
-from perception_llm.fusion import EncoderConfig
 from planner.checkpoint import load_model
 from planner.model import DrivingModel, init_weights
 from planner.planning import PlannerCore
-from planner.presets import preset_config
+from planner.presets import preset_configs
 from stack_common.checkpoint import DEFAULT_CHECKPOINT
 
 INIT_SEED = 0
 
 
 def seeded_model(preset: str) -> DrivingModel:
-    """A fixed-seed model matching the default perception layout (one camera, one BEV grid, ego)."""
-    encoders = EncoderConfig()
-    rows, cols = encoders.bev_grid.shape
-    camera_tokens = (encoders.input_height // encoders.patch_px) * (encoders.input_width // encoders.patch_px)
-    lidar_tokens = (rows // encoders.token_stride) * (cols // encoders.token_stride)
-    model = DrivingModel(preset_config(preset, token_dim=encoders.token_dim,
-                                       max_tokens=camera_tokens + lidar_tokens + 1))
+    """A fixed-seed model for the default perception layout (one camera, one BEV grid, ego)."""
+    model = DrivingModel(preset_configs(preset)[0])
     init_weights(model, INIT_SEED)
     return model.eval()
 

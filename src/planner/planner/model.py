@@ -146,26 +146,11 @@ class DrivingModel(nn.Module):
         plan_score = progress * (1 - collision_risk) * (cfg.comfort_weight * comfort + 1 - cfg.comfort_weight)
         novelty = ((analyst - self.analyst_mean) ** 2 * self.analyst_inv_var).mean(-1).sqrt()
         return ModelOutput(trajectories, self.mode_head(modes).squeeze(-1), collision_risk, progress,
-                           comfort, plan_score, self.tag_head(analyst), novelty)
+                           comfort, plan_score, self.tag_head(analyst), novelty, {'analyst': analyst})
 
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def flops_per_frame(cfg: ModelConfig) -> float:
-    """Forward FLOPs (multiply-add = 2) of the backbone and heads for one padded frame."""
-    n = cfg.max_tokens + cfg.n_modes + 2
-    d, hidden = cfg.d_model, int(cfg.mlp_ratio * cfg.d_model)
-    per_layer = 2 * n * (4 * d * d + 2 * d * hidden) + 2 * 2 * n * n * d
-    io = 2 * cfg.max_tokens * (cfg.token_dim * d + 3 * d + d * d)
-    return float(cfg.n_layers * per_layer + io + 2 * cfg.n_modes * d * (cfg.horizon * 3 + d))
-
-
-def meta_parameter_count(cfg: ModelConfig) -> int:
-    """Parameter count of a config without allocating its weights (meta tensors)."""
-    with torch.device('meta'):
-        return count_parameters(DrivingModel(cfg))
 
 
 def init_weights(model: nn.Module, seed: int) -> None:
