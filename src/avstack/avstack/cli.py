@@ -9,6 +9,7 @@ SUBCOMMANDS = {
     'up': 'avstack.up',
     'demo': 'avstack.demo',
     'bench': 'avstack.bench',
+    'model-info': 'avstack.model_info',
 }
 
 EPILOG = """exit codes: 0 success, 1 failure (a node died, a check failed), 2 bad usage or configuration.
