@@ -1,0 +1,113 @@
+"""Preprocessed training frames cached on disk as numpy memmaps.
+
+Decoding images and building BEV grids is the expensive part of a frame; it
+happens once, when a log is first read, and the result lands in a cache
+directory (one ``.npy`` memmap per field plus ``index.json``). Epochs then
+read slices of the memmaps, so memory stays bounded by the OS page cache
+whatever the dataset size, and a second epoch decodes nothing.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+CACHE_VERSION = 1
+MAX_OBSTACLES = 128
+MAX_VEHICLES = 16
+
+
+def field_specs(cameras: int, image_hw: tuple[int, int], bev_shape: tuple[int, ...], ego_features: int,
+                horizon: int, tags: int) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Per-frame field shapes and dtypes of a cache."""
+    return {
+        'stamp_ns': ((), 'int64'),
+        'images': ((cameras, 3, *image_hw), 'uint8'),
+        'camera_present': ((cameras,), 'bool'),
+        'bev': (bev_shape, 'float16'),
+        'lidar_present': ((), 'bool'),
+        'ego': ((ego_features,), 'float32'),
+        'ego_present': ((), 'bool'),
+        'speed_mps': ((), 'float32'),
+        'route': ((), 'int64'),
+        'future': ((horizon, 3), 'float32'),
+        'obstacles': ((MAX_OBSTACLES, 2), 'float32'),
+        'obstacle_mask': ((MAX_OBSTACLES,), 'bool'),
+        'traffic': ((MAX_VEHICLES, horizon, 2), 'float32'),
+        'traffic_mask': ((MAX_VEHICLES, horizon), 'bool'),
+        'tags': ((tags,), 'float32'),
+        'tags_valid': ((), 'bool'),
+    }
+
+
+class FrameCacheWriter:
+    """Append frames (dicts of numpy values matching the specs) to a new cache directory."""
+
+    def __init__(self, directory: Path, capacity: int, specs: dict, metadata: dict):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.specs, self.metadata, self.count = specs, metadata, 0
+        self.arrays = {name: np.lib.format.open_memmap(self.directory / f'{name}.npy', mode='w+', dtype=dtype,
+                                                      shape=(max(capacity, 1), *shape))
+                       for name, (shape, dtype) in specs.items()}
+
+    def append(self, frame: dict) -> None:
+        if self.count >= len(self.arrays['stamp_ns']):
+            raise ValueError(f'cache {self.directory} is full ({self.count} frames)')
+        for name, array in self.arrays.items():
+            array[self.count] = frame[name]
+        self.count += 1
+
+    def close(self) -> Path:
+        for array in self.arrays.values():
+            array.flush()
+        index = {'version': CACHE_VERSION, 'count': self.count, 'metadata': self.metadata,
+                 'fields': {name: [list(shape), dtype] for name, (shape, dtype) in self.specs.items()}}
+        (self.directory / 'index.json').write_text(json.dumps(index, indent=2))
+        return self.directory
+
+
+def is_complete(directory: Path, metadata: dict) -> bool:
+    """A cache exists for exactly this source and preprocessing."""
+    index = Path(directory) / 'index.json'
+    if not index.is_file():
+        return False
+    document = json.loads(index.read_text())
+    return document.get('version') == CACHE_VERSION and document.get('metadata') == metadata
+
+
+class CachedFrames(Dataset):
+    """The frames of one cache directory; items are dicts of torch tensors."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        index = json.loads((self.directory / 'index.json').read_text())
+        self.count, self.metadata = index['count'], index['metadata']
+        self.arrays = {name: np.load(self.directory / f'{name}.npy', mmap_mode='r') for name in index['fields']}
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        return {name: torch.from_numpy(np.array(array[index])) for name, array in self.arrays.items()}
+
+
+@dataclass
+class Split:
+    train: list[int]
+    validation: list[int]
+
+
+def split_blocks(count: int, validation_fraction: float, block: int = 50, seed: int = 0) -> Split:
+    """Validation frames as whole contiguous blocks, so neighbouring frames do not leak across the split."""
+    blocks = [list(range(start, min(start + block, count))) for start in range(0, count, block)]
+    order = np.random.default_rng(seed).permutation(len(blocks))
+    chosen = set(order[:max(1, round(validation_fraction * len(blocks)))].tolist()) if count > block else set()
+    validation = [i for b in sorted(chosen) for i in blocks[b]]
+    train = [i for b in range(len(blocks)) if b not in chosen for i in blocks[b]]
+    return Split(train, validation)

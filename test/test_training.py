@@ -1,0 +1,157 @@
+"""Training: labels from logs, the cached dataset, the joint train loop, and DDP over 2 CPU processes."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from perception_llm.camera_encoder import prepare_image
+from planner.presets import preset_configs
+from planner.training.dataset import CachedFrames, FrameCacheWriter, field_specs, is_complete, split_blocks
+from planner.training.labels import constant_velocity, critic_targets, displacement_errors, future_poses
+from planner.training.train import TrainOptions, train
+from avstack.synthetic import SyntheticScene
+
+T_S = np.arange(1, 9) * 0.5
+
+
+def test_future_poses_are_in_base_link_of_the_frame():
+    # the ego drives along a circle of radius 20 m, counter-clockwise, starting heading north (yaw pi/2)
+    t = np.linspace(0, 10, 201)
+    angle = t * 0.5
+    xy = np.stack([20 * np.cos(angle), 20 * np.sin(angle)], 1)
+    yaw = angle + np.pi / 2
+    poses = future_poses(t, xy, yaw, 2.0, T_S)
+    expected_angle = 0.5 * T_S
+    np.testing.assert_allclose(poses[:, 0], 20 * np.sin(expected_angle), atol=0.05)
+    np.testing.assert_allclose(poses[:, 1], 20 * (1 - np.cos(expected_angle)), atol=0.05)
+    np.testing.assert_allclose(poses[:, 2], expected_angle, atol=1e-3)
+    assert future_poses(t, xy, yaw, 7.0, T_S) is None  # the log ends before the horizon
+
+
+def test_displacement_errors_and_constant_velocity():
+    truth = constant_velocity(10.0, T_S)
+    shifted = truth + [0.0, 2.0, 0.0]
+    assert displacement_errors(shifted, truth, T_S, 3.0) == (2.0, 2.0)
+    assert displacement_errors(truth, truth, T_S, 3.0) == (0.0, 0.0)
+
+
+def critic(modes, obstacles=(), traffic=None):
+    modes = torch.tensor(np.asarray(modes), dtype=torch.float32)[None]
+    points = torch.tensor(np.asarray(obstacles, np.float32).reshape(-1, 2))[None]
+    if points.shape[1] == 0:
+        points = torch.zeros(1, 1, 2)
+        mask = torch.zeros(1, 1, dtype=torch.bool)
+    else:
+        mask = torch.ones(1, points.shape[1], dtype=torch.bool)
+    traffic = torch.zeros(1, 1, 8, 2) if traffic is None else torch.tensor(traffic, dtype=torch.float32)[None, None]
+    traffic_mask = torch.zeros(1, 1, 8, dtype=torch.bool) if traffic is None or traffic.abs().sum() == 0 \
+        else torch.ones(1, 1, 8, dtype=torch.bool)
+    expert = torch.tensor(constant_velocity(10.0, T_S), dtype=torch.float32)[None]
+    return [v[0].numpy() for v in critic_targets(modes, expert, points, mask, traffic, traffic_mask, 0.5)]
+
+
+def test_critic_targets_see_an_obstacle_in_the_path_but_not_one_lane_over():
+    straight = constant_velocity(10.0, T_S)
+    risk_in_path, _, _ = critic([straight], obstacles=[[20.0, 0.0], [20.5, 0.3]])
+    risk_next_lane, _, _ = critic([straight], obstacles=[[20.0, 3.5 + 1.3 + 3.0]])
+    assert risk_in_path[0] == pytest.approx(1.0) and risk_next_lane[0] == pytest.approx(0.0)
+
+
+def test_critic_targets_see_future_traffic_where_the_plan_will_be():
+    straight = constant_velocity(10.0, T_S)
+    crossing = np.stack([10.0 * T_S, np.zeros(8)], 1)   # a vehicle exactly where the ego will be, at each time
+    behind = np.stack([10.0 * T_S - 30.0, np.zeros(8)], 1)
+    assert critic([straight], traffic=crossing)[0][0] == pytest.approx(1.0)
+    assert critic([straight], traffic=behind)[0][0] == pytest.approx(0.0)
+
+
+def test_critic_targets_progress_and_comfort():
+    straight, stopped = constant_velocity(10.0, T_S), constant_velocity(0.0, T_S)
+    swerve = straight.copy()
+    swerve[3:, 1] = 6.0  # a 6 m jump sideways in half a second
+    _, progress, comfort = critic([straight, stopped, swerve])
+    assert progress[0] == pytest.approx(1.0) and progress[1] == pytest.approx(0.0)
+    assert comfort[0] == pytest.approx(1.0) and comfort[2] < 0.5
+
+
+def make_cache(directory, frames=80, seed=0):
+    """Synthetic frames through the real preprocessing (resize, BEV grid), speeds changing every 10 frames."""
+    cfg, encoder_cfg = preset_configs('tiny')
+    specs = field_specs(1, (encoder_cfg.input_height, encoder_cfg.input_width), (4, *encoder_cfg.bev_grid.shape),
+                        3, cfg.horizon, len(cfg.scene_tags))
+    writer = FrameCacheWriter(directory, frames, specs, {'source': 'synthetic', 'seed': seed})
+    for i in range(frames):
+        speed = 3.0 + 2.0 * ((i // 10 + seed) % 5)
+        scene, t = SyntheticScene(speed_mps=speed), i * 0.1
+        points = scene.lidar(t)
+        xyz = np.stack([points['x'], points['y'], points['z'] + scene.lidar_height_m], 1).astype(np.float32)
+        writer.append({
+            'stamp_ns': int(t * 1e9), 'camera_present': np.array([True]), 'lidar_present': True, 'ego_present': True,
+            'images': prepare_image(scene.camera(t), encoder_cfg.input_width, encoder_cfg.input_height)[None],
+            'bev': encoder_cfg.bev_grid.features(xyz, points['intensity']),
+            'ego': np.array([speed / 10, 0.0, 0.0], np.float32), 'speed_mps': speed, 'route': 0,
+            'future': constant_velocity(speed, T_S), 'obstacles': np.zeros((128, 2)),
+            'obstacle_mask': np.zeros(128, bool), 'traffic': np.zeros((16, 8, 2)),
+            'traffic_mask': np.zeros((16, 8), bool), 'tags': (np.arange(5) == i % 5).astype(np.float32),
+            'tags_valid': True})
+    return writer.close()
+
+
+def test_cache_round_trip_and_block_split(tmp_path):
+    directory = make_cache(tmp_path / 'cache', frames=20)
+    assert is_complete(directory, {'source': 'synthetic', 'seed': 0})
+    assert not is_complete(directory, {'source': 'synthetic', 'seed': 1})
+    frames = CachedFrames(directory)
+    assert len(frames) == 20 and frames[3]['images'].dtype == torch.uint8
+    assert frames[3]['future'][-1, 0] == pytest.approx(3.0 * 4.0)
+    split = split_blocks(200, 0.2, block=50)
+    assert len(split.validation) == 50 and not set(split.validation) & set(split.train)
+
+
+@pytest.mark.timeout(300)
+def test_loss_falls_within_a_few_steps_and_the_best_checkpoint_is_kept(tmp_path):
+    cache = make_cache(tmp_path / 'cache')
+    cfg, encoder_cfg = preset_configs('tiny', d_model=64, n_layers=2, n_heads=2)
+    summary = train([cache], tmp_path / 'run', cfg, encoder_cfg,
+                    TrainOptions(epochs=6, batch_size=8, warmup_steps=3, learning_rate=2e-3,
+                                 validation_fraction=0.2))
+    history = summary['history']
+    first, last = history[0]['train']['trajectory'], history[-1]['train']['trajectory']
+    assert last < 0.7 * first, [h['train']['trajectory'] for h in history]
+    log = [json.loads(line) for line in (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()]
+    assert [r['epoch'] for r in log] == list(range(1, 7)) and 'ade_3s' in log[-1]['validation']
+    document = json.loads((tmp_path / 'run' / 'config.json').read_text())
+    best_epoch = min(log, key=lambda r: r['validation']['loss'])['epoch']
+    assert document['training']['epoch'] == best_epoch
+    from planner.checkpoint import load_model
+    model, _, _ = load_model(tmp_path / 'run')
+    assert float(model.analyst_inv_var.mean()) != 1.0   # novelty statistics were fitted
+
+
+@pytest.mark.timeout(300)
+def test_ddp_with_two_cpu_processes(tmp_path):
+    cache = make_cache(tmp_path / 'cache', frames=40)
+    script = tmp_path / 'ddp.py'
+    script.write_text(f'''
+import torch
+from planner.presets import preset_configs
+from planner.training.train import TrainOptions, train
+torch.set_num_threads(1)
+cfg, encoder_cfg = preset_configs('tiny', d_model=32, n_layers=1, n_heads=2)
+train([{str(cache)!r}], {str(tmp_path / 'run')!r}, cfg, encoder_cfg,
+      TrainOptions(epochs=1, batch_size=4, max_steps=3, warmup_steps=1))
+''')
+    env = dict(os.environ, OMP_NUM_THREADS='1', MASTER_ADDR='127.0.0.1')
+    result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+                             '--master_port', str(29500 + os.getpid() % 1000), str(script)],
+                            capture_output=True, text=True, env=env, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / 'run' / 'summary.json').read_text())
+    assert summary['steps'] == 3 and summary['frames']['train'] > 0
+    assert math.isfinite(summary['history'][0]['train']['total'])
