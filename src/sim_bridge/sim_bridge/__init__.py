@@ -1,0 +1,1 @@
+"""sim_bridge: simulators on the stack's topics (highway-env first)."""
