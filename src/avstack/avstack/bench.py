@@ -10,6 +10,7 @@ from pathlib import Path
 
 # name -> module with run(options) -> list[Measurement]
 BENCHMARKS = {
+    'model': 'avstack.benchmarks.model',
 }
 
 
