@@ -1,16 +1,29 @@
-"""The critic's checks: each takes plain arrays and returns a :class:`CheckResult`.
+"""The critic's checks: plain arrays in, one :class:`CheckResult` per check out.
 
-A check never sees a ROS message. Thresholds and severities come from the
-``checks`` section of the node config.
+A check never sees a ROS message. Each has a section in the ``checks`` part of
+the node config with ``enabled``, ``severity`` (``warn`` or ``critical``) and
+its thresholds; a result carries the measured value and the threshold it was
+held against, which is what a takeover request publishes.
+
+Plans are evaluated as :class:`~critic_monitor.geometry.PlanPath` (the plan
+with its implicit start at the origin, t = 0), so the first segment, from the
+ego to the first waypoint, is checked like every other.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from critic_monitor.collision import CollisionResult
+from critic_monitor.geometry import PlanPath, Pose2D, polyline_offset, wrap_angle
+from stack_common.assessment import Assessment
 from stack_common.trajectory import Trajectory
 
 WARN, CRITICAL = 'warn', 'critical'
+# Curvature from three points closer together than this is noise (a plan standing still has none).
+MIN_CURVATURE_BASE_M = 0.5
+# Samples of the near-ego window in which two consecutive plans are compared.
+SHIFT_SAMPLES = 6
 
 
 @dataclass(frozen=True)
@@ -24,12 +37,35 @@ class CheckResult:
 
 
 def passed(check: str, severity: str, message: str = 'ok', value=None, threshold=None) -> CheckResult:
-    return CheckResult(check, True, severity, message, value, threshold)
+    return CheckResult(check, True, severity, message, _float(value), _float(threshold))
 
 
 def failed(check: str, severity: str, message: str, value=None, threshold=None) -> CheckResult:
-    return CheckResult(check, False, severity, message, value, threshold)
+    return CheckResult(check, False, severity, message, _float(value), _float(threshold))
 
+
+def _float(value):
+    return None if value is None else float(value)
+
+
+def _limit(check: str, cfg: dict, value: float, threshold: float, what: str, unit: str,
+           where: str = '') -> CheckResult:
+    """Fail when ``value`` exceeds ``threshold``; the message says what, how much and where."""
+    value = float(value) + 0.0  # no "-0" in messages
+    text = f'{what} {value:.3g} {unit}{where}'
+    if value > threshold:
+        return failed(check, cfg['severity'], f'{text} exceeds {threshold:.3g} {unit}', value, threshold)
+    return passed(check, cfg['severity'], f'max {text}', value, threshold)
+
+
+def plan_is_usable(trajectory: Trajectory) -> bool:
+    """Finite, two or more points, strictly increasing times: what the geometric checks need."""
+    values = np.concatenate([trajectory.t_s.ravel(), trajectory.xy.ravel(), trajectory.heading.ravel()])
+    return (len(trajectory) >= 2 and bool(np.isfinite(values).all())
+            and bool((np.diff(trajectory.t_s) > 0).all()) and trajectory.t_s[0] >= 0)
+
+
+# --- validity and timing -------------------------------------------------------------------------
 
 def check_validity(trajectory: Trajectory, cfg: dict) -> CheckResult:
     """Finite values, enough points, strictly increasing times, the configured frame."""
@@ -44,9 +80,12 @@ def check_validity(trajectory: Trajectory, cfg: dict) -> CheckResult:
     steps = np.diff(trajectory.t_s)
     if len(steps) and steps.min() <= 0:
         return failed(name, severity, 'waypoint times are not strictly increasing', float(steps.min()), 0.0)
+    if trajectory.t_s[0] < 0:
+        return failed(name, severity, f'first waypoint {trajectory.t_s[0]:.3f} s before the plan stamp',
+                      float(trajectory.t_s[0]), 0.0)
     if trajectory.frame_id != cfg['frame_id']:
         return failed(name, severity, f'plan frame {trajectory.frame_id!r}, expected {cfg["frame_id"]!r}')
-    return passed(name, severity)
+    return passed(name, severity, f'{len(trajectory)} points')
 
 
 def check_staleness(age_s: float, cfg: dict) -> CheckResult:
@@ -54,14 +93,220 @@ def check_staleness(age_s: float, cfg: dict) -> CheckResult:
     name, severity, limit = 'staleness', cfg['severity'], cfg['max_age_s']
     if age_s > limit:
         return failed(name, severity, f'plan is {age_s * 1e3:.0f} ms old at receipt', age_s, limit)
-    return passed(name, severity, value=age_s, threshold=limit)
+    return passed(name, severity, f'{age_s * 1e3:.0f} ms old at receipt', age_s, limit)
 
 
-def check_silence(name: str, silent_s: float | None, cfg: dict) -> CheckResult:
-    """A watchdog on input ``name``: ``silent_s`` since its last message (None: never received)."""
+def check_silence(name: str, silent_s: float | None, cfg: dict, source: str = '', seen: bool = True) -> CheckResult:
+    """A watchdog on input ``name``: ``silent_s`` since its last message, or since the start when it was
+    never ``seen`` (None: never received and the timeout is over)."""
     check, severity, limit = f'{name}_timeout', cfg['severity'], cfg['timeout_s']
+    on = f' on {source}' if source else ''
     if silent_s is None:
-        return failed(check, severity, f'no {name} message received yet', None, limit)
+        return failed(check, severity, f'no {name} message received yet{on}', None, limit)
     if silent_s > limit:
-        return failed(check, severity, f'no {name} for {silent_s * 1e3:.0f} ms', silent_s, limit)
-    return passed(check, severity, value=silent_s, threshold=limit)
+        return failed(check, severity, f'no {name} for {silent_s * 1e3:.0f} ms{on}', silent_s, limit)
+    if not seen:
+        return passed(check, severity, f'no {name} yet ({silent_s * 1e3:.0f} ms since start)', silent_s, limit)
+    return passed(check, severity, f'last {name} {silent_s * 1e3:.0f} ms ago', silent_s, limit)
+
+
+# --- kinematics ----------------------------------------------------------------------------------
+
+@dataclass
+class Kinematics:
+    """Finite-difference profiles of a plan; ``t_*`` say at which plan time each value applies."""
+    interval_m: np.ndarray        # (n-1,) distance between consecutive points
+    speed_mps: np.ndarray         # (n-1,) per segment
+    accel_mps2: np.ndarray        # (n-2,) between segments, signed
+    curvature_1pm: np.ndarray     # (n-2,) signed, NaN where the points are too close
+    lat_accel_mps2: np.ndarray    # (n-2,) signed v^2 kappa
+    lat_jerk_mps3: np.ndarray     # (n-3,)
+    relative_heading_rad: np.ndarray  # (n-1,) heading change between consecutive points
+    t_segment: np.ndarray
+    t_inner: np.ndarray
+    t_jerk: np.ndarray
+
+
+def kinematics(path: PlanPath) -> Kinematics:
+    t, xy = path.t_s, path.xy
+    d = np.diff(xy, axis=0)
+    dt = np.diff(t)
+    interval = np.hypot(d[:, 0], d[:, 1])
+    speed = interval / dt
+    t_segment = (t[:-1] + t[1:]) / 2
+    accel = np.diff(speed) / np.diff(t_segment)
+    # Signed Menger curvature of each point triple: 2 sin(turn) / chord.
+    a, b = d[:-1], d[1:]
+    chord = np.hypot(*(xy[2:] - xy[:-2]).T)
+    cross = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    sides = np.minimum(np.minimum(interval[:-1], interval[1:]), chord)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        curvature = np.where(sides >= MIN_CURVATURE_BASE_M, 2 * cross / (interval[:-1] * interval[1:] * chord),
+                             np.nan)
+    v_inner = (speed[:-1] + speed[1:]) / 2
+    lat_accel = v_inner ** 2 * curvature
+    t_inner = t[1:-1]
+    with np.errstate(invalid='ignore'):
+        lat_jerk = np.diff(lat_accel) / np.diff(t_inner)
+    relative = np.abs(wrap_angle(np.diff(path.heading)))
+    return Kinematics(interval, speed, accel, curvature, lat_accel, lat_jerk, relative, t_segment, t_inner,
+                      (t_inner[:-1] + t_inner[1:]) / 2)
+
+
+def _peak(values: np.ndarray, times: np.ndarray) -> tuple[float, str]:
+    """The largest finite value (0 when none) and where it is."""
+    finite = np.isfinite(values)
+    if not finite.any():
+        return 0.0, ''
+    i = int(np.argmax(np.where(finite, values, -np.inf)))
+    return float(values[i]), f' at t={times[i]:.2f} s'
+
+
+def check_kinematics(path: PlanPath, cfg: dict) -> list[CheckResult]:
+    """Point interval, curvature, lateral acceleration, acceleration, deceleration, lateral jerk,
+    relative heading: the enabled ones of ``cfg`` (the ``checks.kinematics`` section)."""
+    k = kinematics(path)
+    results = []
+    specs = (
+        ('interval', 'max_interval_m', k.interval_m, k.t_segment, 'point interval', 'm'),
+        ('curvature', 'max_curvature_1pm', np.abs(k.curvature_1pm), k.t_inner, 'curvature', '1/m'),
+        ('lateral_acceleration', 'max_lat_accel_mps2', np.abs(k.lat_accel_mps2), k.t_inner,
+         'lateral acceleration', 'm/s^2'),
+        ('longitudinal_acceleration', 'max_accel_mps2', k.accel_mps2, k.t_inner, 'acceleration', 'm/s^2'),
+        ('longitudinal_deceleration', 'max_decel_mps2', -k.accel_mps2, k.t_inner, 'deceleration', 'm/s^2'),
+        ('lateral_jerk', 'max_lat_jerk_mps3', np.abs(k.lat_jerk_mps3), k.t_jerk, 'lateral jerk', 'm/s^3'),
+        ('relative_heading', 'max_relative_heading_rad', k.relative_heading_rad, k.t_segment,
+         'heading change between points', 'rad'),
+    )
+    for check, key, values, times, what, unit in specs:
+        section = cfg[check]
+        if section['enabled']:
+            value, where = _peak(values, times)
+            results.append(_limit(check, section, max(value, 0.0), section[key], what, unit, where))
+    return results
+
+
+# --- consistency ---------------------------------------------------------------------------------
+
+def check_trajectory_shift(previous: PlanPath, current: PlanPath, previous_in_current: Pose2D,
+                           previous_offset_s: float, age_s: float, cfg: dict) -> CheckResult:
+    """Shift of the current plan against the previous one near the ego, at the same absolute times.
+
+    Both plans are sampled over ``window_s`` from now (``age_s`` after the
+    current stamp; ``previous_offset_s`` = current stamp - previous stamp);
+    the previous plan is moved into the current frame with
+    ``previous_in_current`` (odometry). The difference is split along the
+    previous plan's heading into forward/backward and lateral parts.
+    """
+    name, severity = 'trajectory_shift', cfg['severity']
+    times = age_s + np.linspace(0.0, cfg['window_s'], SHIFT_SAMPLES)
+    previous_times = times + previous_offset_s
+    overlap = (times <= current.duration_s) & (previous_times <= previous.duration_s)
+    if not overlap.any():
+        return passed(name, severity, 'no overlap with the previous plan near the ego')
+    current_xy, _ = current.at_time(times[overlap])
+    previous_xy, previous_heading = previous.at_time(previous_times[overlap])
+    previous_xy = previous_in_current.apply(previous_xy)
+    previous_heading = previous_heading + previous_in_current.yaw
+    d = current_xy - previous_xy
+    c, s = np.cos(previous_heading), np.sin(previous_heading)
+    forward, lateral = d[:, 0] * c + d[:, 1] * s, d[:, 1] * c - d[:, 0] * s
+    lateral_m = float(np.abs(lateral).max())
+    forward_m, backward_m = max(float(forward.max()), 0.0) + 0.0, max(float(-forward.min()), 0.0) + 0.0
+    text = f'lateral {lateral_m:.2f} m, forward {forward_m:.2f} m, backward {backward_m:.2f} m'
+    for value, key, what in ((lateral_m, 'max_lateral_shift_m', 'lateral'),
+                             (forward_m, 'max_forward_shift_m', 'forward'),
+                             (backward_m, 'max_backward_shift_m', 'backward')):
+        if value > cfg[key]:
+            return failed(name, severity, f'plan jumped {what} {value:.2f} m against the previous one '
+                          f'(limit {cfg[key]:.2f} m; {text})', value, cfg[key])
+    return passed(name, severity, text, lateral_m, cfg['max_lateral_shift_m'])
+
+
+def check_start_deviation(trajectory: Trajectory, ego_in_plan: Pose2D, cfg: dict) -> CheckResult:
+    """How far the ego is from the line the plan starts on, and its heading against the plan's.
+
+    The offset is measured to the waypoint polyline with its first segment
+    extended backwards: a plan that starts beside the ego is caught even
+    though its first waypoint lies ahead.
+    """
+    name, severity = 'start_deviation', cfg['severity']
+    offset = polyline_offset(np.asarray(trajectory.xy, float), np.unwrap(trajectory.heading),
+                             (ego_in_plan.x, ego_in_plan.y))
+    lateral = abs(offset.lateral_m)
+    heading = abs(float(wrap_angle(ego_in_plan.yaw - offset.heading_rad)))
+    text = f'ego {lateral:.2f} m beside the plan, heading off by {heading:.2f} rad'
+    if lateral > cfg['max_lateral_m']:
+        return failed(name, severity, f'{text}: lateral limit {cfg["max_lateral_m"]:.2f} m', lateral,
+                      cfg['max_lateral_m'])
+    if heading > cfg['max_heading_rad']:
+        return failed(name, severity, f'{text}: heading limit {cfg["max_heading_rad"]:.2f} rad', heading,
+                      cfg['max_heading_rad'])
+    return passed(name, severity, text, lateral, cfg['max_lateral_m'])
+
+
+# --- stopping ------------------------------------------------------------------------------------
+
+def check_stopping(path: PlanPath, speed_mps: float, age_s: float, cfg: dict) -> CheckResult:
+    """The plan ahead of the ego is long enough to stop at ``decel_mps2`` plus ``margin_m``."""
+    name, severity = 'stopping', cfg['severity']
+    ahead = path.length_m - path.arc_length_at_time(age_s)
+    needed = speed_mps ** 2 / (2 * cfg['decel_mps2']) + cfg['margin_m']
+    text = f'{ahead:.1f} m ahead, stopping from {speed_mps:.1f} m/s needs {needed:.1f} m'
+    if abs(speed_mps) < cfg['min_speed_mps']:
+        return passed(name, severity, f'standing still ({speed_mps:.2f} m/s)', ahead, needed)
+    if ahead < needed:
+        return failed(name, severity, f'plan too short: {text}', ahead, needed)
+    return passed(name, severity, text, ahead, needed)
+
+
+# --- collision -----------------------------------------------------------------------------------
+
+def collision_result(contact: CollisionResult | None, age_s: float, cfg: dict, note: str = '') -> CheckResult:
+    """The collision check's verdict: a contact within ``horizon_s`` from now fails.
+
+    ``value`` is the time from now to the first contact (seconds).
+    """
+    name, severity, horizon = 'collision', cfg['severity'], cfg['horizon_s']
+    if contact is None:
+        return passed(name, severity, 'no lidar points yet' + note)
+    if not contact.contact:
+        return passed(name, severity, f'footprint clear ({contact.candidates} points near the path)' + note)
+    time_to_contact = max(contact.time_s - age_s, 0.0)
+    x, y = contact.point_xy
+    text = (f'footprint meets a point at ({x:.1f}, {y:.1f}) m after {contact.distance_m:.1f} m, '
+            f'{time_to_contact:.2f} s from now' + note)
+    if time_to_contact <= horizon:
+        return failed(name, severity, text, time_to_contact, horizon)
+    return passed(name, severity, text, time_to_contact, horizon)
+
+
+# --- self-doubt ----------------------------------------------------------------------------------
+
+class SelfDoubt:
+    """The planner's own plan score or confidence below its threshold for M plans in a row."""
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.run = 0
+
+    def reset(self) -> None:
+        self.run = 0
+
+    def update(self, assessment: Assessment) -> CheckResult:
+        cfg, name = self.cfg, 'self_doubt'
+        low = []  # (measured, threshold, text) of each quantity below its threshold
+        if assessment.plan_score < cfg['min_plan_score']:
+            low.append((assessment.plan_score, cfg['min_plan_score'],
+                        f'plan score {assessment.plan_score:.3f} < {cfg["min_plan_score"]:.3f}'))
+        if assessment.confidence < cfg['min_confidence']:
+            low.append((assessment.confidence, cfg['min_confidence'],
+                        f'confidence {assessment.confidence:.3f} < {cfg["min_confidence"]:.3f}'))
+        self.run = self.run + 1 if low else 0
+        if self.run >= cfg['consecutive_plans']:
+            value, threshold, _ = low[0]
+            return failed(name, cfg['severity'], f'{"; ".join(t for *_, t in low)} for {self.run} plans in a row',
+                          value, threshold)
+        return passed(name, cfg['severity'], f'score {assessment.plan_score:.3f}, confidence '
+                      f'{assessment.confidence:.3f}' + (f'; low for {self.run} plan(s)' if self.run else ''),
+                      assessment.plan_score, cfg['min_plan_score'])

@@ -1,105 +1,222 @@
 """critic_node: watches plans and inputs on its own clock, requests takeovers.
 
 Parameters: ``critic_monitor/schema/critic_node.schema.json``. Independent of
-the planner by construction: no torch, no planner import; its watchdog timer
-fires whether or not anything arrives. Camera topics are subscribed raw (only
-their arrival matters here), so watching them costs no decoding.
+the planner by construction: no torch, no planner import, its own lidar
+extrinsics; its watchdog timer (a ROS timer, so sim time works) fires whether
+or not anything arrives. Camera topics are subscribed raw (only their arrival
+matters here), so watching them costs no decoding.
+
+Outputs: ``/critic/takeover_request`` and ``/critic/takeover_active``
+(latched), one ``/diagnostics`` status per check plus the state, the takeover
+statistics and the critic's own reaction times, and ``/critic/markers``. The
+statistics are written to ``statistics_path`` as JSON when the node stops.
 """
 
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
 from diagnostic_msgs.msg import DiagnosticArray
-from nav_msgs.msg import Odometry, Path
+from nav_msgs.msg import Odometry, Path as PathMsg
 from rclpy.node import Node
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
+from critic_monitor.markers import collision_markers
 from critic_monitor.monitor import CriticCore
 from critic_monitor.state_machine import TakeoverState, Transition
+from critic_monitor.statistics import LatencyWindow
 from stack_common import topics
-from stack_common.diagnostics import ERROR, OK, WARN, diagnostic_array, make_status
+from stack_common.assessment import msg_to_assessment
+from stack_common.diagnostics import ERROR, OK, STALE, WARN, diagnostic_array, make_status
 from stack_common.node_main import run_node
+from stack_common.odometry import odometry_to_ego
+from stack_common.pointcloud import CloudDecodeError, cloud_to_array, points_xyz
 from stack_common.qos import LATCHED_QOS, PLAN_QOS, SENSOR_QOS, STATUS_QOS
 from stack_common.ros_params import declare_node_config
 from stack_common.takeover import TakeoverReason, takeover_to_msg
+from stack_common.timeutil import stamp_to_ns
 from stack_common.trajectory import path_to_trajectory
 
 DIAGNOSTICS_PERIOD_S = 1.0
+WARN_THROTTLE_S = 5.0
+HARDWARE_ID = 'critic_monitor'
 
 
 class CriticNode(Node):
-    def __init__(self):
-        super().__init__('critic_node')
+    def __init__(self, **node_kwargs):
+        super().__init__('critic_node', **node_kwargs)
         config = declare_node_config(self, 'critic_monitor')
         self.core = CriticCore(config, self.now_ns())
+        self.statistics_path = config['statistics_path']
+        self.reaction = LatencyWindow()            # message receipt -> takeover published, ms
+        self.watchdog_overshoot = LatencyWindow()  # silence beyond the timeout when a watchdog fired, ms
+        self.input_errors: Counter[str] = Counter()
+        self.active = False
 
         self.request_pub = self.create_publisher(DiagnosticArray, topics.TAKEOVER_REQUEST, LATCHED_QOS)
         self.active_pub = self.create_publisher(Bool, topics.TAKEOVER_ACTIVE, LATCHED_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
-        self.create_subscription(Path, topics.TRAJECTORY, self.on_trajectory, PLAN_QOS)
+        self.marker_pub = self.create_publisher(MarkerArray, topics.CRITIC_MARKERS, STATUS_QOS)
+        self.create_subscription(PathMsg, topics.TRAJECTORY, self.on_trajectory, PLAN_QOS)
+        self.create_subscription(DiagnosticArray, topics.ASSESSMENT, self.on_assessment, PLAN_QOS)
         self.create_subscription(DiagnosticArray, topics.PERCEPTION_STATUS, self.on_perception_status, STATUS_QOS)
         for topic in config['camera_topics']:
-            self.create_subscription(Image, topic, lambda _, t=topic: self.on_input('camera', t), SENSOR_QOS,
-                                     raw=True)
-        for topic in config['lidar_topics']:
-            self.create_subscription(PointCloud2, topic, lambda _, t=topic: self.on_input('lidar', t), SENSOR_QOS,
-                                     raw=True)
-        odometry = config['odometry_topic']
-        self.create_subscription(Odometry, odometry, lambda _: self.on_input('odometry', odometry), SENSOR_QOS,
-                                 raw=True)
+            self.create_subscription(Image, topic, lambda _, t=topic: self.core.on_input('camera', t, self.now_ns()),
+                                     SENSOR_QOS, raw=True)
+        for name, topic in self.core.lidar_topics.items():
+            self.create_subscription(PointCloud2, topic, lambda msg, n=name: self.on_lidar(msg, n), SENSOR_QOS)
+        self.create_subscription(Odometry, config['odometry_topic'], self.on_odometry, SENSOR_QOS)
         self.create_service(Trigger, '~/reset', self.on_reset)
         self.create_timer(1.0 / config['timer_hz'], self.on_tick)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
+        self.request_pub.publish(takeover_to_msg(self.now_ns(), TakeoverState.WAITING.value, []))
         self.active_pub.publish(Bool(data=False))
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def on_trajectory(self, msg: Path) -> None:
-        self.publish_transitions(self.core.on_trajectory(path_to_trajectory(msg), self.now_ns()))
+    # --- inputs -------------------------------------------------------------------------------
 
-    def on_input(self, watchdog: str, topic: str) -> None:
-        self.core.on_input(watchdog, topic, self.now_ns())
+    def on_trajectory(self, msg: PathMsg) -> None:
+        start, receipt = time.perf_counter(), self.now_ns()
+        self.publish_transitions(self.core.on_trajectory(path_to_trajectory(msg), receipt), start)
+        self.publish_markers()
+
+    def on_lidar(self, msg: PointCloud2, name: str) -> None:
+        start, receipt = time.perf_counter(), self.now_ns()
+        try:
+            xyz = points_xyz(cloud_to_array(msg))
+        except CloudDecodeError as error:
+            # Not counted as alive: a lidar whose clouds cannot be read is a silent lidar.
+            self.input_errors[f'lidar_{error.reason}'] += 1
+            self.get_logger().warn(f'lidar {name}: {error}', throttle_duration_sec=WARN_THROTTLE_S)
+            return
+        self.publish_transitions(self.core.on_lidar(name, xyz, stamp_to_ns(msg.header.stamp), receipt), start)
+        self.publish_markers()
+
+    def on_odometry(self, msg: Odometry) -> None:
+        self.core.on_odometry(odometry_to_ego(msg), self.now_ns())
+
+    def on_assessment(self, msg: DiagnosticArray) -> None:
+        start, receipt = time.perf_counter(), self.now_ns()
+        try:
+            assessment = msg_to_assessment(msg)
+        except (ValueError, KeyError) as error:
+            self.input_errors['assessment_unreadable'] += 1
+            self.get_logger().warn(f'unreadable assessment: {error!r}', throttle_duration_sec=WARN_THROTTLE_S)
+            return
+        self.publish_transitions(self.core.on_assessment(assessment, receipt), start)
 
     def on_perception_status(self, msg: DiagnosticArray) -> None:
+        start, receipt = time.perf_counter(), self.now_ns()
         for status in msg.status:
             values = {kv.key: kv.value for kv in status.values}
             if 'missing' in values:
-                self.core.on_sensor_loss([m for m in values['missing'].split(',') if m], self.now_ns())
+                missing = [m for m in values['missing'].split(',') if m]
+                self.publish_transitions(self.core.on_sensor_loss(missing, receipt), start)
 
     def on_tick(self) -> None:
-        self.publish_transitions(self.core.tick(self.now_ns()))
+        self.publish_transitions(self.core.tick(self.now_ns()), time.perf_counter())
 
     def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success, response.message, transitions = self.core.reset(self.now_ns())
-        self.publish_transitions(transitions)
+        self.publish_transitions(transitions, time.perf_counter())
         self.get_logger().info(f'reset requested: {response.message}')
         return response
 
-    def publish_transitions(self, transitions: list[Transition]) -> None:
+    # --- outputs ------------------------------------------------------------------------------
+
+    def publish_transitions(self, transitions: list[Transition], start: float) -> None:
+        """Publish first (the reaction time ends there), then time, log and report."""
+        if not transitions:
+            return
         for transition in transitions:
-            reasons = [TakeoverReason(r.check, r.message, r.value, r.threshold) for r in transition.reasons]
-            detail = '; '.join(f'{r.check}: {r.message}' for r in reasons)
-            text = f'{transition.previous.value} -> {transition.state.value}' + (f' ({detail})' if detail else '')
             active = transition.state == TakeoverState.TAKEOVER_REQUESTED
-            if active:
-                self.get_logger().error(text)
-            else:
-                self.get_logger().info(text)
-            self.request_pub.publish(takeover_to_msg(transition.stamp_ns, transition.state.value,
-                                                     reasons if active else []))
-            self.active_pub.publish(Bool(data=active))
+            if active or transition.previous == TakeoverState.TAKEOVER_REQUESTED:
+                reasons = [TakeoverReason(r.check, r.message, r.value, r.threshold)
+                           for r in transition.reasons] if active else []
+                self.request_pub.publish(takeover_to_msg(transition.stamp_ns, transition.state.value, reasons))
+            if active != self.active:
+                self.active = active
+                self.active_pub.publish(Bool(data=active))
+        if any(t.state == TakeoverState.TAKEOVER_REQUESTED for t in transitions):
+            self.reaction.add((time.perf_counter() - start) * 1e3)
+        for transition in transitions:
+            self.log_transition(transition)
+        self.publish_diagnostics()
+
+    def log_transition(self, transition: Transition) -> None:
+        text = transition.describe()
+        if transition.state == TakeoverState.TAKEOVER_REQUESTED:
+            for reason in transition.reasons:
+                if reason.check.endswith('_timeout') and reason.value is not None and reason.threshold is not None:
+                    self.watchdog_overshoot.add((reason.value - reason.threshold) * 1e3)
+            self.get_logger().error(text)
+        elif transition.state == TakeoverState.WARNING:
+            self.get_logger().warn(text)
+        else:
+            self.get_logger().info(text)
+
+    def publish_markers(self) -> None:
+        plan = self.core.plan
+        if plan is None or self.marker_pub.get_subscription_count() == 0:
+            return
+        self.marker_pub.publish(collision_markers(plan.trajectory.stamp_ns, plan.trajectory.frame_id, plan.sweep,
+                                                  self.core.footprint, self.core.contact))
 
     def publish_diagnostics(self) -> None:
         now = self.now_ns()
         statuses = [make_status(f'critic/{r.check}', OK if r.ok else (ERROR if r.severity == 'critical' else WARN),
                                 r.message, {'value': r.value, 'threshold': r.threshold, 'severity': r.severity},
-                                hardware_id='critic_monitor')
+                                hardware_id=HARDWARE_ID)
                     for r in self.core.results(now)]
-        state = self.core.machine.state.value
-        statuses.append(make_status('critic/state', ERROR if self.core.machine.takeover_active else OK, state,
-                                    {'state': state, 'time_resets': self.core.restarts},
-                                    hardware_id='critic_monitor'))
+        statuses += [make_status(f'critic/{check}', STALE, 'no plan or assessment yet', {}, hardware_id=HARDWARE_ID)
+                     for check in self.core.pending_checks()]
+        machine = self.core.machine
+        state = machine.state.value
+        values = {'state': state, 'time_resets': self.core.restarts}
+        values.update({f'reason/{r.check}': r.message for r in machine.reasons})
+        statuses.append(make_status('critic/state', ERROR if machine.takeover_active else
+                                    (WARN if machine.state == TakeoverState.WARNING else OK),
+                                    state, values, hardware_id=HARDWARE_ID))
+        summary = self.core.statistics.summary()
+        statistics = {key: summary[key] for key in ('distance_m', 'driven_s', 'takeovers', 'since_last_takeover_m',
+                                                    'since_last_takeover_s')}
+        statistics['km_per_takeover'] = summary['km_per_takeover'] if summary['km_per_takeover'] is not None else '-'
+        statistics.update({f'takeovers/{reason}': count for reason, count in summary['takeovers_per_reason'].items()})
+        statuses.append(make_status('critic/statistics', OK, f'{summary["distance_m"] / 1000:.3f} km, '
+                                    f'{summary["takeovers"]} takeover(s)', statistics, hardware_id=HARDWARE_ID))
+        timing = {f'reaction_{k}': v for k, v in self.reaction.summary().items()}
+        timing.update({f'watchdog_overshoot_{k}': v for k, v in self.watchdog_overshoot.summary().items()})
+        timing.update({f'errors/{k}': v for k, v in self.input_errors.items()})
+        statuses.append(make_status('critic/timing', OK, 'receipt -> takeover published', timing,
+                                    hardware_id=HARDWARE_ID))
         self.diagnostics_pub.publish(diagnostic_array(now, statuses))
+
+    def statistics_document(self) -> dict:
+        return {'node': self.get_fully_qualified_name(), 'state': self.core.machine.state.value,
+                'time_resets': self.core.restarts, **self.core.statistics.summary(),
+                'reaction': self.reaction.summary(), 'watchdog_overshoot': self.watchdog_overshoot.summary()}
+
+    def close(self) -> None:
+        """Write the takeover statistics (called by run_node on shutdown)."""
+        if not self.statistics_path:
+            return
+        path = Path(os.path.expanduser(self.statistics_path))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + '.partial')
+            partial.write_text(json.dumps(self.statistics_document(), indent=2) + '\n')
+            partial.replace(path)
+        except OSError as error:
+            self.get_logger().error(f'cannot write takeover statistics to {path}: {error.strerror}')
+            return
+        self.get_logger().info(f'takeover statistics written to {path}')
 
 
 def main(args=None) -> int:

@@ -1,97 +1,302 @@
 """The critic core: inputs with their receipt times in, check results and transitions out.
 
 The node calls ``on_*`` from its subscriptions and ``tick`` from its own
-timer, with the node clock's time (sim time included). Trajectory checks run
-the moment a plan arrives, so a bad plan requests a takeover without waiting
-for the timer; watchdogs run on the timer, so a silent planner is noticed
-without any message at all.
+timer, with the node clock's time (sim time included). Plan checks run the
+moment a plan arrives, and the collision check runs again when a cloud
+arrives (against the latest plan), so a bad plan or a new obstacle requests a
+takeover without waiting for the timer; watchdogs run on the timer, so a
+silent input is noticed without any message at all.
+
+Time: ROS time 0 means "no clock yet" (sim time before the first /clock) and
+is ignored. Time that jumps back by more than a second (bag loop, simulator
+reset) restarts the core as at launch; the takeover statistics keep their
+totals but do not count the jump.
 """
 
-from critic_monitor.checks import CheckResult, check_silence, check_staleness, check_validity
-from critic_monitor.state_machine import TakeoverStateMachine, Transition
+from dataclasses import dataclass
+
+import numpy as np
+
+from critic_monitor.checks import (
+    CheckResult, SelfDoubt, check_kinematics, check_silence, check_stopping, check_start_deviation,
+    check_staleness, check_trajectory_shift, check_validity, collision_result, plan_is_usable, passed,
+)
+from critic_monitor.collision import CollisionResult, Footprint, LidarFilter, Sweep, first_contact, sweep_poses
+from critic_monitor.geometry import PlanPath, Pose2D, PoseHistory
+from critic_monitor.state_machine import TakeoverState, TakeoverStateMachine, Transition
+from critic_monitor.statistics import TakeoverStatistics
+from stack_common import topics
+from stack_common.assessment import Assessment
+from stack_common.config import ConfigError
+from stack_common.odometry import EgoState
+from stack_common.timeutil import NS_PER_S
 from stack_common.trajectory import Trajectory
 
-NS_PER_S = 1_000_000_000
 TIME_JUMP_NS = NS_PER_S
+# Checks that judge a plan: each reports "no plan yet" until the first one arrives.
+PLAN_CHECKS = ('validity', 'staleness', 'interval', 'curvature', 'lateral_acceleration', 'longitudinal_acceleration',
+               'longitudinal_deceleration', 'lateral_jerk', 'relative_heading', 'trajectory_shift',
+               'start_deviation', 'stopping', 'collision')
+
+
+@dataclass
+class Cloud:
+    stamp_ns: int
+    points_xy: np.ndarray   # obstacle points in base_link at stamp_ns
+
+
+@dataclass
+class CheckedPlan:
+    trajectory: Trajectory
+    path: PlanPath
+    sweep: Sweep
+    receipt_ns: int
+
+
+def lidar_topics(config: dict) -> dict[str, str]:
+    """Lidar name -> topic (an empty topic means the standard one)."""
+    return {name: config['lidar'][name]['topic'] or topics.lidar_topic(name) for name in config['lidars']}
 
 
 class CriticCore:
     def __init__(self, config: dict, start_ns: int):
         """``config`` is the validated node config; its topic lists say what each watchdog watches."""
         self.config = config
-        self.watched = {'trajectory': [''], 'camera': list(config['camera_topics']),
-                        'lidar': list(config['lidar_topics']), 'odometry': [config['odometry_topic']]}
         self.checks = config['checks']
+        missing = [name for name in config['lidars'] if name not in config['lidar']]
+        if missing:
+            raise ConfigError(f'critic_node: lidar(s) {missing} have no lidar.<name> section with their extrinsics')
+        self.lidar_topics = lidar_topics(config)
+        self.watched = {'trajectory': [topics.TRAJECTORY], 'camera': list(config['camera_topics']),
+                        'lidar': list(self.lidar_topics.values()), 'odometry': [config['odometry_topic']]}
+        collision = self.checks['collision']
+        self.body = Footprint.from_config(config['vehicle'])
+        self.footprint = Footprint.from_config(config['vehicle'], collision['margin_m'])
+        self.lidar_filters = {
+            name: LidarFilter(config['lidar'][name]['translation_m'], config['lidar'][name]['rotation_rpy_rad'],
+                              collision['min_height_m'], collision['max_height_m'], collision['max_range_m'],
+                              self.body)
+            for name in config['lidars']}
         self.machine = TakeoverStateMachine(config['state_machine'], start_ns)
+        self.statistics = TakeoverStatistics()
+        self.history = PoseHistory()
+        self.self_doubt = SelfDoubt(self.checks['self_doubt'])
         self.restarts = 0
+        self._started = False
         self.restart(start_ns)
+
+    # --- time ---------------------------------------------------------------------------------
 
     def restart(self, now_ns: int) -> None:
         """Forget everything seen (at start, and when time jumps back)."""
         self.machine.restart(now_ns)
         self.start_ns = now_ns
         self.last_seen: dict[tuple[str, str], int] = {}   # (watchdog, topic) -> receipt time
-        self.trajectory_results: dict[str, CheckResult] = {}
+        self.event_results: dict[str, CheckResult] = {}   # plan, cloud and assessment checks
         self.sensor_loss: list[str] = []
-        self.latest_trajectory: Trajectory | None = None
+        self.clouds: dict[str, Cloud] = {}
+        self.plan: CheckedPlan | None = None            # the latest plan, None when it was unusable
+        self.reference_plan: CheckedPlan | None = None  # the latest usable plan, for the shift check
+        self.contact: CollisionResult | None = None
+        self.history.clear()
+        self.self_doubt.reset()
+        self.statistics.break_track()
         self._last_now = now_ns
+        self._started = now_ns > 0
 
-    def _clock(self, now_ns: int) -> None:
-        if now_ns < self._last_now - TIME_JUMP_NS:
-            self.restarts += 1
+    def _clock(self, now_ns: int) -> bool:
+        """Advance the core's clock; False while there is no time yet (sim time before /clock)."""
+        if now_ns <= 0:
+            return False
+        if not self._started or now_ns < self._last_now - TIME_JUMP_NS:
+            self.restarts += self._started
             self.restart(now_ns)
         self._last_now = max(self._last_now, now_ns)
+        return True
+
+    # --- inputs -------------------------------------------------------------------------------
 
     def on_trajectory(self, trajectory: Trajectory, receipt_ns: int) -> list[Transition]:
-        self._clock(receipt_ns)
-        self.last_seen[('trajectory', '')] = receipt_ns
+        if not self._clock(receipt_ns):
+            return []
+        self.last_seen[('trajectory', topics.TRAJECTORY)] = receipt_ns
         self.machine.arm()
-        self.latest_trajectory = trajectory
-        results = []
-        if self.checks['validity']['enabled']:
-            results.append(check_validity(trajectory, self.checks['validity']))
-        if self.checks['staleness']['enabled']:
-            results.append(check_staleness((receipt_ns - trajectory.stamp_ns) / NS_PER_S, self.checks['staleness']))
-        self.trajectory_results = {r.check: r for r in results}
-        return self.machine.update(receipt_ns, self.results(receipt_ns))
+        checks = self.checks
+        age_s = (receipt_ns - trajectory.stamp_ns) / NS_PER_S
+        results = {}
+        if checks['validity']['enabled']:
+            results['validity'] = check_validity(trajectory, checks['validity'])
+        if checks['staleness']['enabled']:
+            results['staleness'] = check_staleness(age_s, checks['staleness'])
+        if plan_is_usable(trajectory):
+            path = PlanPath.from_trajectory(trajectory)
+            plan = CheckedPlan(trajectory, path, sweep_poses(path, checks['collision']['resample_interval_m']),
+                               receipt_ns)
+            # Collision first: it is the check with the shortest fuse.
+            if checks['collision']['enabled']:
+                results['collision'] = self._collision(plan, receipt_ns)
+            for result in check_kinematics(path, checks['kinematics']):
+                results[result.check] = result
+            results.update(self._consistency(plan, receipt_ns, age_s))
+            if checks['stopping']['enabled']:
+                ego = self.history.latest
+                speed = ego.speed if ego is not None else path.speed_at_time(age_s)
+                results['stopping'] = check_stopping(path, speed, age_s, checks['stopping'])
+            self.plan = self.reference_plan = plan
+        else:
+            for check in PLAN_CHECKS:
+                if check not in results and self._enabled(check):
+                    results[check] = passed(check, self._severity(check), 'skipped: the plan is unusable')
+            self.plan, self.contact = None, None
+        self.event_results.update(results)
+        return self._update(receipt_ns)
+
+    def on_lidar(self, name: str, xyz: np.ndarray, stamp_ns: int, receipt_ns: int) -> list[Transition]:
+        """A cloud of lidar ``name``: ``(N, 3)`` float32 points in its sensor frame."""
+        if not self._clock(receipt_ns):
+            return []
+        self.last_seen[('lidar', self.lidar_topics[name])] = receipt_ns
+        self.clouds[name] = Cloud(stamp_ns, self.lidar_filters[name](xyz))
+        if self.plan is None or not self.checks['collision']['enabled']:
+            return []
+        self.event_results['collision'] = self._collision(self.plan, receipt_ns)
+        return self._update(receipt_ns)
+
+    def on_odometry(self, state: EgoState, receipt_ns: int) -> None:
+        if not self._clock(receipt_ns):
+            return
+        self.last_seen[('odometry', self.config['odometry_topic'])] = receipt_ns
+        self.history.add(state)
+        self.statistics.on_odometry(state)
+
+    def on_assessment(self, assessment: Assessment, receipt_ns: int) -> list[Transition]:
+        if not self._clock(receipt_ns) or not self.checks['self_doubt']['enabled']:
+            return []
+        self.event_results['self_doubt'] = self.self_doubt.update(assessment)
+        return self._update(receipt_ns)
 
     def on_input(self, watchdog: str, topic: str, receipt_ns: int) -> None:
-        """A camera, lidar or odometry message arrived on ``topic``, watched by ``watchdog``."""
-        self._clock(receipt_ns)
-        self.last_seen[(watchdog, topic)] = receipt_ns
+        """A message arrived on ``topic``, watched by ``watchdog`` (cameras: only their arrival matters)."""
+        if self._clock(receipt_ns):
+            self.last_seen[(watchdog, topic)] = receipt_ns
 
-    def on_sensor_loss(self, missing: list[str], receipt_ns: int) -> None:
-        self._clock(receipt_ns)
+    def on_sensor_loss(self, missing: list[str], receipt_ns: int) -> list[Transition]:
+        if not self._clock(receipt_ns):
+            return []
         self.sensor_loss = list(missing)
+        return self._update(receipt_ns)
 
     def tick(self, now_ns: int) -> list[Transition]:
-        self._clock(now_ns)
-        return self.machine.update(now_ns, self.results(now_ns))
+        if not self._clock(now_ns):
+            return []
+        return self._update(now_ns, tick=True)
 
     def reset(self, now_ns: int) -> tuple[bool, str, list[Transition]]:
+        if not self._clock(now_ns):
+            return False, 'no clock yet', []
         return self.machine.reset(now_ns, self.results(now_ns))
 
-    def _silence_s(self, watchdog: str, topics: list[str], now_ns: int) -> float | None:
-        """The longest silence among the watchdog's topics; None once one never spoke past its timeout."""
+    # --- checks -------------------------------------------------------------------------------
+
+    def _update(self, now_ns: int, tick: bool = False) -> list[Transition]:
+        transitions = self.machine.update(now_ns, self.results(now_ns), tick)
+        for transition in transitions:
+            if transition.requests_takeover:
+                self.statistics.record_takeover(now_ns, [r.check for r in transition.reasons])
+        return transitions
+
+    def _enabled(self, check: str) -> bool:
+        return self._section(check)['enabled']
+
+    def _severity(self, check: str) -> str:
+        return self._section(check)['severity']
+
+    def _section(self, check: str) -> dict:
+        for group in ('kinematics', 'consistency'):
+            if check in self.checks[group]:
+                return self.checks[group][check]
+        return self.checks[check]
+
+    def _collision(self, plan: CheckedPlan, now_ns: int) -> CheckResult:
+        """The footprint swept along ``plan`` against every lidar's latest cloud, moved to the plan's stamp."""
+        cfg = self.checks['collision']
+        age_s = (now_ns - plan.trajectory.stamp_ns) / NS_PER_S
+        if not self.clouds:
+            self.contact = None
+            return collision_result(None, age_s, cfg)
+        clouds, unaligned = [], []
+        for name, cloud in self.clouds.items():
+            motion = self.history.motion(plan.trajectory.stamp_ns, cloud.stamp_ns)
+            if motion is None:
+                # Without odometry the cloud is used as it is: a small error beats no check.
+                unaligned.append(name)
+                motion = Pose2D()
+            clouds.append(cloud.points_xy if motion.is_identity else motion.apply(cloud.points_xy))
+        points = clouds[0] if len(clouds) == 1 else np.concatenate(clouds)
+        self.contact = first_contact(plan.sweep, self.footprint, points)
+        note = f' (not time-aligned: no odometry for {", ".join(unaligned)})' if unaligned else ''
+        return collision_result(self.contact, age_s, cfg, note)
+
+    def _consistency(self, plan: CheckedPlan, now_ns: int, age_s: float) -> dict[str, CheckResult]:
+        checks, results = self.checks['consistency'], {}
+        stamp_ns = plan.trajectory.stamp_ns
+        shift = checks['trajectory_shift']
+        if shift['enabled']:
+            previous = self.reference_plan
+            if previous is None:
+                results['trajectory_shift'] = passed('trajectory_shift', shift['severity'], 'first plan')
+            else:
+                motion = self.history.motion(stamp_ns, previous.trajectory.stamp_ns)
+                if motion is None:
+                    results['trajectory_shift'] = passed('trajectory_shift', shift['severity'],
+                                                         'skipped: no odometry to align the plans')
+                else:
+                    offset_s = (stamp_ns - previous.trajectory.stamp_ns) / NS_PER_S
+                    results['trajectory_shift'] = check_trajectory_shift(previous.path, plan.path, motion, offset_s,
+                                                                         age_s, shift)
+        start = checks['start_deviation']
+        if start['enabled']:
+            # Without odometry the ego is where the plan's frame says it was: at the origin.
+            ego = self.history.motion(stamp_ns, now_ns) or Pose2D()
+            results['start_deviation'] = check_start_deviation(plan.trajectory, ego, start)
+        return results
+
+    def _silence(self, watchdog: str, topic_list: list[str], now_ns: int) -> tuple[float | None, str, bool]:
+        """The longest silence among the watchdog's topics, that topic, and whether every topic spoke;
+        None once one never spoke past its timeout."""
         since_start = (now_ns - self.start_ns) / NS_PER_S
-        silences = []
-        for topic in topics:
+        worst, worst_topic, all_seen = 0.0, '', True
+        for topic in topic_list:
             seen = self.last_seen.get((watchdog, topic))
             if seen is None and since_start > self.checks['watchdogs'][watchdog]['timeout_s']:
-                return None
-            silences.append(since_start if seen is None else (now_ns - seen) / NS_PER_S)
-        return max(silences)
+                return None, topic, False
+            all_seen &= seen is not None
+            silence = since_start if seen is None else (now_ns - seen) / NS_PER_S
+            if silence >= worst:
+                worst, worst_topic = silence, topic
+        return worst, worst_topic, all_seen
 
     def results(self, now_ns: int) -> list[CheckResult]:
-        """The latest result of every enabled check."""
-        results = list(self.trajectory_results.values())
-        for name, topics in self.watched.items():
+        """The latest result of every enabled check that has one."""
+        results = list(self.event_results.values())
+        for name, topic_list in self.watched.items():
             cfg = self.checks['watchdogs'][name]
-            if cfg['enabled']:
-                results.append(check_silence(name, self._silence_s(name, topics, now_ns), cfg))
+            if cfg['enabled'] and topic_list:
+                silence, topic, seen = self._silence(name, topic_list, now_ns)
+                results.append(check_silence(name, silence, cfg, topic, seen))
         loss = self.checks['sensor_loss']
         if loss['enabled']:
             results.append(CheckResult('sensor_loss', not self.sensor_loss, loss['severity'],
                                        f'perception reports missing: {", ".join(self.sensor_loss)}'
-                                       if self.sensor_loss else 'ok', float(len(self.sensor_loss)), 0.0))
+                                       if self.sensor_loss else 'no sensor reported missing',
+                                       float(len(self.sensor_loss)), 0.0))
         return results
+
+    def pending_checks(self) -> list[str]:
+        """Enabled plan and self-doubt checks that have no result yet (no plan or assessment so far)."""
+        names = [c for c in PLAN_CHECKS + ('self_doubt',) if self._enabled(c)]
+        return [name for name in names if name not in self.event_results]
+
+    @property
+    def state(self) -> TakeoverState:
+        return self.machine.state

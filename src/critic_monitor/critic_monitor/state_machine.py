@@ -2,14 +2,18 @@
 
 * WAITING until the first trajectory is due (it arrived, or the start-up
   grace period ended): missing plans are not a takeover before then.
-* A failed critical check requests a takeover at once.
-* Failed warnings move to WARNING; ``escalate_count`` warning cycles within
-  ``escalate_window_s`` request a takeover.
+* A failed critical check requests a takeover at once, from any update (a
+  plan, a cloud or the timer), so the reaction does not wait for the timer.
+* Failed warnings move to WARNING; when they persist, failing in
+  ``escalate_count`` timer cycles within ``escalate_window_s``, they request
+  a takeover. Counting timer cycles (not messages) makes the escalation time
+  independent of how many inputs arrive.
 * WARNING returns to NOMINAL only after ``nominal_hold_s`` without failures,
   so a flickering input does not flicker the output.
 * TAKEOVER_REQUESTED is latched: it clears on ``reset()`` once every check
   passes, or by itself after ``auto_clear_after_s`` of passing checks when
-  that is > 0.
+  that is > 0. While latched, a check that starts failing anew (not failing
+  for ``nominal_hold_s`` before) is added to the reasons and published.
 """
 
 from collections import deque
@@ -35,6 +39,21 @@ class Transition:
     state: TakeoverState
     reasons: list[CheckResult] = field(default_factory=list)
 
+    @property
+    def requests_takeover(self) -> bool:
+        """A new request (not an update of a latched one)."""
+        return self.state == TakeoverState.TAKEOVER_REQUESTED != self.previous
+
+    def describe(self) -> str:
+        reasons = '; '.join(f'{r.check}: {r.message}' + _against(r) for r in self.reasons)
+        return f'{self.previous.value} -> {self.state.value}' + (f' ({reasons})' if reasons else '')
+
+
+def _against(result: CheckResult) -> str:
+    if result.value is None or result.threshold is None:
+        return ''
+    return f' [{result.value:.4g} vs {result.threshold:.4g}]'
+
 
 class TakeoverStateMachine:
     def __init__(self, cfg: dict, start_ns: int):
@@ -52,6 +71,7 @@ class TakeoverStateMachine:
         self._grace_end_ns = now_ns + self.grace_ns
         self._warnings: deque[int] = deque()
         self._last_failure_ns = now_ns
+        self._failed_at: dict[str, int] = {}   # check -> time it was last seen failing
         self._armed = False
 
     @property
@@ -62,23 +82,29 @@ class TakeoverStateMachine:
         """The first trajectory arrived: from now on, missing plans count."""
         self._armed = True
 
-    def update(self, now_ns: int, results: list[CheckResult]) -> list[Transition]:
-        """Feed the latest result of every check; returns the transitions it caused."""
+    def update(self, now_ns: int, results: list[CheckResult], tick: bool = False) -> list[Transition]:
+        """Feed the latest result of every check; ``tick``: this is a timer cycle. Returns the transitions."""
         if self.state == TakeoverState.WAITING:
             if not self._armed and now_ns < self._grace_end_ns:
                 return []
-            return [self._go(now_ns, TakeoverState.NOMINAL, [])] + self.update(now_ns, results)
+            return [self._go(now_ns, TakeoverState.NOMINAL, [])] + self.update(now_ns, results, tick)
         failures = [r for r in results if not r.ok]
+        # Critical reasons first: they are why a request was made.
+        failures.sort(key=lambda r: r.severity != CRITICAL)
+        anew = [f for f in failures if now_ns - self._failed_at.get(f.check, -2**62) > self.nominal_hold_ns
+                or f.check not in {r.check for r in self.reasons}]
+        for failure in failures:
+            self._failed_at[failure.check] = now_ns
         if failures:
             self._last_failure_ns = now_ns
         if self.state == TakeoverState.TAKEOVER_REQUESTED:
-            return self._update_latched(now_ns, failures)
-        critical = [f for f in failures if f.severity == CRITICAL]
-        if critical:
-            return [self._go(now_ns, TakeoverState.TAKEOVER_REQUESTED, critical)]
+            return self._update_latched(now_ns, failures, anew)
+        if any(f.severity == CRITICAL for f in failures):
+            return [self._go(now_ns, TakeoverState.TAKEOVER_REQUESTED, failures)]
         if failures:
-            self._warnings.append(now_ns)
-            while self._warnings and self._warnings[0] < now_ns - self.escalate_window_ns:
+            if tick:
+                self._warnings.append(now_ns)
+            while self._warnings and self._warnings[0] <= now_ns - self.escalate_window_ns:
                 self._warnings.popleft()
             if len(self._warnings) >= self.escalate_count:
                 return [self._go(now_ns, TakeoverState.TAKEOVER_REQUESTED, failures)]
@@ -86,17 +112,17 @@ class TakeoverStateMachine:
                 return [self._go(now_ns, TakeoverState.WARNING, failures)]
             return []
         if self.state == TakeoverState.WARNING and now_ns - self._last_failure_ns >= self.nominal_hold_ns:
+            self._warnings.clear()
             return [self._go(now_ns, TakeoverState.NOMINAL, [])]
         return []
 
-    def _update_latched(self, now_ns: int, failures: list[CheckResult]) -> list[Transition]:
+    def _update_latched(self, now_ns: int, failures: list[CheckResult], anew: list[CheckResult]) -> list[Transition]:
         if not failures and 0 < self.auto_clear_ns <= now_ns - self._last_failure_ns:
             self._warnings.clear()
             return [self._go(now_ns, TakeoverState.NOMINAL, [])]
-        known = {r.check for r in self.reasons}
-        new = [f for f in failures if f.check not in known]
-        if new:  # a further reason while latched: publish it too
-            self.reasons += new
+        if anew:  # a further reason while latched: publish it too, with its current value
+            fresh = {f.check for f in anew}
+            self.reasons = [r for r in self.reasons if r.check not in fresh] + anew
             return [Transition(now_ns, self.state, self.state, list(self.reasons))]
         return []
 
