@@ -101,6 +101,14 @@ def load_node_config(package: str, node_name: str, path: str | Path | None = Non
     return validate(load_schema(package, node_name), params, node_name)
 
 
+def merge_documents(*documents: dict) -> dict:
+    """Parameter documents merged left to right, as several ``--params-file`` are: later keys win."""
+    merged: dict = {}
+    for document in documents:
+        _deep_merge(merged, document)
+    return merged
+
+
 def _deep_merge(target: dict, update: dict) -> None:
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(target.get(key), dict):

@@ -12,6 +12,7 @@ ODOMETRY = '/vehicle/odometry'
 DIAGNOSTICS = '/diagnostics'
 CLOCK = '/clock'
 SIM_SCENE_INFO = '/sim/scene_info'
+SIM_STATUS = '/sim/status'
 
 
 def camera_topic(name: str) -> str:
