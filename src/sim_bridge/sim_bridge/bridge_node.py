@@ -1,0 +1,202 @@
+"""bridge_node: highway-env on the stack's topics, the clock of every other node.
+
+Parameters: ``sim_bridge/schema/bridge_node.schema.json``. Publishes ``/clock``, odometry, the camera, the
+lidar, ``/sim/scene_info`` and ``/sim/status`` for every step; subscribes to the planner's trajectory and the
+critic's takeover state. The simulation runs on a worker thread (:class:`SimulationCore` does the work):
+in lockstep it publishes a step, waits until the trajectory stamped with that step arrived (or the
+deadline expired: a miss), then steps. This node runs on wall time: it is the source of sim time.
+"""
+
+import json
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry, Path
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, PointCloud2
+from std_msgs.msg import Bool, String
+
+from sim_bridge.simulation import SimulationCore
+from stack_common import topics
+from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
+from stack_common.image import rgb_to_image_msg
+from stack_common.node_main import run_node
+from stack_common.odometry import ego_to_odometry
+from stack_common.pointcloud import array_to_cloud
+from stack_common.qos import LATCHED_QOS, PLAN_QOS, SENSOR_QOS, STATUS_QOS
+from stack_common.ros_params import declare_node_config
+from stack_common.takeover import msg_to_takeover
+from stack_common.timeutil import ns_to_stamp
+from stack_common.trajectory import path_to_trajectory
+
+DIAGNOSTICS_PERIOD_S = 1.0
+WARN_THROTTLE_S = 5.0
+
+
+class BridgeNode(Node):
+    def __init__(self):
+        super().__init__('bridge_node')
+        self.config = config = declare_node_config(self, 'sim_bridge')
+        self.core = SimulationCore(config)
+        # Lockstep waits for the stack's plans; with the expert driving there are none to wait for, so an
+        # expert run in lockstep steps as fast as it can (data collection), and one in realtime keeps pace.
+        self.lockstep = config['lockstep']
+        self.waits_for_plans = config['lockstep'] and config['driver'] == 'model'
+        self.counters = {'steps': 0, 'deadline_misses': 0, 'plans': 0, 'rejected_plans': 0}
+
+        self.clock_pub = self.create_publisher(Clock, topics.CLOCK, SENSOR_QOS)
+        self.odometry_pub = self.create_publisher(Odometry, config['odometry_topic'], SENSOR_QOS)
+        self.camera_pub = self.create_publisher(Image, config['camera']['topic'], SENSOR_QOS)
+        self.lidar_pub = self.create_publisher(PointCloud2, config['lidar']['topic'], SENSOR_QOS)
+        self.scene_pub = self.create_publisher(String, topics.SIM_SCENE_INFO, STATUS_QOS)
+        self.status_pub = self.create_publisher(String, topics.SIM_STATUS, STATUS_QOS)
+        self.route_pub = self.create_publisher(String, config['route_topic'], PLAN_QOS) \
+            if config['route_topic'] else None
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
+        self.create_subscription(Path, topics.TRAJECTORY, self.on_trajectory, PLAN_QOS)
+        self.create_subscription(Bool, topics.TAKEOVER_ACTIVE, self.on_takeover_active, LATCHED_QOS)
+        self.create_subscription(DiagnosticArray, topics.TAKEOVER_REQUEST, self.on_takeover_request, LATCHED_QOS)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
+
+        self.plan_arrived = threading.Condition()
+        self.takeover_active = False
+        self.takeover_reasons: tuple[str, ...] = ()
+        self._stopping = threading.Event()
+        self._worker = threading.Thread(target=self.run_simulation, name='simulation', daemon=True)
+        self._worker.start()
+
+    # ------------------------------------------------------------------------------------ callbacks
+    def on_trajectory(self, msg: Path) -> None:
+        trajectory = path_to_trajectory(msg)
+        with self.plan_arrived:
+            if self.core.record is None or not self.core.accept_plan(trajectory):
+                self.counters['rejected_plans'] += 1
+                return
+            self.counters['plans'] += 1
+            self.plan_arrived.notify_all()
+
+    def on_takeover_active(self, msg: Bool) -> None:
+        self.takeover_active = msg.data
+
+    def on_takeover_request(self, msg: DiagnosticArray) -> None:
+        _, reasons = msg_to_takeover(msg)
+        if reasons:
+            self.takeover_reasons = tuple(f'critic:{r.check}' for r in reasons)
+
+    # --------------------------------------------------------------------------------- the simulation
+    def run_simulation(self) -> None:
+        core, first_plan = self.core, True
+        self.wait_for_subscribers()
+        started_s = time.monotonic()
+        while not self._stopping.is_set():
+            with self.plan_arrived:
+                if not core.start_next_episode():
+                    break
+            if self.route_pub is not None:
+                self.route_pub.publish(String(data=core.route_command))
+            next_step_s = time.monotonic()
+            while not self._stopping.is_set():
+                frame = core.sense()
+                self.publish_frame(frame)
+                missed, wait_ms = False, 0.0
+                if self.waits_for_plans:
+                    timeout_s = self.config['startup_timeout_s'] if first_plan else self.config['lockstep_timeout_s']
+                    arrived, wait_ms = self.wait_for_plan(frame, timeout_s)
+                    missed = not arrived
+                    first_plan = first_plan and not arrived
+                    if missed:
+                        self.counters['deadline_misses'] += 1
+                        self.get_logger().warning(f'no trajectory for t={frame.stamp_ns / 1e9:.2f} s within '
+                                                  f'{timeout_s:.1f} s: planner deadline miss',
+                                                  throttle_duration_sec=WARN_THROTTLE_S)
+                elif not self.lockstep:
+                    next_step_s += core.period_ns / 1e9 / self.config['realtime_factor']
+                    self._stopping.wait(max(next_step_s - time.monotonic(), 0.0))
+                with self.plan_arrived:
+                    result = core.step(self.takeover_active, self.takeover_reasons, missed)
+                self.counters['steps'] += 1
+                self.publish_status('step', {'driver': result.driver, 'plan_wait_ms': round(wait_ms, 1)})
+                if result.finished is not None:
+                    self.publish_status('episode', result.finished.to_dict())
+                    self.get_logger().info(
+                        f'{result.finished.scenario} episode {result.finished.episode}: '
+                        f'{result.finished.distance_m:.0f} m, {len(result.finished.takeovers)} takeovers, '
+                        f'{result.finished.collisions} collisions, ended by {result.finished.end_reason}')
+                    break
+        if not self._stopping.is_set():
+            elapsed_s = time.monotonic() - started_s
+            self.publish_status('done', {'steps': self.counters['steps'], 'wall_s': round(elapsed_s, 2),
+                                         'steps_per_s': round(self.counters['steps'] / max(elapsed_s, 1e-9), 2),
+                                         'rejected_plans': self.counters['rejected_plans']})
+            self.get_logger().info('all episodes done')
+
+    def wait_for_subscribers(self) -> None:
+        """Hold the first step until a recorder (or whoever must see every step) matched every data topic."""
+        wanted = self.config['wait_for_subscribers']
+        publishers = [self.clock_pub, self.odometry_pub, self.camera_pub, self.lidar_pub, self.scene_pub,
+                      self.status_pub]
+        deadline = time.monotonic() + self.config['startup_timeout_s']
+        while wanted and not self._stopping.is_set() and time.monotonic() < deadline:
+            missing = [p.topic_name for p in publishers if p.get_subscription_count() < wanted]
+            if not missing:
+                return
+            self.get_logger().info(f'waiting for subscribers of {", ".join(missing)}', throttle_duration_sec=5.0)
+            self._stopping.wait(0.05)
+
+    def wait_for_plan(self, frame, timeout_s: float) -> tuple[bool, float]:
+        """Wait for the plan of ``frame``'s stamp, publishing the frame again now and then for late joiners."""
+        start = time.monotonic()
+        deadline = start + timeout_s
+        with self.plan_arrived:
+            while not self.core.has_plan_for(frame.stamp_ns) and not self._stopping.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False, (time.monotonic() - start) * 1e3
+                if not self.plan_arrived.wait(min(remaining, self.config['republish_period_s'])) \
+                        and not self.core.has_plan_for(frame.stamp_ns):
+                    self.publish_frame(frame)
+        return True, (time.monotonic() - start) * 1e3
+
+    # ------------------------------------------------------------------------------------ publishing
+    def publish_frame(self, frame) -> None:
+        cfg = self.config
+        self.clock_pub.publish(Clock(clock=ns_to_stamp(frame.stamp_ns)))
+        self.odometry_pub.publish(ego_to_odometry(frame.ego, cfg['odom_frame_id'], cfg['base_frame_id']))
+        self.lidar_pub.publish(array_to_cloud(frame.lidar, frame.stamp_ns, cfg['lidar']['frame_id']))
+        self.camera_pub.publish(rgb_to_image_msg(frame.rgb, frame.stamp_ns, cfg['camera']['frame_id']))
+        self.scene_pub.publish(String(data=json.dumps(frame.scene)))
+
+    def publish_status(self, kind: str, fields: dict) -> None:
+        core, record = self.core, self.core.record
+        document = {'kind': kind, 'stamp_ns': core.stamp_ns, 'scenario': getattr(core, 'scenario', None),
+                    'driver_mode': core.driver_mode}
+        if record is not None:
+            vehicle = core.vehicle
+            document |= {'episode': record.episode, 'speed_mps': round(float(vehicle.speed), 3),
+                         'distance_m': round(record.distance_m, 2), 'takeovers': len(record.takeovers),
+                         'collisions': record.collisions, 'deadline_misses': record.deadline_misses}
+        self.status_pub.publish(String(data=json.dumps(document | fields)))
+
+    def publish_diagnostics(self) -> None:
+        level = WARN if self.counters['deadline_misses'] else OK
+        status = make_status('bridge_node', level, 'done' if self.core.done else 'running',
+                             dict(self.counters, lockstep=self.lockstep, driver=self.config['driver']),
+                             hardware_id='sim_bridge')
+        self.diagnostics_pub.publish(diagnostic_array(self.get_clock().now().nanoseconds, [status]))
+
+    def close(self) -> None:
+        self._stopping.set()
+        with self.plan_arrived:
+            self.plan_arrived.notify_all()
+        self._worker.join(timeout=5.0)
+        self.core.close()
+
+
+def main(args=None) -> int:
+    return run_node(BridgeNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
