@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from critic_monitor.collision import CollisionResult
-from critic_monitor.geometry import PlanPath, Pose2D, polyline_offset, wrap_angle
+from critic_monitor.geometry import PlanPath, Pose2D, wrap_angle
 from stack_common.assessment import Assessment
 from stack_common.trajectory import Trajectory
 
@@ -223,24 +223,26 @@ def check_trajectory_shift(previous: PlanPath, current: PlanPath, previous_in_cu
     return passed(name, severity, text, lateral_m, cfg['max_lateral_shift_m'])
 
 
-def check_start_deviation(trajectory: Trajectory, ego_in_plan: Pose2D, cfg: dict) -> CheckResult:
-    """How far the ego is from the line the plan starts on, and its heading against the plan's.
+def check_start_deviation(trajectory: Trajectory, ego_in_plan: Pose2D, age_s: float, cfg: dict) -> CheckResult:
+    """How far beside the plan the ego is now, and its heading against the plan's.
 
-    The offset is measured to the waypoint polyline with its first segment
-    extended backwards: a plan that starts beside the ego is caught even
-    though its first waypoint lies ahead.
+    The plan is taken where its own waypoints put it at the ego's time
+    (``age_s`` after its stamp), its start extrapolated back from the first
+    waypoints, so a plan that starts beside the ego is caught although its
+    first waypoint lies 0.5 s ahead; ``ego_in_plan`` comes from odometry.
     """
     name, severity = 'start_deviation', cfg['severity']
-    offset = polyline_offset(np.asarray(trajectory.xy, float), np.unwrap(trajectory.heading),
-                             (ego_in_plan.x, ego_in_plan.y))
-    lateral = abs(offset.lateral_m)
-    heading = abs(float(wrap_angle(ego_in_plan.yaw - offset.heading_rad)))
-    text = f'ego {lateral:.2f} m beside the plan, heading off by {heading:.2f} rad'
+    path = PlanPath.from_trajectory(trajectory, start='extrapolated')
+    xy, heading = path.at_time(age_s)
+    dx, dy, h = ego_in_plan.x - xy[0, 0], ego_in_plan.y - xy[0, 1], float(heading[0])
+    lateral = abs(-np.sin(h) * dx + np.cos(h) * dy)
+    heading_off = abs(float(wrap_angle(ego_in_plan.yaw - h)))
+    text = f'ego {lateral:.2f} m beside the plan, heading off by {heading_off:.2f} rad'
     if lateral > cfg['max_lateral_m']:
         return failed(name, severity, f'{text}: lateral limit {cfg["max_lateral_m"]:.2f} m', lateral,
                       cfg['max_lateral_m'])
-    if heading > cfg['max_heading_rad']:
-        return failed(name, severity, f'{text}: heading limit {cfg["max_heading_rad"]:.2f} rad', heading,
+    if heading_off > cfg['max_heading_rad']:
+        return failed(name, severity, f'{text}: heading limit {cfg["max_heading_rad"]:.2f} rad', heading_off,
                       cfg['max_heading_rad'])
     return passed(name, severity, text, lateral, cfg['max_lateral_m'])
 

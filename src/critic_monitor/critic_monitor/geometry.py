@@ -146,14 +146,21 @@ class PlanPath:
     s: np.ndarray
 
     @classmethod
-    def from_trajectory(cls, trajectory: Trajectory) -> 'PlanPath':
+    def from_trajectory(cls, trajectory: Trajectory, start: str = 'origin') -> 'PlanPath':
+        """``start='origin'``: the contract's start (the origin at t = 0) is prepended; ``'extrapolated'``:
+        the start the waypoints themselves imply, see :func:`extrapolated_start`."""
         t_s = np.asarray(trajectory.t_s, float)
         xy = np.asarray(trajectory.xy, float).reshape(-1, 2)
         heading = np.asarray(trajectory.heading, float)
         if len(t_s) and t_s[0] > START_EPS_S:
+            start_xy, start_heading = (np.zeros(2), 0.0) if start == 'origin' else extrapolated_start(t_s, xy, heading)
             t_s = np.concatenate([[0.0], t_s])
-            xy = np.concatenate([[[0.0, 0.0]], xy])
-            heading = np.concatenate([[0.0], heading])
+            xy = np.concatenate([[start_xy], xy])
+            heading = np.concatenate([[start_heading], heading])
+        return cls.from_points(t_s, xy, heading)
+
+    @classmethod
+    def from_points(cls, t_s: np.ndarray, xy: np.ndarray, heading: np.ndarray) -> 'PlanPath':
         heading = np.unwrap(heading)
         s = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
         return cls(t_s, xy, heading, s)
@@ -184,41 +191,21 @@ class PlanPath:
         return float((self.s[i + 1] - self.s[i]) / (self.t_s[i + 1] - self.t_s[i]))
 
 
-@dataclass(frozen=True)
-class PolylineOffset:
-    lateral_m: float     # signed, left of the polyline positive
-    heading_rad: float   # polyline heading at the nearest point
-    distance_m: float    # unsigned distance to the polyline
-
-
-def polyline_offset(xy: np.ndarray, heading: np.ndarray, point) -> PolylineOffset:
-    """Offset of ``point`` from the polyline ``xy``, whose first and last segments extend to infinity.
-
-    Extending the ends means a point before the first waypoint (the ego, when
-    the plan starts 0.5 s ahead) is measured against the line the plan starts
-    on, not against its first point.
-    """
-    point = np.asarray(point, float)
-    if len(xy) == 1:
-        d = point - xy[0]
-        return PolylineOffset(float(np.hypot(*d)), float(heading[0]), float(np.hypot(*d)))
-    a, b = xy[:-1], xy[1:]
-    ab = b - a
-    length2 = np.einsum('ij,ij->i', ab, ab)
-    usable = length2 > 1e-12
-    with np.errstate(divide='ignore', invalid='ignore'):
-        u = np.where(usable, np.einsum('ij,ij->i', point - a, ab) / length2, 0.0)
-    low = np.zeros(len(u))
-    high = np.ones(len(u))
-    low[0], high[-1] = -np.inf, np.inf
-    u = np.clip(u, low, high)
-    nearest = a + u[:, None] * ab
-    distance = np.hypot(*(point - nearest).T)
-    i = int(np.argmin(distance))
-    if not usable[i]:
-        return PolylineOffset(float(distance[i]), float(heading[i]), float(distance[i]))
-    direction = ab[i] / math.sqrt(length2[i])
-    rel = point - a[i]
-    lateral = float(direction[0] * rel[1] - direction[1] * rel[0])
-    f = float(np.clip(u[i], 0.0, 1.0))
-    return PolylineOffset(lateral, float(heading[i] + f * (heading[i + 1] - heading[i])), float(distance[i]))
+def extrapolated_start(t_s: np.ndarray, xy: np.ndarray, heading: np.ndarray) -> tuple[np.ndarray, float]:
+    """Position and heading at t = 0 implied by the first waypoints: back from the first one along the
+    arc through the first three, at the speed of the first segment."""
+    if len(t_s) < 2:
+        return xy[0].copy(), float(heading[0])
+    d = xy[1] - xy[0]
+    length = math.hypot(*d) / (t_s[1] - t_s[0]) * t_s[0]
+    curvature = 0.0
+    if len(t_s) >= 3:
+        e, chord = xy[2] - xy[1], math.hypot(*(xy[2] - xy[0]))
+        sides = math.hypot(*d) * math.hypot(*e) * chord
+        if sides > 1e-9:
+            curvature = 2 * (d[0] * e[1] - d[1] * e[0]) / sides
+    h0 = float(heading[0])
+    hs = h0 - curvature * length
+    if abs(curvature * length) < 1e-6:
+        return xy[0] - length * np.array([math.cos(h0), math.sin(h0)]), hs
+    return xy[0] - np.array([math.sin(h0) - math.sin(hs), math.cos(hs) - math.cos(h0)]) / curvature, hs

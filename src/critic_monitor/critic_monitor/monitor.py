@@ -258,7 +258,7 @@ class CriticCore:
         if start['enabled']:
             # Without odometry the ego is where the plan's frame says it was: at the origin.
             ego = self.history.motion(stamp_ns, now_ns) or Pose2D()
-            results['start_deviation'] = check_start_deviation(plan.trajectory, ego, start)
+            results['start_deviation'] = check_start_deviation(plan.trajectory, ego, age_s, start)
         return results
 
     def _silence(self, watchdog: str, topic_list: list[str], now_ns: int) -> tuple[float | None, str, bool]:

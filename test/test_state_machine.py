@@ -1,0 +1,137 @@
+"""The takeover state machine: waiting, immediate critical requests, escalation, hysteresis, latch, reset."""
+
+import pytest
+
+from critic_monitor.checks import CRITICAL, WARN, failed, passed
+from critic_monitor.state_machine import TakeoverState, TakeoverStateMachine
+
+S = 1_000_000_000
+T0 = 1_000 * S
+PERIOD = S // 50   # a 50 Hz timer
+
+CFG = {'startup_grace_s': 10.0, 'escalate_count': 10, 'escalate_window_s': 1.0, 'nominal_hold_s': 1.0,
+       'auto_clear_after_s': 0.0}
+
+OK_RESULTS = [passed('validity', CRITICAL), passed('sensor_loss', WARN)]
+CRITICAL_FAILURE = [failed('validity', CRITICAL, '3 non-finite values in the plan', 3, 0), passed('sensor_loss', WARN)]
+WARNING = [passed('validity', CRITICAL), failed('sensor_loss', WARN, 'perception reports missing: front', 1, 0)]
+
+
+def machine(**overrides) -> TakeoverStateMachine:
+    m = TakeoverStateMachine({**CFG, **overrides}, T0)
+    m.arm()
+    return m
+
+
+def states(transitions):
+    return [(t.previous, t.state) for t in transitions]
+
+
+def test_waiting_until_the_first_plan_or_the_grace_period_ends():
+    m = TakeoverStateMachine(CFG, T0)
+    assert m.update(T0 + 5 * S, CRITICAL_FAILURE, tick=True) == []
+    assert m.state == TakeoverState.WAITING and not m.takeover_active
+    transitions = m.update(T0 + 10 * S, CRITICAL_FAILURE, tick=True)
+    assert states(transitions) == [(TakeoverState.WAITING, TakeoverState.NOMINAL),
+                                   (TakeoverState.NOMINAL, TakeoverState.TAKEOVER_REQUESTED)]
+
+
+def test_first_plan_ends_waiting_at_once():
+    m = TakeoverStateMachine(CFG, T0)
+    m.arm()
+    assert states(m.update(T0 + S, OK_RESULTS)) == [(TakeoverState.WAITING, TakeoverState.NOMINAL)]
+
+
+def test_a_critical_failure_requests_at_once_with_its_measured_value():
+    m = machine()
+    m.update(T0, OK_RESULTS)
+    transitions = m.update(T0 + 1, CRITICAL_FAILURE)   # not a tick: any update reacts
+    assert states(transitions) == [(TakeoverState.NOMINAL, TakeoverState.TAKEOVER_REQUESTED)]
+    reason = transitions[0].reasons[0]
+    assert (reason.check, reason.value, reason.threshold) == ('validity', 3.0, 0.0)
+    assert 'validity: 3 non-finite values in the plan [3 vs 0]' in transitions[0].describe()
+
+
+def test_warnings_escalate_only_when_they_persist_over_timer_cycles():
+    m = machine()
+    m.update(T0, OK_RESULTS)
+    assert states(m.update(T0 + PERIOD, WARNING, tick=True)) == [(TakeoverState.NOMINAL, TakeoverState.WARNING)]
+    # Messages between ticks do not count toward escalation.
+    for i in range(50):
+        assert m.update(T0 + PERIOD + i, WARNING) == []
+    for cycle in range(2, 10):
+        assert m.update(T0 + cycle * PERIOD, WARNING, tick=True) == []
+    transitions = m.update(T0 + 10 * PERIOD, WARNING, tick=True)
+    assert states(transitions) == [(TakeoverState.WARNING, TakeoverState.TAKEOVER_REQUESTED)]
+    assert transitions[0].reasons[0].check == 'sensor_loss'
+
+
+def test_warning_returns_to_nominal_only_after_the_hold_time():
+    m = machine(escalate_count=1000)
+    m.update(T0, WARNING, tick=True)
+    assert m.update(T0 + S // 2, OK_RESULTS, tick=True) == []
+    assert m.state == TakeoverState.WARNING
+    assert states(m.update(T0 + S, OK_RESULTS, tick=True)) == [(TakeoverState.WARNING, TakeoverState.NOMINAL)]
+
+
+@pytest.mark.parametrize('bad', [CRITICAL_FAILURE, WARNING], ids=['critical', 'warning'])
+def test_an_input_alternating_good_and_bad_every_cycle_does_not_flap_the_output(bad):
+    """Two seconds of a flickering input: the output changes state at most twice and never clears."""
+    m = machine(auto_clear_after_s=0.5)
+    m.update(T0, OK_RESULTS)
+    outputs, transitions = [], []
+    for cycle in range(1, 101):
+        transitions += m.update(T0 + cycle * PERIOD, bad if cycle % 2 else OK_RESULTS, tick=True)
+        outputs.append(m.takeover_active)
+    changes = [t for t in transitions if t.previous != t.state]
+    assert len(changes) <= 2, [t.describe() for t in changes]
+    assert outputs[-1] and all(outputs[outputs.index(True):]), 'the request must stay latched while flickering'
+    assert len(transitions) == len(changes), 'a flickering reason must not be republished every cycle'
+
+
+def test_a_latched_request_clears_on_reset_only_once_every_check_passes():
+    m = machine()
+    m.update(T0, CRITICAL_FAILURE)
+    ok, message, transitions = m.reset(T0 + S, CRITICAL_FAILURE)
+    assert not ok and 'validity' in message and transitions == [] and m.takeover_active
+    assert m.update(T0 + 60 * S, OK_RESULTS, tick=True) == [] and m.takeover_active, 'latched without auto-clear'
+    ok, message, transitions = m.reset(T0 + 61 * S, OK_RESULTS)
+    assert ok and states(transitions) == [(TakeoverState.TAKEOVER_REQUESTED, TakeoverState.NOMINAL)]
+    assert not m.takeover_active
+
+
+def test_reset_without_a_request_changes_nothing():
+    m = machine()
+    m.update(T0, OK_RESULTS)
+    ok, message, transitions = m.reset(T0 + 1, OK_RESULTS)
+    assert ok and transitions == [] and 'NOMINAL' in message
+
+
+def test_auto_clear_after_a_nominal_period_when_configured():
+    m = machine(auto_clear_after_s=2.0)
+    m.update(T0, CRITICAL_FAILURE)
+    assert m.update(T0 + S, OK_RESULTS, tick=True) == []
+    assert m.update(T0 + 2 * S - 1, OK_RESULTS, tick=True) == []
+    assert states(m.update(T0 + 2 * S, OK_RESULTS, tick=True)) == [
+        (TakeoverState.TAKEOVER_REQUESTED, TakeoverState.NOMINAL)]
+
+
+def test_a_check_failing_anew_while_latched_is_published():
+    """E.g. the planner watchdog fired at start-up, recovered, and fires again when the planner dies."""
+    m = machine()
+    m.update(T0, CRITICAL_FAILURE)
+    timeout = failed('trajectory_timeout', CRITICAL, 'no trajectory for 320 ms', 0.32, 0.3)
+    first = m.update(T0 + S, CRITICAL_FAILURE + [timeout])
+    assert states(first) == [(TakeoverState.TAKEOVER_REQUESTED, TakeoverState.TAKEOVER_REQUESTED)]
+    assert {r.check for r in first[0].reasons} == {'validity', 'trajectory_timeout'}
+    assert m.update(T0 + S + PERIOD, CRITICAL_FAILURE + [timeout]) == [], 'still failing: nothing new'
+    m.update(T0 + 2 * S, OK_RESULTS)                  # recovered for longer than nominal_hold_s
+    again = m.update(T0 + 4 * S, OK_RESULTS + [timeout])
+    assert [r.check for r in again[0].reasons if r.check == 'trajectory_timeout'] == ['trajectory_timeout']
+
+
+def test_restart_goes_back_to_waiting():
+    m = machine()
+    m.update(T0, CRITICAL_FAILURE)
+    m.restart(T0 + S)
+    assert m.state == TakeoverState.WAITING and not m.takeover_active and m.reasons == []
