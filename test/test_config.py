@@ -96,3 +96,25 @@ def test_schemas_are_valid_json_schema(node):
     import jsonschema
     jsonschema.Draft7Validator.check_schema(load_schema(node.package, node.name))
     json.dumps(load_schema(node.package, node.name))
+
+
+def test_a_node_declares_its_validated_parameters_from_a_params_file(tmp_path):
+    """Through rclpy's own YAML parser: descriptors, coerced integers, and `[]` (which rcl hands over unset)."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.node import Node
+
+    from stack_common.ros_params import declare_node_config
+    path = write(tmp_path, {'critic_node': {'ros__parameters': {'timer_hz': 40, 'camera_topics': []}}})
+    context = Context()
+    rclpy.init(args=['--ros-args', '--params-file', str(path)], context=context)
+    try:
+        node = Node('critic_node', context=context)
+        config = declare_node_config(node, 'critic_monitor')
+        assert config['timer_hz'] == 40.0 and config['camera_topics'] == []
+        assert node.get_parameter('timer_hz').value == 40.0
+        descriptor = node.describe_parameter('timer_hz')
+        assert descriptor.read_only and descriptor.floating_point_range[0].from_value == 20.0
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

@@ -4,10 +4,18 @@ Camera and lidar of one frame share a stamp (the node clock at publish time);
 the published stamps are kept so a test can check which came back. Frames are
 published from a thread on a fixed schedule (frame k at start + k / rate), so
 a frame that was late does not lower the average rate as a timer would.
+With ``replay_frames = N`` the first N frames are rendered once and then
+re-stamped in a loop: the source then costs almost no CPU, which is what a
+benchmark of the stack (not of the scene renderer) wants.
+
+Also runnable as its own process: ``python -m avstack.sensor_source --help``.
 """
 
+import argparse
+import json
 import threading
 import time
+from pathlib import Path
 
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
@@ -19,12 +27,14 @@ from stack_common.image import rgb_to_image_msg
 from stack_common.odometry import ego_to_odometry
 from stack_common.pointcloud import array_to_cloud
 from stack_common.qos import SENSOR_QOS
+from stack_common.timeutil import ns_to_stamp, stamp_to_ns
 
 
 class SyntheticSensorSource(Node):
     def __init__(self, scene: SyntheticScene | None = None, rate_hz: float = 10.0, encoding: str = 'bgr8',
                  camera_topic: str = topics.camera_topic('front'), lidar_topic: str = topics.lidar_topic('top'),
-                 odometry_topic: str = topics.ODOMETRY, name: str = 'synthetic_sensors', **node_kwargs):
+                 odometry_topic: str = topics.ODOMETRY, name: str = 'synthetic_sensors', replay_frames: int = 0,
+                 **node_kwargs):
         super().__init__(name, **node_kwargs)
         self.scene = scene or SyntheticScene()
         self.encoding = encoding
@@ -35,6 +45,8 @@ class SyntheticSensorSource(Node):
         self.camera_enabled.set()
         self.published_stamps: list[int] = []
         self.period_s = 1.0 / rate_hz
+        self.replay_frames = replay_frames
+        self._rendered: dict[int, tuple] = {}
         self._frame = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -51,20 +63,55 @@ class SyntheticSensorSource(Node):
         self._thread.join(timeout=2.0)
         return super().destroy_node()
 
+    def render(self, frame: int) -> tuple:
+        """(odometry, lidar, camera or None) messages of a frame, stamps still to be set."""
+        if frame in self._rendered:
+            return self._rendered[frame]
+        t_s = frame * self.period_s
+        ego = self.scene.ego(t_s)
+        messages = (ego_to_odometry(ego), array_to_cloud(self.scene.lidar(t_s), ego.stamp_ns, 'lidar_top'),
+                    rgb_to_image_msg(self.scene.camera(t_s), ego.stamp_ns, 'camera_front_optical', self.encoding))
+        if self.replay_frames:
+            self._rendered[frame] = messages
+        return messages
+
     def publish_frame(self) -> None:
         # Render first, then stamp: a real sensor stamps at capture, before its driver's work.
-        t_s = self._frame * self.period_s
+        frame = self._frame % self.replay_frames if self.replay_frames else self._frame
         self._frame += 1
-        points, rgb = self.scene.lidar(t_s), self.scene.camera(t_s) if self.camera_enabled.is_set() else None
-        ego = self.scene.ego(t_s)
-        stamp_ns = ego.stamp_ns = self.get_clock().now().nanoseconds
-        self.odometry_pub.publish(ego_to_odometry(ego))
-        self.lidar_pub.publish(array_to_cloud(points, stamp_ns, 'lidar_top'))
-        if rgb is not None:
-            self.camera_pub.publish(rgb_to_image_msg(rgb, stamp_ns, 'camera_front_optical', self.encoding))
+        odometry, lidar, camera = self.render(frame)
+        stamp = ns_to_stamp(self.get_clock().now().nanoseconds)
+        for msg in (odometry, lidar, camera):
+            msg.header.stamp = stamp
+        self.odometry_pub.publish(odometry)
+        self.lidar_pub.publish(lidar)
+        if self.camera_enabled.is_set():
+            self.camera_pub.publish(camera)
         with self._lock:
-            self.published_stamps.append(stamp_ns)
+            self.published_stamps.append(stamp_to_ns(stamp))
 
     def stamps(self) -> list[int]:
         with self._lock:
             return list(self.published_stamps)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='python -m avstack.sensor_source',
+                                     description='Publish the synthetic scene (camera, lidar, odometry) as a process.')
+    parser.add_argument('--rate-hz', type=float, default=10.0)
+    parser.add_argument('--duration-s', type=float, default=30.0)
+    parser.add_argument('--replay-frames', type=int, default=0, help='render N frames once, then loop them')
+    parser.add_argument('--stamps-out', type=Path, default=None, help='write the published stamps (JSON) at exit')
+    args = parser.parse_args(argv)
+    from avstack.ros_runtime import RosRuntime
+    with RosRuntime() as ros:
+        source = ros.add(SyntheticSensorSource(rate_hz=args.rate_hz, replay_frames=args.replay_frames,
+                                               context=ros.context))
+        time.sleep(args.duration_s)
+    if args.stamps_out:
+        args.stamps_out.write_text(json.dumps(source.stamps()))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

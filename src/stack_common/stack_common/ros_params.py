@@ -31,8 +31,17 @@ def declare_node_config(node: Node, package: str) -> dict:
     schema = load_schema(package, node.get_name())
     # rclpy keeps the parameter-file values it received for this node here; it
     # has no public accessor for values that were not (yet) declared.
-    overrides = {name: parameter.value for name, parameter in node._parameter_overrides.items()
-                 if name not in RCLPY_PARAMETERS and not name.startswith('qos_overrides.')}
+    overrides = {}
+    for name, parameter in node._parameter_overrides.items():
+        if name in RCLPY_PARAMETERS or name.startswith('qos_overrides.'):
+            continue
+        value = parameter.value
+        if value is None:
+            # rcl's YAML parser cannot type an empty list (`key: []`) and hands it over unset
+            if _leaf_schema(schema, name.split('.')).get('type') != 'array':
+                continue
+            value = []
+        overrides[name] = value
     config = validate(schema, unflatten(overrides), node.get_name())
     for name, value in flatten(config).items():
         leaf = _leaf_schema(schema, name.split('.'))
