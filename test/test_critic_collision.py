@@ -13,7 +13,7 @@ from critic_monitor.state_machine import TakeoverState
 from stack_common.odometry import EgoState
 from stack_common.pointcloud import points_xyz
 
-from test_critic_checks import S, T0, critic_config, profile_plan, reasons_of, started
+from test_critic_checks import PLAN_LATENCY_NS, S, T0, critic_config, profile_plan, reasons_of, started
 
 VEHICLE = {'length_m': 4.8, 'width_m': 1.9, 'rear_overhang_m': 1.0}
 BODY = Footprint.from_config(VEHICLE)
@@ -143,7 +143,8 @@ def test_a_new_cloud_is_checked_against_the_latest_plan_at_once():
 def test_clouds_are_time_aligned_by_ego_motion():
     """A cloud taken 0.5 s before the plan's stamp, while the ego drove 4 m: the obstacle is 4 m nearer."""
     drive = started(8.0)
-    obstacle_world_x = drive.speed_mps * (drive.now - T0) / S + 30.0
+    plan_stamp = drive.now - PLAN_LATENCY_NS
+    obstacle_world_x = drive.speed_mps * (plan_stamp - T0) / S + 30.0
     old_stamp = drive.now - S // 2
     seen_then = np.array([[obstacle_world_x - drive.speed_mps * (old_stamp - T0) / S, 0.0, -0.8]], np.float32)
     drive.core.on_lidar('top', seen_then, old_stamp, drive.now)
