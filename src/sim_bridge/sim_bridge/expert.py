@@ -3,8 +3,8 @@
 Owns: the ego vehicle class that either follows external (acceleration, steering) commands or, when the
 safety driver is engaged, drives itself exactly like highway-env's other traffic (IDM for speed, MOBIL for
 lane changes, the env's route to its destination through junctions); and :class:`SafetyDriver`, the
-hand-over rules: a takeover request (rising edge) hands the wheel to the expert and counts one takeover,
-control returns to the stack after ``hand_back_s`` of sim time once the request has cleared.
+hand-over rules: an active takeover request hands the wheel to the expert and counts one takeover, and
+control returns to the stack after ``hand_back_s`` of sim time.
 Does not own: the critic's decision to request a takeover (critic_monitor), the metrics (sim_bridge.metrics).
 """
 
@@ -70,18 +70,19 @@ class SafetyDriver:
         self.driver = EXPERT if self.always_expert else STACK
         self.takeovers: list[Takeover] = []
         self._engaged_ns = 0
-        self._request_was_active = False
 
     def update(self, now_ns: int, request_active: bool, reasons: list[str], x_m: float, y_m: float) -> str:
-        """Feed the current takeover request state; returns who drives this step (``'stack'`` or ``'expert'``)."""
-        rising = request_active and not self._request_was_active
-        self._request_was_active = request_active
+        """Feed the current takeover request state; returns who drives this step (``'stack'`` or ``'expert'``).
+
+        After ``hand_back_s`` the stack gets the wheel back; a request that is still (or again) active then
+        is a new takeover, so a stack the critic keeps rejecting collects one takeover per hand-back period.
+        """
         if self.always_expert:
             return self.driver
-        if self.driver == STACK and rising:
+        if self.driver == EXPERT and now_ns - self._engaged_ns >= self.hand_back_ns:
+            self.driver = STACK
+        if self.driver == STACK and request_active:
             self.driver = EXPERT
             self._engaged_ns = now_ns
             self.takeovers.append(Takeover(now_ns, x_m, y_m, list(reasons) or ['unspecified']))
-        elif self.driver == EXPERT and not request_active and now_ns - self._engaged_ns >= self.hand_back_ns:
-            self.driver = STACK
         return self.driver
