@@ -312,7 +312,9 @@ def test_time_jumping_back_restarts_the_core_cleanly():
     drive.plan(with_nan(drive.now))
     assert drive.core.machine.takeover_active
     drive.now = T0 - 30 * S       # bag loop
-    assert drive.core.tick(drive.now) == []
+    withdrawn = drive.core.tick(drive.now)
+    assert [(t.previous, t.state) for t in withdrawn] == [(TakeoverState.TAKEOVER_REQUESTED, TakeoverState.WAITING)]
+    assert drive.core.tick(drive.now + TICK_NS) == []
     assert drive.core.state == TakeoverState.WAITING and drive.core.restarts == 1
     assert drive.core.plan is None and not drive.core.clouds and len(drive.core.history) == 0
     transitions = drive.plan(drive.straight(drive.now))

@@ -271,9 +271,10 @@ def collision_result(contact: CollisionResult | None, age_s: float, cfg: dict, n
     """
     name, severity, horizon = 'collision', cfg['severity'], cfg['horizon_s']
     if contact is None:
-        return passed(name, severity, 'no lidar points yet' + note)
+        return passed(name, severity, 'no lidar points yet' + note, threshold=horizon)
     if not contact.contact:
-        return passed(name, severity, f'footprint clear ({contact.candidates} points near the path)' + note)
+        return passed(name, severity, f'footprint clear ({contact.candidates} points near the path)' + note,
+                      threshold=horizon)
     time_to_contact = max(contact.time_s - age_s, 0.0)
     x, y = contact.point_xy
     text = (f'footprint meets a point at ({x:.1f}, {y:.1f}) m after {contact.distance_m:.1f} m, '

@@ -14,6 +14,7 @@ statistics are written to ``statistics_path`` as JSON when the node stops.
 
 import json
 import os
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -214,9 +215,16 @@ class CriticNode(Node):
             partial.write_text(json.dumps(self.statistics_document(), indent=2) + '\n')
             partial.replace(path)
         except OSError as error:
-            self.get_logger().error(f'cannot write takeover statistics to {path}: {error.strerror}')
+            self.report(f'cannot write takeover statistics to {path}: {error.strerror}', error=True)
             return
-        self.get_logger().info(f'takeover statistics written to {path}')
+        self.report(f'takeover statistics written to {path}')
+
+    def report(self, text: str, error: bool = False) -> None:
+        """Log, also after Ctrl-C shut the context down (rosout is gone then, stderr is not)."""
+        if self.context.ok():
+            (self.get_logger().error if error else self.get_logger().info)(text)
+        else:
+            print(f'[{"ERROR" if error else "INFO"}] [critic_node]: {text}', file=sys.stderr, flush=True)
 
 
 def main(args=None) -> int:

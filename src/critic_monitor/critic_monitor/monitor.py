@@ -9,7 +9,8 @@ silent input is noticed without any message at all.
 
 Time: ROS time 0 means "no clock yet" (sim time before the first /clock) and
 is ignored. Time that jumps back by more than a second (bag loop, simulator
-reset) restarts the core as at launch; the takeover statistics keep their
+reset) restarts the core as at launch (a latched request is withdrawn with a
+transition to WAITING at the next update); the takeover statistics keep their
 totals but do not count the jump.
 """
 
@@ -89,7 +90,11 @@ class CriticCore:
 
     def restart(self, now_ns: int) -> None:
         """Forget everything seen (at start, and when time jumps back)."""
+        previous = self.machine.state
         self.machine.restart(now_ns)
+        # Published with the next update: a latched request from before the jump is withdrawn.
+        self._pending = [] if previous == TakeoverState.WAITING else [
+            Transition(now_ns, previous, TakeoverState.WAITING)]
         self.start_ns = now_ns
         self.last_seen: dict[tuple[str, str], int] = {}   # (watchdog, topic) -> receipt time
         self.event_results: dict[str, CheckResult] = {}   # plan, cloud and assessment checks
@@ -199,7 +204,7 @@ class CriticCore:
     # --- checks -------------------------------------------------------------------------------
 
     def _update(self, now_ns: int, tick: bool = False) -> list[Transition]:
-        transitions = self.machine.update(now_ns, self.results(now_ns), tick)
+        transitions, self._pending = self._pending + self.machine.update(now_ns, self.results(now_ns), tick), []
         for transition in transitions:
             if transition.requests_takeover:
                 self.statistics.record_takeover(now_ns, [r.check for r in transition.reasons])
