@@ -9,6 +9,7 @@ SUBCOMMANDS = {
     'up': 'avstack.up',
     'demo': 'avstack.demo',
     'bench': 'avstack.bench',
+    'record': 'avstack.record',
     'model-info': 'avstack.model_info',
 }
 

@@ -1,0 +1,230 @@
+"""``avstack record`` and :class:`Recorder`: live topics into a rosbag2 directory, as ``ros2 bag record``.
+
+The recorder discovers the wanted topics (named ones, or all) as their
+publishers appear, subscribes with a QoS every publisher can match (reliable
+only when all publishers are, transient-local only when all are, as rosbag2
+does) and writes the received bytes unchanged with the receive time of the
+node clock. Each topic's offered QoS profiles go into ``metadata.yaml`` so a
+replay publishes with them. Stopping (Ctrl-C on the command line) drains the
+messages already received, then closes the bag: index and metadata written.
+
+In-process use (simulator, tests)::
+
+    with RosRuntime() as ros, Recorder(ros, 'out/run1', topics=None, storage='mcap'):
+        ...   # everything published meanwhile is recorded
+"""
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from avstack.bag import STORAGES, BagError, BagWriter, message_class
+from avstack.ros_runtime import RosRuntime
+
+DISCOVERY_PERIOD_S = 0.2
+MIN_DEPTH = 100      # a burst waits here while the executor catches up (rosbag2 loses it with 10)
+DRAIN_QUIET_S = 0.1       # stop once no message arrived for this long ...
+DRAIN_MAX_S = 1.0         # ... or after this long
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def subscription_qos(offered: list[QoSProfile]) -> QoSProfile:
+    """A subscription QoS compatible with every offered profile, deep enough for bursts."""
+    reliable = bool(offered) and all(p.reliability == ReliabilityPolicy.RELIABLE for p in offered)
+    latched = bool(offered) and all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in offered)
+    depth = max([MIN_DEPTH] + [int(p.depth) for p in offered])
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+
+class RecorderNode(Node):
+    """Discovers topics and writes what arrives; all bag access goes through :class:`BagWriter`."""
+
+    def __init__(self, writer: BagWriter, topics: list[str] | None, name: str = 'avstack_recorder',
+                 **node_kwargs):
+        super().__init__(name, **node_kwargs)
+        self.writer = writer
+        self.wanted = None if topics is None else set(topics)
+        self.skipped: dict[str, str] = {}          # topic -> why it is not recorded
+        self.received = threading.Condition()
+        self.last_receipt_s = 0.0
+        self._recording = {}
+        self._stopping = False
+        self.discover()
+        self.create_timer(DISCOVERY_PERIOD_S, self.discover)
+
+    def discover(self) -> None:
+        if self._stopping:
+            return
+        for topic, types in self.get_topic_names_and_types():
+            if topic in self._recording or topic in self.skipped:
+                continue
+            if self.wanted is not None and topic not in self.wanted:
+                continue
+            publishers = self.get_publishers_info_by_topic(topic)
+            if not publishers:
+                continue  # only subscribers so far: wait for a publisher to learn its QoS
+            self.subscribe(topic, types[0], [p.qos_profile for p in publishers])
+
+    def subscribe(self, topic: str, type_name: str, offered: list[QoSProfile]) -> None:
+        try:
+            cls = message_class(type_name)
+            self.writer.add_topic(topic, type_name, offered)
+        except BagError as error:
+            self.skipped[topic] = str(error)
+            self.get_logger().warning(f'not recording {topic}: {error}')
+            return
+        self._recording[topic] = self.create_subscription(
+            cls, topic, lambda data, t=topic: self.on_message(t, data), subscription_qos(offered), raw=True)
+        self.get_logger().info(f'recording {topic} [{type_name}]')
+        with self.received:
+            self.received.notify_all()
+
+    def on_message(self, topic: str, data: bytes) -> None:
+        receipt_ns = self.get_clock().now().nanoseconds
+        try:
+            self.writer.write(topic, receipt_ns, data)
+        except BagError:
+            return  # a callback still in flight after the bag was closed
+        with self.received:
+            self.last_receipt_s = time.monotonic()
+            self.received.notify_all()
+
+    @property
+    def recorded_topics(self) -> list[str]:
+        return sorted(self._recording)
+
+    def drain(self) -> None:
+        """Let the messages already delivered reach the bag, then stop taking new ones."""
+        self._stopping = True
+        deadline = time.monotonic() + DRAIN_MAX_S
+        with self.received:
+            self.received.wait_for(lambda: time.monotonic() - self.last_receipt_s >= DRAIN_QUIET_S
+                                   or time.monotonic() >= deadline, DRAIN_MAX_S)
+        for subscription in self._recording.values():
+            self.destroy_subscription(subscription)
+
+
+class Recorder:
+    """Record topics of a running :class:`RosRuntime` into ``out`` (a new rosbag2 directory).
+
+    ``topics=None`` records every topic that has a publisher, including ones
+    appearing later. ``start()``/``stop()`` or use it as a context manager.
+    """
+
+    def __init__(self, ros: RosRuntime, out: str | Path, topics: list[str] | None = None, storage: str = 'mcap',
+                 node_name: str = 'avstack_recorder'):
+        self.ros, self.out, self.topics, self.storage = ros, Path(out), topics, storage
+        self.node_name = node_name
+        self.writer: BagWriter | None = None
+        self.node: RecorderNode | None = None
+
+    def start(self) -> 'Recorder':
+        self.writer = BagWriter(self.out, self.storage)
+        self.node = RecorderNode(self.writer, self.topics, self.node_name, context=self.ros.context)
+        self.ros.executor.add_node(self.node)
+        return self
+
+    def stop(self) -> dict[str, int]:
+        """Drain, unsubscribe and close the bag; returns the message count per topic."""
+        if self.node is not None:
+            self.node.drain()
+            self.ros.executor.remove_node(self.node)
+            self.node.destroy_node()
+            self.node = None
+        if self.writer is not None:
+            self.writer.close()
+        return self.counts
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(self.writer.counts) if self.writer else {}
+
+    def wait_for_topics(self, topics: list[str], timeout_s: float) -> bool:
+        """Block until every topic in ``topics`` is subscribed (its publishers were discovered)."""
+        node = self.node
+        with node.received:
+            return node.received.wait_for(lambda: set(topics) <= set(node.recorded_topics), timeout_s)
+
+    def wait_for_counts(self, predicate, timeout_s: float) -> bool:
+        """Block until ``predicate(counts)`` holds (re-checked on every recorded message)."""
+        node = self.node
+        with node.received:
+            return node.received.wait_for(lambda: predicate(self.counts), timeout_s)
+
+    def __enter__(self) -> 'Recorder':
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        'record', help='record live topics into a rosbag2 directory (mcap or sqlite3)',
+        description='Record topics into a new rosbag2 directory with metadata.yaml, keeping each topic\'s '
+                    'offered QoS. Topics are picked up as their publishers appear. Ctrl-C (or SIGTERM) '
+                    'closes the bag cleanly: what was received is written, then the index and metadata.',
+        epilog='examples:\n'
+               '  avstack record --out bags/drive1 --all\n'
+               '  avstack record --out bags/cam --storage sqlite3 /sensors/camera/front/image_raw /vehicle/odometry\n'
+               'The bag opens with `ros2 bag info`, `ros2 bag play`, Foxglove and the rosbags library.',
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('topics', nargs='*', metavar='TOPIC', help='topics to record')
+    parser.add_argument('--all', action='store_true', help='record every topic with a publisher')
+    parser.add_argument('--out', '-o', type=Path, required=True, help='output directory (must not exist)')
+    parser.add_argument('--storage', '-s', choices=STORAGES, default='mcap', help='storage format (default mcap)')
+    parser.add_argument('--duration', type=float, default=None, metavar='S', help='stop after S seconds')
+    parser.add_argument('--use-sim-time', action='store_true', help='stamp receipt with /clock time')
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    if bool(args.topics) == args.all:
+        print('avstack record: give TOPIC... or --all (not both)', file=sys.stderr)
+        return EXIT_USAGE
+    if args.out.exists():
+        print(f'avstack record: {args.out} already exists; choose a new output directory', file=sys.stderr)
+        return EXIT_USAGE
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with RosRuntime() as ros:
+        recorder = Recorder(ros, args.out, None if args.all else list(args.topics), args.storage)
+        try:
+            recorder.start()
+        except BagError as error:
+            print(f'avstack record: {error}', file=sys.stderr)
+            return EXIT_USAGE
+        if args.use_sim_time:
+            from rclpy.parameter import Parameter
+            recorder.node.set_parameters([Parameter('use_sim_time', Parameter.Type.BOOL, True)])
+        print(f'recording {"all topics" if args.all else ", ".join(args.topics)} to {args.out} '
+              f'({args.storage}); Ctrl-C stops', flush=True)
+        interactive = sys.stdout.isatty()
+        start = time.monotonic()
+        while not stop.wait(0.5):
+            if args.duration is not None and time.monotonic() - start >= args.duration:
+                break
+            if interactive:
+                counts = recorder.counts
+                print(f'\r{sum(counts.values())} messages on {len(counts)} topics', end='', flush=True)
+        counts = recorder.stop()
+    if interactive:
+        print()
+    missing = [] if args.all else [t for t in args.topics if t not in counts]
+    print(f'wrote {sum(counts.values())} messages on {len(counts)} topics to {args.out}', flush=True)
+    for topic, count in sorted(counts.items()):
+        print(f'  {topic}: {count}')
+    if missing:
+        print(f'no publisher was seen for: {", ".join(missing)}', file=sys.stderr)
+    return EXIT_OK
