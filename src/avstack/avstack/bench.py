@@ -10,7 +10,10 @@ from pathlib import Path
 
 # name -> module with run(options) -> list[Measurement]
 BENCHMARKS = {
+    'critic': 'avstack.benchmarks.critic',
+    'stack': 'avstack.benchmarks.stack',
     'model': 'avstack.benchmarks.model',
+    'perception': 'avstack.benchmarks.perception',
 }
 
 
