@@ -120,6 +120,14 @@ def test_a_late_partner_after_its_set_was_published_is_dropped_as_late():
     assert frames_of(complete) == {'c2', 'l2'}
 
 
+def test_frames_bunched_closer_than_slop_after_a_hiccup_are_all_published():
+    sync = make_sync()
+    first = sync.add(CAMERA, PERIOD, 'c1', 0) + sync.add(LIDAR, PERIOD, 'l1', 1)
+    # the driver caught up after a slow frame: the next one is stamped 43 ms later
+    second = sync.add(CAMERA, PERIOD + 43 * MS, 'c2', 2) + sync.add(LIDAR, PERIOD + 43 * MS, 'l2', 3)
+    assert [frames_of(s) for s in first + second] == [{'c1', 'l1'}, {'c2', 'l2'}] and not sync.dropped
+
+
 def test_duplicates_out_of_order_and_overflow_are_counted_not_raised():
     sync = make_sync(queue_size=3)
     sync.add(CAMERA, PERIOD, 'c1', 0)

@@ -1,4 +1,9 @@
-"""Ego token: speed, yaw rate and an acceleration estimate from odometry history."""
+"""Ego token: speed, yaw rate and an acceleration estimate from odometry history.
+
+:class:`EgoHistory` (no torch) keeps recent odometry and gives the scaled
+``(EGO_FEATURES,)`` features at a sensor set's stamp; :class:`EgoEncoder`
+(torch) turns a batch of them into one token each.
+"""
 
 import bisect
 from collections import deque
@@ -10,52 +15,76 @@ from torch import nn
 from stack_common.odometry import EgoState
 
 EGO_FEATURES = 3  # speed (m/s), yaw rate (rad/s), longitudinal acceleration (m/s^2)
-_SCALE = np.array([1 / 10.0, 1.0, 1 / 3.0], np.float32)
+# brings city-driving magnitudes to about unit scale: 10 m/s, 1 rad/s, 3 m/s^2
+EGO_FEATURE_SCALE = np.array([1 / 10.0, 1.0, 1 / 3.0], np.float32)
 
 
 class EgoHistory:
-    """Recent odometry, looked up by stamp; the acceleration is a finite difference over ~0.5 s."""
+    """Recent odometry, looked up by stamp; the acceleration is a finite difference over ``accel_window``."""
 
-    def __init__(self, horizon_ns: int = 2_000_000_000, accel_window_ns: int = 500_000_000):
+    def __init__(self, horizon_ns: int = 2_000_000_000, accel_window_ns: int = 500_000_000,
+                 max_age_ns: int = 500_000_000, time_jump_ns: int = 1_000_000_000):
         self.horizon_ns, self.accel_window_ns = horizon_ns, accel_window_ns
+        self.max_age_ns, self.time_jump_ns = max_age_ns, time_jump_ns
         self._states: deque[EgoState] = deque()
+        self._stamps: deque[int] = deque()
 
     def reset(self) -> None:
         self._states.clear()
+        self._stamps.clear()
 
-    def add(self, state: EgoState) -> None:
-        if self._states and state.stamp_ns <= self._states[-1].stamp_ns:
-            if state.stamp_ns < self._states[-1].stamp_ns - self.horizon_ns:
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def add(self, state: EgoState) -> str | None:
+        """Keep ``state``; returns why it was not kept ('duplicate_stamp', 'out_of_order', 'non_finite')."""
+        values = (state.speed, state.yaw_rate)
+        if not all(np.isfinite(values)):
+            return 'non_finite'
+        if self._stamps and state.stamp_ns <= self._stamps[-1]:
+            if state.stamp_ns < self._stamps[-1] - self.time_jump_ns:
                 self.reset()  # time went back (bag loop, simulator reset)
+            elif state.stamp_ns == self._stamps[-1]:
+                return 'duplicate_stamp'
             else:
-                return
+                return 'out_of_order'
         self._states.append(state)
-        while self._states[0].stamp_ns < state.stamp_ns - self.horizon_ns:
+        self._stamps.append(state.stamp_ns)
+        while self._stamps[0] < state.stamp_ns - self.horizon_ns:
             self._states.popleft()
+            self._stamps.popleft()
+        return None
 
     def at(self, stamp_ns: int) -> EgoState | None:
-        """The latest state at or before ``stamp_ns`` (else the earliest one), None without odometry."""
+        """The state closest to ``stamp_ns`` and at most ``max_age`` from it, else None."""
         if not self._states:
             return None
-        stamps = [s.stamp_ns for s in self._states]
-        index = max(bisect.bisect_right(stamps, stamp_ns) - 1, 0)
-        return self._states[index]
+        index = bisect.bisect_left(self._stamps, stamp_ns)
+        candidates = [i for i in (index - 1, index) if 0 <= i < len(self._stamps)]
+        best = min(candidates, key=lambda i: abs(self._stamps[i] - stamp_ns))
+        if abs(self._stamps[best] - stamp_ns) > self.max_age_ns:
+            return None
+        return self._states[best]
 
     def features(self, stamp_ns: int) -> np.ndarray | None:
-        """Scaled ``(EGO_FEATURES,)`` ego features at ``stamp_ns``."""
+        """Scaled ``(EGO_FEATURES,) float32`` ego features at ``stamp_ns``; None without recent odometry."""
         state = self.at(stamp_ns)
         if state is None:
             return None
-        before = self.at(state.stamp_ns - self.accel_window_ns)
-        dt = (state.stamp_ns - before.stamp_ns) / 1e9
-        accel = (state.speed - before.speed) / dt if dt > 0 else 0.0
-        return np.array([state.speed, state.yaw_rate, accel], np.float32) * _SCALE
+        index = max(bisect.bisect_right(self._stamps, state.stamp_ns - self.accel_window_ns) - 1, 0)
+        before = self._states[index]
+        dt_s = (state.stamp_ns - before.stamp_ns) / 1e9
+        accel = (state.speed - before.speed) / dt_s if dt_s > 0 else 0.0
+        return np.array([state.speed, state.yaw_rate, accel], np.float32) * EGO_FEATURE_SCALE
 
 
 class EgoEncoder(nn.Module):
+    """``(B, EGO_FEATURES)`` -> ``(B, 1, D)``."""
+
     def __init__(self, dim: int):
         super().__init__()
         self.projection = nn.Sequential(nn.Linear(EGO_FEATURES, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.norm = nn.LayerNorm(dim)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.projection(features)[:, None, :]   # (B, 1, D)
+        return self.norm(self.projection(features))[:, None, :]

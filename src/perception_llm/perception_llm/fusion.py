@@ -2,12 +2,18 @@
 
 ``SensorEncoders`` is the perception half of the driving model: its weights
 live in the same checkpoint as the planner (prefix ``perception.``) and are
-trained jointly with it. Its output is the token set published on
-``/perception/fused_tokens``.
+trained jointly with it. :meth:`SensorEncoders.fuse` assembles a batch of
+frames into the static token layout ``[camera 0 | camera 1 | ... | BEV | ego]``
+of ``EncoderConfig.max_tokens(n_cameras)`` slots with a mask that is False
+for the slots of missing sensors; the live node and training both go through
+it. On the wire only the real (unmasked) tokens travel, and the planner pads
+them back to its static input (the transformer has no slot positions, so the
+order of real tokens does not matter).
 """
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -56,9 +62,15 @@ class EncoderConfig:
         return BevGrid(self.x_range_m, self.y_range_m, self.z_range_m, self.cell_size_m)
 
     @property
+    def camera_grid(self) -> tuple[int, int]:
+        """(rows, cols) of each camera's patch tokens."""
+        return self.input_height // self.patch_px, self.input_width // self.patch_px
+
+    @property
     def camera_tokens(self) -> int:
         """Patch tokens per camera."""
-        return (self.input_height // self.patch_px) * (self.input_width // self.patch_px)
+        rows, cols = self.camera_grid
+        return rows * cols
 
     @property
     def lidar_tokens(self) -> int:
@@ -71,6 +83,17 @@ class EncoderConfig:
         return n_cameras * self.camera_tokens + self.lidar_tokens + 1
 
 
+@dataclass
+class FusedTokens:
+    """A batch of frames in the static layout; ``mask`` is False where a sensor was missing."""
+
+    embedding: torch.Tensor  # (B, N, D)
+    anchors: torch.Tensor    # (B, N, 3) base_link, NaN where a token has no position
+    mask: torch.Tensor       # (B, N) bool
+    modality: torch.Tensor   # (N,) uint8, Modality
+    source: torch.Tensor     # (N,) uint8, index of the sensor within its modality
+
+
 class SensorEncoders(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
@@ -80,6 +103,9 @@ class SensorEncoders(nn.Module):
         self.lidar = LidarEncoder(config.token_dim, config.bev_grid.shape, config.token_stride)
         self.ego = EgoEncoder(config.token_dim)
         self.modality_embedding = nn.Embedding(len(Modality), config.token_dim)
+        bev_anchors = config.bev_grid.token_anchors(config.token_stride)
+        bev_anchors = np.concatenate([bev_anchors, np.zeros((len(bev_anchors), 1), np.float32)], axis=1)
+        self.register_buffer('lidar_anchors', torch.tensor(bev_anchors), persistent=False)  # z = 0: the road
 
     @classmethod
     def seeded(cls, config: EncoderConfig) -> 'SensorEncoders':
@@ -89,10 +115,45 @@ class SensorEncoders(nn.Module):
             return cls(config).eval()
 
     def encode_cameras(self, images: torch.Tensor, camera_ids: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W) uint8``, ``(B,)`` camera indices -> ``(B, P, D)``."""
         return self.camera(images, camera_ids) + self.modality_embedding.weight[Modality.CAMERA]
 
     def encode_lidar(self, bev: torch.Tensor) -> torch.Tensor:
+        """``(B, BEV_CHANNELS, rows, cols)`` -> ``(B, L, D)``."""
         return self.lidar(bev) + self.modality_embedding.weight[Modality.LIDAR]
 
     def encode_ego(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, EGO_FEATURES)`` -> ``(B, 1, D)``."""
         return self.ego(features) + self.modality_embedding.weight[Modality.EGO]
+
+    def fuse(self, images: torch.Tensor, camera_present: torch.Tensor, bev: torch.Tensor,
+             lidar_present: torch.Tensor, ego: torch.Tensor, ego_present: torch.Tensor,
+             camera_anchors: torch.Tensor | None = None) -> FusedTokens:
+        """Encode a batch of preprocessed frames into the static token layout.
+
+        ``images (B, C, 3, H, W) uint8``, ``camera_present (B, C) bool``,
+        ``bev (B, BEV_CHANNELS, rows, cols)``, ``lidar_present (B,) bool``,
+        ``ego (B, EGO_FEATURES)``, ``ego_present (B,) bool`` and optionally
+        ``camera_anchors (B, C, P, 3)`` (NaN without). Inputs of missing
+        sensors may hold anything (zeros); their slots are masked.
+        """
+        b, cameras = camera_present.shape
+        device = bev.device
+        per_camera = self.config.camera_tokens
+        camera = (self.encode_cameras(images.flatten(0, 1), torch.arange(cameras, device=device).repeat(b))
+                  .reshape(b, cameras * per_camera, -1) if cameras
+                  else torch.zeros(b, 0, self.config.token_dim, device=device))
+        lidar = self.encode_lidar(bev.float())
+        if camera_anchors is None:
+            camera_anchors = torch.full((b, cameras * per_camera, 3), float('nan'), device=device)
+        anchors = torch.cat([camera_anchors.reshape(b, cameras * per_camera, 3).to(device, torch.float32),
+                             self.lidar_anchors.expand(b, -1, -1), torch.zeros(b, 1, 3, device=device)], 1)
+        mask = torch.cat([camera_present.bool().repeat_interleave(per_camera, 1),
+                          lidar_present.bool()[:, None].expand(-1, lidar.shape[1]), ego_present.bool()[:, None]], 1)
+        modality = torch.cat([torch.full((cameras * per_camera,), Modality.CAMERA),
+                              torch.full((lidar.shape[1],), Modality.LIDAR),
+                              torch.tensor([Modality.EGO])]).to(torch.uint8)
+        source = torch.cat([torch.arange(cameras).repeat_interleave(per_camera),
+                            torch.zeros(lidar.shape[1] + 1, dtype=torch.long)]).to(torch.uint8)
+        embedding = torch.cat([camera, lidar, self.encode_ego(ego.float())], 1)
+        return FusedTokens(embedding, anchors, mask, modality, source)

@@ -2,19 +2,26 @@
 
 Parameters: ``perception_llm/schema/perception_node.schema.json``. The node
 decodes with :mod:`stack_common`, hands arrays to :class:`PerceptionCore`
-and publishes what it returns; bad messages are counted and skipped.
+and publishes what it returns: tokens on ``/perception/fused_tokens``, one
+status per synced set on ``/perception/status`` (key ``missing``: the
+sensors that did not make it, comma-separated), and its counters on
+``/diagnostics`` once a second. Bad messages are counted, logged (throttled)
+and skipped; no exception leaves a callback.
 """
 
 import time
+import traceback
+from collections import Counter
 
 import numpy as np
 import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
-from nav_msgs.msg import Odometry
-from diagnostic_msgs.msg import DiagnosticArray
 
-from perception_llm.pipeline import PerceptionCore
+from perception_llm.pipeline import ODOMETRY, PerceptionCore
+from perception_llm.sensors import CameraSpec, LidarSpec
 from perception_llm.weights import load_encoders
 from stack_common import topics
 from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
@@ -30,11 +37,12 @@ from stack_common.tokens import tokens_to_cloud
 POLL_PERIOD_S = 0.02
 DIAGNOSTICS_PERIOD_S = 1.0
 WARN_THROTTLE_S = 5.0
+STATUS_NAME = 'perception/sensors'
 
 
 class PerceptionNode(Node):
-    def __init__(self):
-        super().__init__('perception_node')
+    def __init__(self, **node_kwargs):
+        super().__init__('perception_node', **node_kwargs)
         config = declare_node_config(self, 'perception_llm')
         torch.set_num_threads(config['num_threads'])
         encoders, note = load_encoders(config)
@@ -43,44 +51,57 @@ class PerceptionNode(Node):
         self.core = PerceptionCore(config, encoders)
         self.decode_ms: list[float] = []
         self.tokenize_ms: list[float] = []
+        self._reported: Counter[str] = Counter()
 
         self.tokens_pub = self.create_publisher(PointCloud2, topics.FUSED_TOKENS, TOKENS_QOS)
         self.status_pub = self.create_publisher(DiagnosticArray, topics.PERCEPTION_STATUS, STATUS_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
-        for name in self.core.cameras:
-            section = config['camera'].get(name, {})
-            compressed = section.get('compressed', False)
-            topic = section.get('topic') or (topics.compressed_camera_topic(name) if compressed
-                                             else topics.camera_topic(name))
-            self.create_subscription(CompressedImage if compressed else Image, topic,
-                                     lambda msg, n=name: self.on_camera(n, msg), SENSOR_QOS)
-        for name in self.core.lidars:
-            topic = config['lidar'].get(name, {}).get('topic') or topics.lidar_topic(name)
-            self.create_subscription(PointCloud2, topic, lambda msg, n=name: self.on_lidar(n, msg), SENSOR_QOS)
-        self.create_subscription(Odometry, config['odometry_topic'], self.on_odometry, SENSOR_QOS)
-        self.create_timer(POLL_PERIOD_S, self.on_poll)
-        self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
+        for camera in self.core.camera_specs:
+            self.create_subscription(CompressedImage if camera.compressed else Image, camera.topic,
+                                     self._guarded(camera.key, lambda msg, c=camera: self.on_camera(c, msg)),
+                                     SENSOR_QOS)
+        for lidar in self.core.lidar_specs:
+            self.create_subscription(PointCloud2, lidar.topic,
+                                     self._guarded(lidar.key, lambda msg, s=lidar: self.on_lidar(s, msg)),
+                                     SENSOR_QOS)
+        self.create_subscription(Odometry, config['odometry_topic'], self._guarded(ODOMETRY, self.on_odometry),
+                                 SENSOR_QOS)
+        self.create_timer(POLL_PERIOD_S, self._guarded('poll', self.on_poll))
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._guarded('diagnostics', self.publish_diagnostics))
+        self.get_logger().info(
+            f'cameras {[c.topic for c in self.core.camera_specs]}, lidars {[s.topic for s in self.core.lidar_specs]}'
+            f' -> {topics.FUSED_TOKENS} ({self.core.encoder_config.max_tokens(len(self.core.cameras))} tokens max)')
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def on_camera(self, name: str, msg) -> None:
+    def on_camera(self, camera: CameraSpec, msg) -> None:
         start = time.perf_counter()
         try:
-            rgb = compressed_msg_to_rgb(msg) if isinstance(msg, CompressedImage) else image_msg_to_rgb(msg)
+            rgb = compressed_msg_to_rgb(msg) if camera.compressed else image_msg_to_rgb(msg)
         except ImageDecodeError as error:
-            return self.reject(f'camera/{name}', error)
+            return self.reject(camera.key, error.reason, str(error))
         self.decode_ms.append((time.perf_counter() - start) * 1e3)
-        self.publish(self.core.add_camera(name, stamp_to_ns(msg.header.stamp), rgb, self.now_ns()))
+        self.check_frame(camera.key, camera.frame_id, msg.header.frame_id)
+        self.publish(self.core.add_camera(camera.name, stamp_to_ns(msg.header.stamp), rgb, self.now_ns()))
 
-    def on_lidar(self, name: str, msg: PointCloud2) -> None:
+    def on_lidar(self, lidar: LidarSpec, msg: PointCloud2) -> None:
         start = time.perf_counter()
         try:
-            points, intensity = points_xyz_intensity(cloud_to_array(msg))
+            cloud = cloud_to_array(msg)
+            points, intensity = points_xyz_intensity(cloud)
         except CloudDecodeError as error:
-            return self.reject(f'lidar/{name}', error)
+            return self.reject(lidar.key, error.reason, str(error))
         self.decode_ms.append((time.perf_counter() - start) * 1e3)
-        self.publish(self.core.add_lidar(name, stamp_to_ns(msg.header.stamp), points, intensity, self.now_ns()))
+        self.check_frame(lidar.key, lidar.frame_id, msg.header.frame_id)
+        if len(points) < cloud.size:
+            self.flag(lidar.key, 'nonfinite_points', f'{cloud.size - len(points)} of {cloud.size} points not finite')
+        if cloud.size == 0:
+            self.flag(lidar.key, 'empty_cloud', 'cloud has no points')
+        elif intensity is None:
+            self.flag(lidar.key, 'no_intensity', 'cloud has no intensity field; the BEV intensity channel is 0')
+        self.publish(self.core.add_lidar(lidar.name, stamp_to_ns(msg.header.stamp), points, intensity,
+                                         self.now_ns()))
 
     def on_odometry(self, msg: Odometry) -> None:
         self.core.add_odometry(odometry_to_ego(msg))
@@ -88,39 +109,62 @@ class PerceptionNode(Node):
     def on_poll(self) -> None:
         self.publish(self.core.poll(self.now_ns()))
 
-    def reject(self, sensor: str, error: ValueError) -> None:
-        self.core.dropped[f'{sensor}:{error.reason}'] += 1
-        self.get_logger().warning(f'{sensor}: dropped a message: {error}', throttle_duration_sec=WARN_THROTTLE_S)
+    def check_frame(self, sensor: str, expected: str, received: str) -> None:
+        if received != expected:
+            self.flag(sensor, 'frame_mismatch',
+                      f'header.frame_id {received!r}, configured {expected!r}: using the configured extrinsic')
+
+    def reject(self, sensor: str, reason: str, detail: str) -> None:
+        self.core.note(sensor, reason)
+        self.get_logger().warning(f'{sensor}: dropped a message ({reason}): {detail}',
+                                  throttle_duration_sec=WARN_THROTTLE_S)
+
+    def flag(self, sensor: str, reason: str, detail: str) -> None:
+        self.core.flagged[f'{sensor}/{reason}'] += 1
+        self.get_logger().warning(f'{sensor}: {detail}', throttle_duration_sec=WARN_THROTTLE_S)
 
     def publish(self, synced_sets) -> None:
         for synced in synced_sets:
             frame = self.core.tokenize(synced)
             self.tokenize_ms.append(frame.tokenize_ms)
             self.tokens_pub.publish(tokens_to_cloud(frame.tokens))
-            status = make_status('perception/sensors', WARN if frame.missing else OK,
-                                 f'missing: {", ".join(frame.missing)}' if frame.missing else 'all sensors',
-                                 {'missing': ','.join(frame.missing), 'tokens': len(frame.tokens)},
-                                 hardware_id='perception_llm')
+            missing = ','.join(frame.missing)
+            status = make_status(STATUS_NAME, WARN if frame.missing else OK,
+                                 f'missing: {missing}' if frame.missing else 'all sensors',
+                                 {'missing': missing, 'tokens': len(frame.tokens),
+                                  'tokenize_ms': frame.tokenize_ms}, hardware_id='perception_llm')
             self.status_pub.publish(diagnostic_array(frame.tokens.stamp_ns, [status]))
             if frame.missing:
-                self.get_logger().warning(f'published tokens without {frame.missing}',
-                                          throttle_duration_sec=WARN_THROTTLE_S)
+                self.get_logger().warning(f'published tokens without {missing}', throttle_duration_sec=WARN_THROTTLE_S)
 
     def publish_diagnostics(self) -> None:
-        decode, tokenize = np.asarray(self.decode_ms or [0.0]), np.asarray(self.tokenize_ms or [0.0])
+        counters = self.core.counters()
+        new = Counter({k: v for k, v in counters.items() if k.startswith(('dropped/', 'flagged/'))}) - self._reported
+        new_partial = counters['partial_sets'] - self._reported['partial_sets']
+        self._reported = Counter({k: v for k, v in counters.items() if isinstance(v, int)})
+        decode, tokenize = np.asarray(self.decode_ms or [np.nan]), np.asarray(self.tokenize_ms or [np.nan])
         self.decode_ms.clear()
         self.tokenize_ms.clear()
-        sync = self.core.sync
-        values = {f'received/{k}': v for k, v in sorted(self.core.received.items())}
-        values |= {f'dropped/{k}': v for k, v in sorted((self.core.dropped + sync.dropped).items())}
-        values |= {'synced': sync.synced, 'partial_sets': sync.partial, 'time_resets': sync.resets,
-                   'published': self.core.published,
-                   'decode_p50_ms': float(np.percentile(decode, 50)),
-                   'tokenize_p50_ms': float(np.percentile(tokenize, 50)),
-                   'tokenize_max_ms': float(tokenize.max())}
-        level = WARN if any(k.startswith('dropped/') for k in values) else OK
-        status = make_status('perception_node', level, 'running', values, hardware_id='perception_llm')
+        values = counters | {'decode_p50_ms': float(np.percentile(decode, 50)),
+                             'tokenize_p50_ms': float(np.percentile(tokenize, 50)),
+                             'tokenize_p99_ms': float(np.percentile(tokenize, 99)),
+                             'tokenize_max_ms': float(np.max(tokenize))}
+        problems = sorted(new) + ([f'{new_partial} partial sets'] if new_partial else [])
+        message = 'ok' if not problems else 'since last report: ' + ', '.join(problems)
+        status = make_status('perception_node', WARN if problems else OK, message, values,
+                             hardware_id='perception_llm')
         self.diagnostics_pub.publish(diagnostic_array(self.now_ns(), [status]))
+
+    def _guarded(self, what: str, callback):
+        """The callback, with any unexpected exception counted and logged instead of ending the node."""
+        def run(*args):
+            try:
+                callback(*args)
+            except Exception as error:  # noqa: BLE001 - a sensor message must never stop perception
+                self.core.note(what, 'internal_error')
+                self.get_logger().error(f'{what}: {type(error).__name__}: {error}\n{traceback.format_exc()}',
+                                        throttle_duration_sec=WARN_THROTTLE_S)
+        return run
 
 
 def main(args=None) -> int:

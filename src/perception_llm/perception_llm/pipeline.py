@@ -1,10 +1,19 @@
 """The perception core: decoded sensor data in, fused token sets out.
 
 No ROS here: the node, offline evaluation and training feed it the same way.
-Cameras arrive as RGB arrays, lidars as points in their own frame; the core
-moves points to ``base_link``, synchronises the sensors, encodes each modality
-and assembles a :class:`~stack_common.tokens.TokenSet` with the missing
-sensors reported.
+Cameras arrive as RGB arrays of any size, lidars as points in their own
+frame, odometry as :class:`EgoState`. The core prepares each message on
+arrival (resize; points to ``base_link``, self-returns removed, cropped),
+synchronises the sensors, and turns a synced set into
+
+- :class:`FrameInputs`: the numpy inputs of the encoders (what training
+  caches), by :meth:`PerceptionCore.preprocess`, then
+- a :class:`~stack_common.tokens.TokenSet` of the real tokens, by
+  :meth:`PerceptionCore.encode`, with the missing sensors reported.
+
+Time going back (a bag loop, a simulator reset) clears queues and history.
+Bad timing never raises out of the ``add_*``/``poll`` calls for configured
+sensors; what is dropped is counted (:meth:`PerceptionCore.counters`).
 """
 
 import time
@@ -14,130 +23,255 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from perception_llm.camera_encoder import prepare_image
-from perception_llm.ego import EgoHistory
-from perception_llm.extrinsics import sensor_to_base, transform_points
+from perception_llm.calibration import select_points, transform_points
+from perception_llm.camera_encoder import ground_anchors, patch_anchors, prepare_image
+from perception_llm.ego import EGO_FEATURES, EgoHistory
 from perception_llm.fusion import EncoderConfig, SensorEncoders
+from perception_llm.lidar_encoder import BEV_CHANNELS
+from perception_llm.sensors import CameraSpec, camera_key, camera_specs, lidar_key, lidar_specs
 from perception_llm.sync import ApproximateTimeSync, SyncedSet
 from stack_common.odometry import EgoState
-from stack_common.tokens import Modality, TokenSet
+from stack_common.tokens import TokenSet
 
 NS_PER_S = 1_000_000_000
-
-
-def camera_key(name: str) -> str:
-    return f'camera/{name}'
-
-
-def lidar_key(name: str) -> str:
-    return f'lidar/{name}'
+ODOMETRY = 'odometry'
+TIME_JUMP_NS = NS_PER_S  # stamps this far behind the newest one mean time was reset
 
 
 @dataclass
 class FusedFrame:
     tokens: TokenSet
     missing: list[str] = field(default_factory=list)
-    tokenize_ms: float = 0.0
+    tokenize_ms: float = 0.0                                    # all stages of this frame together
+    stages_ms: dict[str, float] = field(default_factory=dict)
+
+
+class _StageClock:
+    """Wall time per named stage, for the per-stage numbers of diagnostics and the benchmark."""
+
+    def __init__(self):
+        self.stages_ms: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def add(self, stage: str, ms: float) -> None:
+        self.stages_ms[stage] = ms
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stages_ms[stage] = (now - self._last) * 1e3
+        self._last = now
+
+
+@dataclass
+class CameraFrame:
+    """A camera message prepared on arrival, waiting for its set."""
+
+    image: np.ndarray                # (3, H, W) uint8 at the encoder's input size
+    image_size: tuple[int, int]      # (width, height) as received: the intrinsics' pixels
+    prepare_ms: float
 
 
 @dataclass
 class LidarSweep:
-    points_base: np.ndarray          # (N, 3) float32 in base_link
-    intensity: np.ndarray | None     # (N,) float32
+    """A lidar message prepared on arrival: in ``base_link``, inside the BEV box, without self-returns."""
+
+    points_base: np.ndarray          # (N, 3) float32
+    intensity: np.ndarray | None     # (N,) float32, 0..1
+    prepare_ms: float
+
+
+@dataclass
+class FrameInputs:
+    """The encoders' inputs for one synced set: numpy only, cacheable."""
+
+    stamp_ns: int
+    images: np.ndarray               # (C, 3, H, W) uint8, zeros for missing cameras
+    camera_present: np.ndarray       # (C,) bool
+    camera_anchors: np.ndarray       # (C, P, 3) float32 base_link, NaN without a position
+    bev: np.ndarray                  # (BEV_CHANNELS, rows, cols) float32, all lidars together
+    lidar_present: bool
+    ego: np.ndarray                  # (EGO_FEATURES,) float32
+    ego_present: bool
+    missing: list[str]
+    stages_ms: dict[str, float] = field(default_factory=dict)   # time per preprocessing stage
+
+    def batch(self) -> dict[str, torch.Tensor]:
+        """Keyword arguments of :meth:`SensorEncoders.fuse` for this one frame."""
+        return {'images': torch.from_numpy(self.images)[None],
+                'camera_present': torch.from_numpy(self.camera_present)[None],
+                'bev': torch.from_numpy(self.bev)[None],
+                'lidar_present': torch.tensor([self.lidar_present]),
+                'ego': torch.from_numpy(self.ego)[None],
+                'ego_present': torch.tensor([self.ego_present]),
+                'camera_anchors': torch.from_numpy(self.camera_anchors)[None]}
 
 
 class PerceptionCore:
     def __init__(self, config: dict, encoders: SensorEncoders | None = None):
         self.config = config
         self.encoder_config = EncoderConfig.from_node_config(config)
-        self.encoders = encoders or SensorEncoders.seeded(self.encoder_config)
-        self.cameras = list(config['cameras'])
-        self.lidars = list(config['lidars'])
-        self.extrinsics = {}
-        for kind, names in (('camera', self.cameras), ('lidar', self.lidars)):
-            for name in names:
-                section = config[kind].get(name, {})
-                key = f'{kind}/{name}'
-                self.extrinsics[key] = sensor_to_base(
-                    section.get('translation_m', (0.0, 0.0, 0.0)),
-                    section.get('rotation_rpy_rad', (0.0, 0.0, 0.0)),
-                    section.get('rotation_quat_xyzw', ()))
+        self.encoders = (encoders or SensorEncoders.seeded(self.encoder_config)).eval()
+        self.camera_specs = camera_specs(config)
+        self.lidar_specs = lidar_specs(config)
+        if len(self.camera_specs) > self.encoder_config.max_cameras:
+            raise ValueError(f'{len(self.camera_specs)} cameras configured, the encoders take at most '
+                             f'{self.encoder_config.max_cameras}')
+        self.cameras = [spec.name for spec in self.camera_specs]
+        self.lidars = [spec.name for spec in self.lidar_specs]
+        self._camera = {spec.name: spec for spec in self.camera_specs}
+        self._lidar = {spec.name: spec for spec in self.lidar_specs}
+        self.bev_grid = self.encoder_config.bev_grid
+        self.vehicle_box_m = tuple(config['vehicle_box_m']) if config['vehicle_box_m'] else None
         sync = config['sync']
         self.sync = ApproximateTimeSync(
-            [camera_key(n) for n in self.cameras] + [lidar_key(n) for n in self.lidars],
-            slop_ns=int(sync['slop_s'] * NS_PER_S), max_wait_ns=int(sync['max_wait_s'] * NS_PER_S),
-            queue_size=sync['queue_size'])
-        self.ego = EgoHistory()
+            [spec.key for spec in self.camera_specs] + [spec.key for spec in self.lidar_specs],
+            slop_ns=round(sync['slop_s'] * NS_PER_S), max_wait_ns=round(sync['max_wait_s'] * NS_PER_S),
+            queue_size=sync['queue_size'], time_jump_ns=TIME_JUMP_NS)
+        self.ego = EgoHistory(max_age_ns=round(config['odometry_max_age_s'] * NS_PER_S), time_jump_ns=TIME_JUMP_NS)
         self.received: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
+        self.flagged: Counter[str] = Counter()    # used, but with something wrong ('<sensor>/<reason>')
+        self.time_resets = 0
         self.published = 0
-        self._anchors_lidar = self.encoder_config.bev_grid.token_anchors(self.encoder_config.token_stride)
+        self._newest_ns: int | None = None
+        self._ground_anchors: dict[tuple[str, tuple[int, int]], np.ndarray] = {}
+
+    # -- input -----------------------------------------------------------------------------------
 
     def reset(self) -> None:
         """Forget queued data and history (time jumped back: bag loop, simulator reset)."""
         self.sync.reset()
         self.ego.reset()
+        self._newest_ns = None
 
     def add_camera(self, name: str, stamp_ns: int, rgb: np.ndarray, now_ns: int) -> list[SyncedSet]:
-        self.received[camera_key(name)] += 1
+        """Queue an ``(H, W, 3) uint8`` RGB image; returns the sets that are now ready."""
+        spec = self._sensor(self._camera, 'camera', name)
+        self.received[spec.key] += 1
+        self._note_stamp(stamp_ns)
+        start = time.perf_counter()
         image = prepare_image(rgb, self.encoder_config.input_width, self.encoder_config.input_height)
-        return self.sync.add(camera_key(name), stamp_ns, image, now_ns)
+        frame = CameraFrame(image, (rgb.shape[1], rgb.shape[0]), (time.perf_counter() - start) * 1e3)
+        return self.sync.add(spec.key, stamp_ns, frame, now_ns)
 
     def add_lidar(self, name: str, stamp_ns: int, points: np.ndarray, intensity: np.ndarray | None,
                   now_ns: int) -> list[SyncedSet]:
-        self.received[lidar_key(name)] += 1
-        points_base = transform_points(self.extrinsics[lidar_key(name)], points)
-        return self.sync.add(lidar_key(name), stamp_ns, LidarSweep(points_base, intensity), now_ns)
+        """Queue ``(N, 3)`` points in the lidar's frame (non-finite ones are ignored) and their raw intensity."""
+        spec = self._sensor(self._lidar, 'lidar', name)
+        self.received[spec.key] += 1
+        self._note_stamp(stamp_ns)
+        start = time.perf_counter()
+        points_base = transform_points(spec.base_from_sensor, np.asarray(points).reshape(-1, 3))
+        keep = self.bev_grid.crop(points_base)
+        if self.vehicle_box_m is not None:
+            x0, x1, y0, y1 = self.vehicle_box_m
+            x, y = points_base[:, 0], points_base[:, 1]
+            keep &= ~((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
+        scaled = None
+        if intensity is not None:
+            scaled = np.asarray(intensity, np.float32).reshape(-1)[keep] * np.float32(1.0 / spec.max_intensity)
+        sweep = LidarSweep(select_points(points_base, keep), scaled, (time.perf_counter() - start) * 1e3)
+        return self.sync.add(spec.key, stamp_ns, sweep, now_ns)
 
     def add_odometry(self, state: EgoState) -> None:
-        self.received['odometry'] += 1
-        self.ego.add(state)
+        self.received[ODOMETRY] += 1
+        self._note_stamp(state.stamp_ns)
+        reason = self.ego.add(state)
+        if reason:
+            self.dropped[f'{ODOMETRY}/{reason}'] += 1
 
     def poll(self, now_ns: int) -> list[SyncedSet]:
+        """Sets that became due because a sensor stayed silent (call it periodically)."""
         return self.sync.poll(now_ns)
 
-    @torch.inference_mode()
+    def note(self, sensor: str, reason: str) -> None:
+        """Count a message the caller dropped before it reached the core (e.g. it did not decode)."""
+        self.dropped[f'{sensor}/{reason}'] += 1
+
+    def counters(self) -> dict[str, int]:
+        """Health counters: ``received/<sensor>``, ``dropped|flagged/<sensor>/<reason>``, sets published."""
+        values = {f'received/{k}': v for k, v in sorted(self.received.items())}
+        values |= {f'dropped/{k}': v for k, v in sorted((self.dropped + self.sync.dropped).items())}
+        values |= {f'flagged/{k}': v for k, v in sorted(self.flagged.items())}
+        return values | {'synced_sets': self.sync.synced, 'partial_sets': self.sync.partial,
+                         'published': self.published, 'time_resets': self.time_resets + self.sync.resets}
+
+    # -- output ----------------------------------------------------------------------------------
+
     def tokenize(self, synced: SyncedSet) -> FusedFrame:
+        """The token set of a synced set; ``tokenize_ms`` covers its members' preparation on arrival too."""
+        inputs = self.preprocess(synced)
         start = time.perf_counter()
-        cfg = self.encoder_config
-        parts, anchors, modality, source = [], [], [], []
-        cameras = [(i, synced.members[camera_key(n)][1]) for i, n in enumerate(self.cameras)
-                   if camera_key(n) in synced.members]
-        if cameras:
-            images = torch.from_numpy(np.stack([image for _, image in cameras]))
-            ids = torch.tensor([i for i, _ in cameras])
-            camera_tokens = self.encoders.encode_cameras(images, ids)       # (C, P, D)
-            per_camera = camera_tokens.shape[1]
-            parts.append(camera_tokens.reshape(-1, cfg.token_dim))
-            anchors.append(np.full((len(cameras) * per_camera, 3), np.nan, np.float32))
-            modality.append(np.full(len(cameras) * per_camera, Modality.CAMERA, np.uint8))
-            source.append(np.repeat(ids.numpy().astype(np.uint8), per_camera))
-        sweeps = [synced.members[lidar_key(n)][1] for n in self.lidars if lidar_key(n) in synced.members]
-        if sweeps:
-            points = np.concatenate([s.points_base for s in sweeps])
-            intensity = (np.concatenate([s.intensity for s in sweeps])
-                         if all(s.intensity is not None for s in sweeps) else None)
-            bev = cfg.bev_grid.features(points, intensity)
-            lidar_tokens = self.encoders.encode_lidar(torch.from_numpy(bev)[None])[0]
-            parts.append(lidar_tokens)
-            count = len(self._anchors_lidar)
-            anchors.append(np.concatenate([self._anchors_lidar, np.zeros((count, 1), np.float32)], axis=1))
-            modality.append(np.full(count, Modality.LIDAR, np.uint8))
-            source.append(np.zeros(count, np.uint8))
-        ego = self.ego.features(synced.stamp_ns)
-        missing = list(synced.missing)
-        if ego is None:
-            missing.append('odometry')
-        else:
-            parts.append(self.encoders.encode_ego(torch.from_numpy(ego)[None])[0])
-            anchors.append(np.zeros((1, 3), np.float32))
-            modality.append(np.array([Modality.EGO], np.uint8))
-            source.append(np.zeros(1, np.uint8))
-        tokens = TokenSet(
-            stamp_ns=synced.stamp_ns,
-            anchors=np.concatenate(anchors),
-            modality=np.concatenate(modality),
-            source=np.concatenate(source),
-            embedding=torch.cat(parts).numpy().astype(np.float32, copy=False))
+        tokens = self.encode(inputs)
+        stages_ms = inputs.stages_ms | {'encoders': (time.perf_counter() - start) * 1e3}
         self.published += 1
-        return FusedFrame(tokens, missing, (time.perf_counter() - start) * 1e3)
+        return FusedFrame(tokens, inputs.missing, sum(stages_ms.values()), stages_ms)
+
+    def preprocess(self, synced: SyncedSet) -> FrameInputs:
+        """The encoders' inputs of a synced set (all numpy)."""
+        cfg, members = self.encoder_config, synced.members
+        clock = _StageClock()
+        sweeps = [members[spec.key][1] for spec in self.lidar_specs if spec.key in members]
+        frames = {spec.index: members[spec.key][1] for spec in self.camera_specs if spec.key in members}
+        clock.add('camera_resize', sum(frame.prepare_ms for frame in frames.values()))
+        clock.add('lidar_to_base_link', sum(sweep.prepare_ms for sweep in sweeps))
+        points = (sweeps[0].points_base if len(sweeps) == 1  # columns stay contiguous (see transform_points)
+                  else np.concatenate([s.points_base.T for s in sweeps] or [np.zeros((3, 0), np.float32)], axis=1).T)
+        intensity = None
+        if sweeps and all(s.intensity is not None for s in sweeps):
+            intensity = np.concatenate([s.intensity for s in sweeps])
+        bev = (self.bev_grid.features(points, intensity) if sweeps
+               else np.zeros((BEV_CHANNELS, *self.bev_grid.shape), np.float32))
+        clock.lap('bev_grid')
+        images = np.zeros((len(self.camera_specs), 3, cfg.input_height, cfg.input_width), np.uint8)
+        anchors = np.full((len(self.camera_specs), cfg.camera_tokens, 3), np.nan, np.float32)
+        for spec in self.camera_specs:
+            frame: CameraFrame | None = frames.get(spec.index)
+            if frame is None:
+                continue
+            images[spec.index] = frame.image
+            if spec.model is not None:
+                fallback = self._ground(spec, frame.image_size)
+                anchors[spec.index] = (patch_anchors(spec.model, frame.image_size, cfg.camera_grid, points, fallback)
+                                       if sweeps else fallback)
+        clock.lap('camera_anchors')
+        ego = self.ego.features(synced.stamp_ns)
+        return FrameInputs(
+            stamp_ns=synced.stamp_ns, images=images, camera_present=np.isin(np.arange(len(images)), list(frames)),
+            camera_anchors=anchors, bev=bev, lidar_present=bool(sweeps),
+            ego=ego if ego is not None else np.zeros(EGO_FEATURES, np.float32), ego_present=ego is not None,
+            missing=list(synced.missing) + ([ODOMETRY] if ego is None else []), stages_ms=clock.stages_ms)
+
+    @torch.inference_mode()
+    def encode(self, inputs: FrameInputs) -> TokenSet:
+        """The real tokens of one frame (masked slots left out: the planner pads)."""
+        fused = self.encoders.fuse(**inputs.batch())
+        mask = fused.mask[0]
+        return TokenSet(
+            stamp_ns=inputs.stamp_ns,
+            anchors=fused.anchors[0][mask].numpy(),
+            modality=fused.modality[mask].numpy(),
+            source=fused.source[mask].numpy(),
+            embedding=fused.embedding[0][mask].float().numpy())
+
+    # -- internals -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _sensor(specs: dict, kind: str, name: str):
+        if name not in specs:
+            raise KeyError(f'{kind} {name!r} is not configured; {kind}s: {sorted(specs)}')
+        return specs[name]
+
+    def _note_stamp(self, stamp_ns: int) -> None:
+        if self._newest_ns is not None and stamp_ns < self._newest_ns - TIME_JUMP_NS:
+            self.time_resets += 1
+            self.reset()
+        self._newest_ns = stamp_ns if self._newest_ns is None else max(self._newest_ns, stamp_ns)
+
+    def _ground(self, spec: CameraSpec, image_size: tuple[int, int]) -> np.ndarray:
+        key = (spec.name, image_size)
+        if key not in self._ground_anchors:
+            reach = max(abs(v) for v in (*self.bev_grid.x_range_m, *self.bev_grid.y_range_m))
+            self._ground_anchors[key] = ground_anchors(spec.model, image_size, self.encoder_config.camera_grid,
+                                                       reach)
+        return self._ground_anchors[key]

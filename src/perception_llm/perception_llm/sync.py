@@ -18,11 +18,12 @@ Two differences from message_filters, both for a vehicle:
   others listed in ``missing``, so downstream sees sensor loss instead of
   silence.
 
-Published sets have strictly increasing stamps, each beyond the previous
-set's slop window; a message that could only belong to a published set is
-dropped and counted (``late``, ``out_of_order``, ``duplicate_stamp``,
-``unmatched``, ``queue_overflow``, keyed ``<sensor>/<reason>``). Stamps are integer nanoseconds, ``now_ns`` is the
-receive clock (the node's clock, sim time included). Stamps or clock going
+Published sets have strictly increasing stamps; a message that can only
+belong to a published set (older than what its sensor already published,
+or within the slop of a set published without that sensor) is dropped and
+counted (``late``, ``out_of_order``, ``duplicate_stamp``, ``unmatched``,
+``queue_overflow``, keyed ``<sensor>/<reason>``). Stamps are integer
+nanoseconds, ``now_ns`` is the receive clock (the node's clock, sim time included). Stamps or clock going
 back by more than ``time_jump_ns`` (a bag loop, a simulator reset) clear all
 state. Nothing here raises on bad timing.
 """
@@ -70,6 +71,7 @@ class ApproximateTimeSync:
         self._queues: dict[str, list[_Queued]] = {s: [] for s in self.sensors}
         self._last_member_ns: dict[str, int | None] = {s: None for s in self.sensors}
         self._last_set_ns: int | None = None
+        self._last_members: set[str] = set()
         self._newest_ns: int | None = None
         self._last_now_ns: int | None = None
 
@@ -90,7 +92,7 @@ class ApproximateTimeSync:
         if last_member is not None and stamp_ns < last_member:
             self.dropped[f'{sensor}/out_of_order'] += 1
             return self.poll(now_ns)
-        if self._last_set_ns is not None and stamp_ns <= self._last_set_ns + self.slop_ns:
+        if self._belongs_to_last_set(sensor, stamp_ns):
             self.dropped[f'{sensor}/late'] += 1  # its set was published without it
             return self.poll(now_ns)
         bisect.insort(queue, _Queued(stamp_ns, now_ns, payload))
@@ -181,15 +183,23 @@ class ApproximateTimeSync:
             queued = self._queues[sensor].pop(0)
             members[sensor] = (queued.stamp_ns, queued.payload)
             self._last_member_ns[sensor] = queued.stamp_ns
-        for sensor in self.sensors:  # later sets start beyond this one's slop window
-            self._drop_older(sensor, set_ns + self.slop_ns + 1, 'unmatched')
-        self._last_set_ns = set_ns
+        self._last_set_ns, self._last_members = set_ns, set(members)
+        for sensor in self.sensors:
+            queue = self._queues[sensor]
+            while queue and self._belongs_to_last_set(sensor, queue[0].stamp_ns):
+                queue.pop(0)
+                self.dropped[f'{sensor}/unmatched'] += 1
         missing = [s for s in self.sensors if s not in members]
         if missing:
             self.partial += 1
         else:
             self.synced += 1
         return SyncedSet(set_ns, members, missing)
+
+    def _belongs_to_last_set(self, sensor: str, stamp_ns: int) -> bool:
+        """A message of a sensor that was missing from the last published set, within its slop window."""
+        return (self._last_set_ns is not None and sensor not in self._last_members
+                and stamp_ns <= self._last_set_ns + self.slop_ns)
 
     def _drop_older(self, sensor: str, stamp_ns: int, reason: str) -> None:
         queue = self._queues[sensor]

@@ -1,4 +1,12 @@
-"""Encoder weights from the stack's checkpoint (prefix ``perception.``), or a seeded init."""
+"""Encoder weights from the stack's checkpoint (prefix ``perception.``), or a seeded init.
+
+The perception encoders are trained jointly with the planner and saved in the
+same checkpoint (:mod:`planner.checkpoint` writes it, in the format of
+:mod:`stack_common.checkpoint`). The node's architecture settings must equal
+the checkpoint's ``perception`` config; any difference is refused with the
+keys that differ. Without a checkpoint the encoders get a fixed-seed
+initialisation and the caller logs the returned warning once.
+"""
 
 from dataclasses import asdict
 from pathlib import Path
@@ -28,9 +36,13 @@ def load_encoders(config: dict) -> tuple[SensorEncoders, str | None]:
     directory = Path(config['checkpoint']) if config['checkpoint'] else DEFAULT_CHECKPOINT
     if not config['checkpoint'] and not (directory / 'config.json').exists():
         return SensorEncoders.seeded(wanted), (
-            'no checkpoint found: perception encoders use a fixed-seed initialisation (untrained)')
+            'no checkpoint found: perception encoders use a fixed-seed initialisation (untrained); '
+            'set checkpoint to a trained model directory')
     tensors, document = load_checkpoint(directory)
-    stored = EncoderConfig.from_dict(document['config']['perception'])
+    try:
+        stored = EncoderConfig.from_dict(document['config']['perception'])
+    except (KeyError, TypeError) as error:
+        raise CheckpointError(f'{directory}: config.json has no perception encoder config ({error})') from error
     differ = [f'{k}: config {v!r} vs checkpoint {getattr(stored, k)!r}'
               for k, v in asdict(wanted).items() if getattr(stored, k) != v]
     if differ:
