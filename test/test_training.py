@@ -10,12 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from perception_llm.camera_encoder import prepare_image
+from perception_llm.pipeline import PerceptionCore
 from planner.presets import preset_configs
 from planner.training.dataset import CachedFrames, FrameCacheWriter, field_specs, is_complete, split_blocks
+from planner.training.frames import LogLabels, frame_record, obstacle_points
 from planner.training.labels import constant_velocity, critic_targets, displacement_errors, future_poses
 from planner.training.train import TrainOptions, train
 from avstack.synthetic import SyntheticScene
+from stack_common.config import load_node_config
+from stack_common.odometry import EgoState
+
+from conftest import STACK_CONFIG
 
 T_S = np.arange(1, 9) * 0.5
 
@@ -81,25 +86,31 @@ def test_critic_targets_progress_and_comfort():
 
 
 def make_cache(directory, frames=80, seed=0):
-    """Synthetic frames through the real preprocessing (resize, BEV grid), speeds changing every 10 frames."""
-    cfg, encoder_cfg = preset_configs('tiny')
-    specs = field_specs(1, (encoder_cfg.input_height, encoder_cfg.input_width), (4, *encoder_cfg.bev_grid.shape),
-                        3, cfg.horizon, len(cfg.scene_tags))
-    writer = FrameCacheWriter(directory, frames, specs, {'source': 'synthetic', 'seed': seed})
-    for i in range(frames):
+    """Synthetic frames through the live perception preprocessing, speeds changing every 10 frames."""
+    cfg, _ = preset_configs('tiny')
+    perception = PerceptionCore(load_node_config('perception_llm', 'perception_node', STACK_CONFIG))
+    encoder_cfg = perception.encoder_config
+    writer = FrameCacheWriter(directory, frames, field_specs(encoder_cfg, cfg, cameras=1),
+                              {'source': 'synthetic', 'seed': seed})
+    track, states, x = [], [], 0.0
+    for i in range(frames + 50):   # the odometry runs 5 s past the last frame: the labels need the future
         speed = 3.0 + 2.0 * ((i // 10 + seed) % 5)
-        scene, t = SyntheticScene(speed_mps=speed), i * 0.1
-        points = scene.lidar(t)
-        xyz = np.stack([points['x'], points['y'], points['z'] + scene.lidar_height_m], 1).astype(np.float32)
-        writer.append({
-            'stamp_ns': int(t * 1e9), 'camera_present': np.array([True]), 'lidar_present': True, 'ego_present': True,
-            'images': prepare_image(scene.camera(t), encoder_cfg.input_width, encoder_cfg.input_height)[None],
-            'bev': encoder_cfg.bev_grid.features(xyz, points['intensity']),
-            'ego': np.array([speed / 10, 0.0, 0.0], np.float32), 'speed_mps': speed, 'route': 0,
-            'future': constant_velocity(speed, T_S), 'obstacles': np.zeros((128, 2)),
-            'obstacle_mask': np.zeros(128, bool), 'traffic': np.zeros((16, 8, 2)),
-            'traffic_mask': np.zeros((16, 8), bool), 'tags': (np.arange(5) == i % 5).astype(np.float32),
-            'tags_valid': True})
+        states.append((i * 0.1, speed, x))
+        track.append(EgoState(int(i * 1e8) + 1, x, 0.0, 0.0, speed))
+        x += speed * 0.1
+    labels = LogLabels(track, [], cfg)
+    for (t, speed, x), ego in zip(states[:frames], track):
+        scene = SyntheticScene(speed_mps=speed)
+        perception.add_odometry(ego)
+        perception.add_camera('front', ego.stamp_ns, scene.camera(x / speed), ego.stamp_ns)
+        lidar = scene.lidar(x / speed)
+        xyz = np.stack([lidar['x'], lidar['y'], lidar['z']], 1)
+        synced = perception.add_lidar('top', ego.stamp_ns, xyz, lidar['intensity'] / 255, ego.stamp_ns)
+        record = frame_record(perception.preprocess(synced[0]), labels.for_frame(ego.stamp_ns),
+                              encoder_cfg.bev_grid)
+        record['tags'] = (np.arange(5) == int(t * 10) % 5).astype(np.float32)
+        record['tags_valid'] = True
+        writer.append(record)
     return writer.close()
 
 
@@ -109,7 +120,9 @@ def test_cache_round_trip_and_block_split(tmp_path):
     assert not is_complete(directory, {'source': 'synthetic', 'seed': 1})
     frames = CachedFrames(directory)
     assert len(frames) == 20 and frames[3]['images'].dtype == torch.uint8
-    assert frames[3]['future'][-1, 0] == pytest.approx(3.0 * 4.0)
+    # 0.7 s at 3 m/s, then 1 s each at 5, 7 and 9 m/s, then 0.3 s at 11 m/s
+    assert frames[3]['future'][-1, 0] == pytest.approx(0.7 * 3 + 5 + 7 + 9 + 0.3 * 11, abs=0.05)
+    assert frames[3]['camera_present'].all() and frames[3]['lidar_present']
     split = split_blocks(200, 0.2, block=50)
     assert len(split.validation) == 50 and not set(split.validation) & set(split.train)
 
@@ -155,3 +168,31 @@ train([{str(cache)!r}], {str(tmp_path / 'run')!r}, cfg, encoder_cfg,
     summary = json.loads((tmp_path / 'run' / 'summary.json').read_text())
     assert summary['steps'] == 3 and summary['frames']['train'] > 0
     assert math.isfinite(summary['history'][0]['train']['total'])
+
+
+def test_log_labels_put_future_traffic_and_tags_in_the_frame_of_the_stamp():
+    from planner.training.frames import SceneInfo
+    cfg, _ = preset_configs('tiny')
+    # the ego drives north (yaw pi/2) at 10 m/s from (100, 0); a car 20 m ahead of it drives north at 5 m/s
+    track = [EgoState(int(t * 1e9), 100.0, 10.0 * t, np.pi / 2, 10.0) for t in np.arange(0, 10, 0.1)]
+    infos = [SceneInfo(int(t * 1e9), {'dense_traffic': True}, np.array([[100.0, 20 + 5.0 * t, np.pi / 2, 5.0, 5, 2]]))
+             for t in np.arange(0, 10, 0.1)]
+    labels = LogLabels(track, infos, cfg).for_frame(int(2e9))
+    np.testing.assert_allclose(labels['future'][:, 0], 10.0 * T_S, atol=1e-6)
+    np.testing.assert_allclose(labels['future'][:, 1], 0.0, atol=1e-6)
+    # relative to the ego at t=2 s (y=20): the car is at 20 + 5 (2 + t) - 20 = 10 + 5 t ahead, straight on
+    np.testing.assert_allclose(labels['traffic'][0, :, 0], 10 + 5.0 * T_S, atol=1e-4)
+    assert labels['traffic_mask'][0].all() and not labels['traffic_mask'][1:].any()
+    assert labels['tags_valid'] and labels['tags'][cfg.scene_tags.index('dense_traffic')] == 1.0
+    assert LogLabels(track, [], cfg).for_frame(int(2e9))['tags_valid'] is False
+
+
+def test_obstacle_points_are_the_tall_cells_not_the_road():
+    cfg = PerceptionCore(load_node_config('perception_llm', 'perception_node', STACK_CONFIG)).encoder_config
+    grid = cfg.bev_grid
+    road = np.stack(np.meshgrid(np.arange(0, 40, 0.2), np.arange(-5, 5, 0.2)), -1).reshape(-1, 2)
+    pole = np.array([[12.2, 3.1, z] for z in np.arange(0.0, 2.0, 0.1)])
+    points = np.concatenate([np.column_stack([road, np.zeros(len(road))]), pole]).astype(np.float32)
+    obstacles, mask = obstacle_points(grid.features(points), grid)
+    assert mask.sum() == 1
+    np.testing.assert_allclose(obstacles[0], [12.25, 3.25], atol=grid.cell_size_m)

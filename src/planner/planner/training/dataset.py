@@ -15,21 +15,29 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-CACHE_VERSION = 1
+from perception_llm.ego import EGO_FEATURES
+from perception_llm.fusion import EncoderConfig
+from perception_llm.lidar_encoder import BEV_CHANNELS
+from planner.model import ModelConfig
+
+CACHE_VERSION = 2
 MAX_OBSTACLES = 128
 MAX_VEHICLES = 16
 
 
-def field_specs(cameras: int, image_hw: tuple[int, int], bev_shape: tuple[int, ...], ego_features: int,
-                horizon: int, tags: int) -> dict[str, tuple[tuple[int, ...], str]]:
-    """Per-frame field shapes and dtypes of a cache."""
+def field_specs(encoder_cfg: EncoderConfig, model_cfg: ModelConfig,
+                cameras: int) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Per-frame field shapes and dtypes of a cache: the encoders' inputs and the labels."""
+    bev_shape = (BEV_CHANNELS, *encoder_cfg.bev_grid.shape)
+    horizon, tags = model_cfg.horizon, len(model_cfg.scene_tags)
     return {
         'stamp_ns': ((), 'int64'),
-        'images': ((cameras, 3, *image_hw), 'uint8'),
+        'images': ((cameras, 3, encoder_cfg.input_height, encoder_cfg.input_width), 'uint8'),
         'camera_present': ((cameras,), 'bool'),
+        'camera_anchors': ((cameras, encoder_cfg.camera_tokens, 3), 'float32'),
         'bev': (bev_shape, 'float16'),
         'lidar_present': ((), 'bool'),
-        'ego': ((ego_features,), 'float32'),
+        'ego': ((EGO_FEATURES,), 'float32'),
         'ego_present': ((), 'bool'),
         'speed_mps': ((), 'float32'),
         'route': ((), 'int64'),

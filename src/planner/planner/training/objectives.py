@@ -2,9 +2,8 @@
 
 ``DrivingStack`` is the whole model (perception encoders + planner) as one
 module, so DDP and the optimiser see one set of weights, the same weights the
-nodes load from the checkpoint. Its token set for a frame equals the live
-perception output (same encoders, anchors and masks; slot order does not
-matter to the transformer, which has no slot positions).
+nodes load from the checkpoint. Its tokens come from the same
+``SensorEncoders.fuse`` as the live perception output.
 """
 
 import torch
@@ -25,37 +24,16 @@ class DrivingStack(nn.Module):
     def __init__(self, encoders: SensorEncoders, model: DrivingModel):
         super().__init__()
         self.encoders, self.model = encoders, model
-        cfg = encoders.config
-        anchors = torch.from_numpy(cfg.bev_grid.token_anchors(cfg.token_stride))
-        self.register_buffer('lidar_anchors', torch.cat([anchors, torch.zeros(len(anchors), 1)], 1), persistent=False)
-
-    def assemble(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(tokens, anchors, mask)`` padded to the model's static ``max_tokens``."""
-        images, present = batch['images'], batch['camera_present']
-        b, cameras = present.shape
-        ids = torch.arange(cameras, device=images.device).repeat(b)
-        camera = self.encoders.encode_cameras(images.flatten(0, 1), ids)          # (B*C, P, D)
-        per_camera = camera.shape[1]
-        camera = camera.view(b, cameras * per_camera, -1)
-        lidar = self.encoders.encode_lidar(batch['bev'].float())                 # (B, L, D)
-        ego = self.encoders.encode_ego(batch['ego'])                             # (B, 1, D)
-        tokens = torch.cat([camera, lidar, ego], 1)
-        nan = torch.full((b, cameras * per_camera, 3), float('nan'), device=tokens.device)
-        anchors = torch.cat([nan, self.lidar_anchors.expand(b, -1, -1), torch.zeros(b, 1, 3, device=tokens.device)], 1)
-        mask = torch.cat([present.repeat_interleave(per_camera, 1),
-                          batch['lidar_present'][:, None].expand(-1, lidar.shape[1]),
-                          batch['ego_present'][:, None]], 1)
-        pad = self.model.cfg.max_tokens - tokens.shape[1]
-        if pad < 0:
-            raise ValueError(f'{tokens.shape[1]} tokens exceed the model input of {self.model.cfg.max_tokens}')
-        if pad:
-            tokens = F.pad(tokens, (0, 0, 0, pad))
-            anchors = F.pad(anchors, (0, 0, 0, pad), value=float('nan'))
-            mask = F.pad(mask, (0, pad), value=False)
-        return tokens, anchors, mask
 
     def forward(self, batch: dict) -> ModelOutput:
-        tokens, anchors, mask = self.assemble(batch)
+        fused = self.encoders.fuse(batch['images'], batch['camera_present'], batch['bev'], batch['lidar_present'],
+                                   batch['ego'], batch['ego_present'], batch['camera_anchors'])
+        pad = self.model.cfg.max_tokens - fused.embedding.shape[1]
+        if pad < 0:
+            raise ValueError(f'{fused.embedding.shape[1]} tokens exceed the model input of {self.model.cfg.max_tokens}')
+        tokens = F.pad(fused.embedding, (0, 0, 0, pad))
+        anchors = F.pad(fused.anchors, (0, 0, 0, pad), value=float('nan'))
+        mask = F.pad(fused.mask, (0, pad), value=False)
         return self.model(tokens, anchors, mask, batch['route'])
 
 
