@@ -11,30 +11,26 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from nav_msgs.msg import Path as PathMsg
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from avstack.launcher import Launcher, NodeSpec
+from avstack.benchmarks.critic import CRITIC, PlannerStandIn
+from avstack.launcher import Launcher
 from avstack.observer import StackObserver
 from avstack.ros_runtime import RosRuntime
 from avstack.sensor_source import SyntheticSensorSource
 from avstack.synthetic import SyntheticScene
 from critic_monitor.monitor import PLAN_CHECKS
 from stack_common import topics
-from stack_common.qos import LATCHED_QOS, PLAN_QOS, SENSOR_QOS, STATUS_QOS
+from stack_common.qos import LATCHED_QOS, STATUS_QOS
 from stack_common.takeover import msg_to_takeover
-from stack_common.timeutil import NS_PER_S, ns_to_stamp, stamp_to_ns
-from stack_common.trajectory import Trajectory, trajectory_to_path
+from stack_common.timeutil import NS_PER_S, ns_to_stamp
 
-CRITIC = NodeSpec('critic_node', 'critic_monitor', 'critic_monitor.critic_node')
 STARTUP_TIMEOUT_S = 60.0
 WATCHDOGS = ('trajectory_timeout', 'camera_timeout', 'lidar_timeout', 'odometry_timeout')
 
@@ -44,26 +40,6 @@ def write_config(tmp_path: Path, **critic_params) -> Path:
     path.write_text(yaml.safe_dump({'critic_node': {'ros__parameters': {
         'statistics_path': str(tmp_path / 'statistics.json'), **critic_params}}}))
     return path
-
-
-class PlannerStandIn(Node):
-    """Publishes a straight 8-point plan at the scene's speed for every lidar frame, stamped like it."""
-
-    def __init__(self, speed_mps: float, **kwargs):
-        super().__init__('planner_stand_in', **kwargs)
-        self.speed_mps = speed_mps
-        self.enabled = threading.Event()
-        self.enabled.set()
-        self.pub = self.create_publisher(PathMsg, topics.TRAJECTORY, PLAN_QOS)
-        self.create_subscription(PointCloud2, topics.lidar_topic('top'), self.on_lidar, SENSOR_QOS, raw=True)
-        self.stamp_ns = 0
-
-    def on_lidar(self, _) -> None:
-        if self.enabled.is_set():
-            t_s = 0.5 * np.arange(1, 9)
-            stamp = self.get_clock().now().nanoseconds
-            self.pub.publish(trajectory_to_path(Trajectory(stamp, 'base_link', t_s,
-                                                           np.stack([self.speed_mps * t_s, 0 * t_s], 1), 0 * t_s)))
 
 
 class CriticWatcher(Node):
