@@ -11,6 +11,8 @@ SUBCOMMANDS = {
     'bench': 'avstack.bench',
     'record': 'avstack.record',
     'model-info': 'avstack.model_info',
+    'sim': 'avstack.sim',
+    'sim-suite': 'avstack.sim_suite',
 }
 
 EPILOG = """exit codes: 0 success, 1 failure (a node died, a check failed), 2 bad usage or configuration.

@@ -141,6 +141,7 @@ class BridgeNode(Node):
         while wanted and not self._stopping.is_set() and time.monotonic() < deadline:
             missing = [p.topic_name for p in publishers if p.get_subscription_count() < wanted]
             if not missing:
+                self._stopping.wait(self.config['connect_grace_s'])
                 return
             self.get_logger().info(f'waiting for subscribers of {", ".join(missing)}', throttle_duration_sec=5.0)
             self._stopping.wait(0.05)

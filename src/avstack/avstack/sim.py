@@ -1,0 +1,148 @@
+"""``avstack sim``: drive highway-env in closed loop with the stack (or the expert) and report per scenario.
+
+Starts the bridge and, with ``--driver model``, perception, planner and critic as processes over real DDS;
+lockstep by default (one sim step per trajectory, so results do not depend on CPU speed). Writes
+``DIR/report.json``, one plot per scenario, ``DIR/params.yaml`` and an MCAP of the run (``DIR/run_mcap``).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from avstack.sim_run import SimOptions, SimRun, SimRunError
+from sim_bridge.envs import SCENARIOS
+from stack_common.checkpoint import CheckpointError
+from stack_common.config import ConfigError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+EPILOG = """examples:
+  avstack sim --scenario highway-v0 --episodes 3 --seed 1 --out out/sim/highway
+  avstack sim --scenario highway-v0 merge-v0 roundabout-v0 intersection-v0 --driver expert --out bags/expert
+  avstack sim --scenario roundabout-v0 --checkpoint out/train/ckpt --realtime --out out/sim/demo
+
+report.json per scenario: distance_km, stack_distance_km, duration_s, takeovers {count, reasons},
+km_per_takeover (stack km / takeovers; null when none), collisions, collisions_per_km, mean_speed_mps,
+deadline_misses. --driver expert records training data: camera, lidar, odometry (the label), /sim/scene_info."""
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``sim``, ``sim-suite`` and ``demo``."""
+    parser.add_argument('--episodes', type=int, default=1, help='episodes per scenario (default 1)')
+    parser.add_argument('--seed', type=int, default=0, help='env seed of episode 0; episode k uses seed + k')
+    parser.add_argument('--duration', type=float, default=None, metavar='S',
+                        help='sim seconds per episode (default: config/sim.yaml, 40)')
+    parser.add_argument('--density', type=float, default=None, help='traffic density multiplier (default 1)')
+    parser.add_argument('--config', type=Path, default=None, help='stack parameter file (default config/stack.yaml)')
+    parser.add_argument('--sim-config', type=Path, default=None,
+                        help='bridge parameters and stack overrides merged over --config (default config/sim.yaml)')
+    parser.add_argument('--no-record', action='store_true', help='do not write the MCAP of the run')
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        'sim', help='closed-loop drive in highway-env: km per takeover, collisions per km, per scenario',
+        description='Run the bridge and the stack (or the expert alone) as real processes over DDS for N '
+                    'seeded episodes per scenario and write DIR/report.json, plots and an MCAP of the run.',
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--scenario', nargs='+', choices=SCENARIOS, default=['highway-v0'],
+                        help='scenario families, in order (default highway-v0)')
+    parser.add_argument('--driver', choices=('model', 'expert'), default='model',
+                        help='model: the stack drives, the safety driver takes over on request; '
+                             'expert: IDM/MOBIL drives everything (data collection, no stack nodes)')
+    parser.add_argument('--checkpoint', type=Path, default=None, help='model checkpoint (default: the shipped one)')
+    parser.add_argument('--out', '-o', type=Path, required=True, help='output directory')
+    parser.add_argument('--realtime', action='store_true',
+                        help='step at wall-clock rate with the newest trajectory (demos) instead of lockstep')
+    add_run_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def options_from(args, scenarios: list[str], driver: str, out: Path, checkpoint: Path | None,
+                 realtime: bool = False) -> SimOptions:
+    return SimOptions(out=out, scenarios=scenarios, episodes=args.episodes, seed=args.seed, driver=driver,
+                      realtime=realtime, duration_s=args.duration, density=args.density, checkpoint=checkpoint,
+                      config=args.config, sim_config=args.sim_config, record=not args.no_record)
+
+
+def status_line(status: dict | None) -> str:
+    if status is None or 'speed_mps' not in status:
+        return 'waiting for the stack (nodes starting, model loading) ...'
+    return (f'{status["scenario"]} ep {status["episode"]}  t={status["stamp_ns"] / 1e9:7.1f}s  '
+            f'v={status["speed_mps"]:5.1f} m/s  {status["distance_m"] / 1000:6.3f} km  '
+            f'takeovers={status["takeovers"]}  collisions={status["collisions"]}  '
+            f'driver={status["driver"]:<6}  latency={status.get("plan_wait_ms", 0):5.0f} ms')
+
+
+class StatusPrinter:
+    """A live status line on a terminal; a line every few seconds otherwise (logs, CI)."""
+
+    def __init__(self, stream=sys.stdout, period_s: float = 5.0):
+        self.stream, self.interactive, self.period_s = stream, stream.isatty(), period_s
+        self._last = None
+
+    def __call__(self, status: dict | None) -> None:
+        import time
+        line = status_line(status)
+        if self.interactive:
+            self.stream.write('\r' + line.ljust(120)[:160])
+            self.stream.flush()
+        elif self._last is None or time.monotonic() - self._last >= self.period_s:
+            self._last = time.monotonic()
+            print(line, file=self.stream, flush=True)
+
+    def finish(self) -> None:
+        if self.interactive:
+            self.stream.write('\n')
+
+
+def print_summary(report: dict, stream=sys.stdout) -> None:
+    print(f'{"scenario":<16} {"km":>7} {"takeovers":>9} {"km/takeover":>12} {"collisions":>10} '
+          f'{"coll/km":>8} {"v mean":>7} {"misses":>6}', file=stream)
+    for scenario, s in list(report['scenarios'].items()) + [('total', report['total'])]:
+        kpt = '-' if s['km_per_takeover'] is None else f'{s["km_per_takeover"]:.3f}'
+        cpk = '-' if s['collisions_per_km'] is None else f'{s["collisions_per_km"]:.2f}'
+        speed = '-' if s['mean_speed_mps'] is None else f'{s["mean_speed_mps"]:.1f}'
+        print(f'{scenario:<16} {s["distance_km"]:7.3f} {s["takeovers"]["count"]:9d} {kpt:>12} '
+              f'{s["collisions"]:10d} {cpk:>8} {speed:>7} {s["deadline_misses"]:6d}', file=stream)
+    reasons = report['total']['takeovers']['reasons']
+    if reasons:
+        print('takeover reasons: ' + ', '.join(f'{k} x{v}' for k, v in reasons.items()), file=stream)
+    print(f'lockstep {report["run"]["steps_per_s"]:.1f} sim steps per wall-clock second'
+          if report['lockstep'] else f'{report["run"]["steps_per_s"]:.1f} steps/s (realtime)', file=stream)
+
+
+def execute(options: SimOptions, command: str = 'sim') -> tuple[int, dict | None]:
+    """Run with a status line and a summary; returns (exit code, report)."""
+    options.out.mkdir(parents=True, exist_ok=True)
+    log_path = options.out / 'nodes.log'
+    printer = StatusPrinter()
+    try:
+        with open(log_path, 'w') as log:
+            print(f'[{command}] {options.driver} driving {", ".join(options.scenarios)} x{options.episodes} '
+                  f'(seed {options.seed}, {"realtime" if options.realtime else "lockstep"}); '
+                  f'node output: {log_path}', flush=True)
+            result = SimRun(options, log).run(on_status=printer)
+    except (ConfigError, CheckpointError) as error:
+        printer.finish()
+        print(f'avstack {command}: {error}', file=sys.stderr)
+        return EXIT_USAGE, None
+    except SimRunError as error:
+        printer.finish()
+        print(f'avstack {command}: {error}; see {log_path}', file=sys.stderr)
+        return EXIT_FAILURE, None
+    printer.finish()
+    print_summary(result.report)
+    print(f'report: {result.report_path}')
+    print('plots:  ' + ', '.join(str(p) for p in result.plots))
+    if result.bag is not None:
+        print(f'mcap:   {result.bag}')
+    return EXIT_OK, result.report
+
+
+def run(args) -> int:
+    if args.episodes < 1:
+        print('avstack sim: --episodes must be at least 1', file=sys.stderr)
+        return EXIT_USAGE
+    options = options_from(args, list(args.scenario), args.driver, args.out, args.checkpoint, args.realtime)
+    return execute(options)[0]

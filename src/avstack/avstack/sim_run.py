@@ -1,0 +1,183 @@
+"""One closed-loop run: bridge + stack as real processes over DDS, recorded, reported.
+
+Owns: the run's parameter file (config/stack.yaml with config/sim.yaml merged over it, then the run's
+options, written to ``<out>/params.yaml`` so the run can be repeated), starting the bridge (on wall time:
+it is the clock) and, with the model driving, perception, planner and critic (on sim time) with
+:class:`~avstack.launcher.Launcher`, recording the run to ``<out>/run_mcap`` with
+:class:`~avstack.record.Recorder`, following ``/sim/status`` until every episode is done, and writing
+``report.json`` and the plots. Used by ``avstack sim``, ``avstack sim-suite``, ``avstack demo`` and the
+``sim`` benchmark.
+"""
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TextIO
+
+import yaml
+from rclpy.node import Node
+from std_msgs.msg import String
+
+from avstack.launcher import STACK_NODES, Launcher, NodeSpec, check_config
+from avstack.paths import default_config, share_directory
+from avstack.record import Recorder
+from avstack.ros_runtime import RosRuntime
+from avstack.sim_report import build_report, plot_episodes, write_report
+from stack_common import topics
+from stack_common.config import PARAMS_KEY, merge_documents, read_params_file
+from stack_common.qos import STATUS_QOS
+
+BRIDGE_NODE = NodeSpec('bridge_node', 'sim_bridge', 'sim_bridge.bridge_node')
+# What the lead trains on: the sensors, the expert's (or stack's) motion, privileged scene info, and what
+# the stack did with it.
+RECORDED_TOPICS = [topics.camera_topic('front'), topics.lidar_topic('top'), topics.ODOMETRY, topics.CLOCK,
+                   topics.SIM_SCENE_INFO, topics.SIM_STATUS, topics.TRAJECTORY, topics.ASSESSMENT,
+                   topics.TAKEOVER_REQUEST, topics.TAKEOVER_ACTIVE, topics.ROUTE_COMMAND]
+BAG_NAME = 'run_mcap'
+STOP_POLL_S = 0.5
+SIM_ENV = {'SDL_VIDEODRIVER': 'dummy', 'PYGAME_HIDE_SUPPORT_PROMPT': '1'}
+
+
+class SimRunError(RuntimeError):
+    """The run could not finish: a node died or the bridge went silent; the message says which."""
+
+
+def sim_config() -> Path:
+    return share_directory() / 'config' / 'sim.yaml'
+
+
+@dataclass
+class SimOptions:
+    out: Path
+    scenarios: list[str] = field(default_factory=lambda: ['highway-v0'])
+    episodes: int = 1
+    seed: int = 0
+    driver: str = 'model'
+    realtime: bool = False
+    duration_s: float | None = None
+    density: float | None = None
+    checkpoint: Path | None = None
+    config: Path | None = None           # the stack's parameter file (default config/stack.yaml)
+    sim_config: Path | None = None       # the sim overrides (default config/sim.yaml)
+    record: bool = True
+    silence_timeout_s: float = 120.0     # no status from the bridge for this long: the run failed
+
+
+def run_parameters(options: SimOptions) -> dict:
+    """stack.yaml, sim.yaml merged over it, then the options of this run (a ROS 2 parameter document)."""
+    document = merge_documents(read_params_file(options.config or default_config()),
+                               read_params_file(options.sim_config or sim_config()))
+    bridge = document.setdefault(BRIDGE_NODE.name, {PARAMS_KEY: {}})[PARAMS_KEY]
+    bridge.update(scenarios=list(options.scenarios), episodes=options.episodes, seed=options.seed,
+                  driver=options.driver, lockstep=not options.realtime,
+                  wait_for_subscribers=1 if options.record else 0)
+    if options.duration_s is not None:
+        bridge['duration_s'] = float(options.duration_s)
+    if options.density is not None:
+        bridge['density'] = float(options.density)
+    if options.checkpoint is not None:
+        for node in ('perception_node', 'planner_node'):
+            document.setdefault(node, {PARAMS_KEY: {}})[PARAMS_KEY]['checkpoint'] = str(options.checkpoint)
+    return document
+
+
+class SimStatusObserver(Node):
+    """Follows ``/sim/status``: the newest step, the finished episodes, and the end of the run."""
+
+    def __init__(self, **node_kwargs):
+        super().__init__('sim_status_observer', **node_kwargs)
+        self.changed = threading.Condition()
+        self.latest: dict | None = None
+        self.episodes: list[dict] = []
+        self.finished: dict | None = None
+        self.last_receipt_s = time.monotonic()
+        self.create_subscription(String, topics.SIM_STATUS, self.on_status, STATUS_QOS)
+
+    def on_status(self, msg: String) -> None:
+        document = json.loads(msg.data)
+        with self.changed:
+            self.last_receipt_s = time.monotonic()
+            if document['kind'] == 'episode':
+                self.episodes.append(document)
+            elif document['kind'] == 'done':
+                self.finished = document
+            else:
+                self.latest = document
+            self.changed.notify_all()
+
+    def wait_until_done(self, timeout_s: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.finished is not None, timeout_s)
+
+
+@dataclass
+class SimResult:
+    report: dict
+    report_path: Path
+    plots: list[Path]
+    bag: Path | None
+
+
+class SimRun:
+    def __init__(self, options: SimOptions, log: TextIO | None = None):
+        self.options = options
+        self.log = log
+
+    def prepare(self) -> Path:
+        """Write and check ``<out>/params.yaml``; raises ConfigError naming the bad key."""
+        out = self.options.out
+        out.mkdir(parents=True, exist_ok=True)
+        params = out / 'params.yaml'
+        params.write_text(yaml.safe_dump(run_parameters(self.options), sort_keys=False))
+        check_config(params, (BRIDGE_NODE,) + STACK_NODES)
+        return params
+
+    def run(self, on_status: Callable[[dict | None], None] | None = None, poll_s: float = STOP_POLL_S) -> SimResult:
+        options = self.options
+        params = self.prepare()
+        bag = options.out / BAG_NAME if options.record else None
+        started_s = time.monotonic()
+        with RosRuntime(threads=3) as ros:
+            observer = ros.add(SimStatusObserver(context=ros.context))
+            recorder = Recorder(ros, bag, topics=RECORDED_TOPICS, storage='mcap').start() if bag else None
+            launchers = []
+            try:
+                if options.driver == 'model':
+                    launchers.append(Launcher(params, STACK_NODES, use_sim_time=True, output=self.log,
+                                              extra_env=SIM_ENV).start())
+                launchers.append(Launcher(params, (BRIDGE_NODE,), use_sim_time=False, output=self.log,
+                                          extra_env=SIM_ENV).start())
+                self._follow(observer, launchers, on_status, poll_s)
+            finally:
+                for launcher in launchers:
+                    launcher.stop()
+                if recorder is not None:
+                    recorder.stop()
+            episodes, finished = list(observer.episodes), observer.finished
+        run_info = {
+            'driver': options.driver, 'lockstep': not options.realtime, 'seed': options.seed,
+            'episodes_per_scenario': options.episodes,
+            'checkpoint': str(options.checkpoint) if options.checkpoint else 'default',
+            'run': {'steps': finished['steps'], 'bridge_wall_s': finished['wall_s'],
+                    'steps_per_s': finished['steps_per_s'], 'total_wall_s': round(time.monotonic() - started_s, 1)},
+            'files': {'params': str(params), 'mcap': str(bag) if bag else None},
+        }
+        report = build_report(episodes, run_info)
+        plots = plot_episodes(episodes, options.out)
+        report['files']['plots'] = [str(p) for p in plots]
+        return SimResult(report, write_report(report, options.out / 'report.json'), plots, bag)
+
+    def _follow(self, observer: SimStatusObserver, launchers: list[Launcher], on_status, poll_s: float) -> None:
+        while not observer.wait_until_done(poll_s):
+            for launcher in launchers:
+                for name, entry in launcher.running.items():
+                    code = entry.process.poll()
+                    if code is not None:
+                        raise SimRunError(f'{name} exited with code {code} before the run finished')
+            silent_s = time.monotonic() - observer.last_receipt_s
+            if silent_s > max(self.options.silence_timeout_s, 0.0) and observer.latest is not None:
+                raise SimRunError(f'no status from bridge_node for {silent_s:.0f} s')
+            if on_status is not None:
+                on_status(observer.latest)

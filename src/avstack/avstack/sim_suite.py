@@ -1,0 +1,76 @@
+"""``avstack sim-suite``: all four scenario families with fixed seeds, compared with a baseline, seesaw check.
+
+Drives ``--checkpoint`` through highway, merge, roundabout and intersection (same seeds every time), then
+the baseline checkpoint (or the expert driver when there is none) through the same episodes, and prints one
+table per family with both runs' km per takeover and per-km rates and their deltas. A family whose
+takeovers or collisions per km rose by more than the tolerance regressed; one whose rates fell improved.
+A regression in one family while another improved is a seesaw. With ``--gate`` a seesaw or any regression
+exits 1: a model change must not trade one kind of road for another.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from avstack.sim import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_run_arguments, execute, options_from
+from avstack.sim_report import Tolerance, compare, comparison_table
+from sim_bridge.envs import SCENARIOS
+
+SUITE_SEED = 1000
+SUITE_EPISODES = 2
+SUITE_DURATION_S = 30.0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        'sim-suite', help='all four scenario families, deltas against a baseline, seesaw gate',
+        description=__doc__.split('\n\n', 1)[1].replace('\n', ' '),
+        epilog='examples:\n'
+               '  avstack sim-suite --checkpoint out/train/new --baseline out/train/old --gate --out out/suite\n'
+               '  avstack sim-suite --checkpoint out/train/new --out out/suite        (compared with the expert)\n'
+               'Writes OUT/current/, OUT/baseline/ (or OUT/expert/) with a report each, and OUT/suite.json.\n'
+               'exit codes: 0 no seesaw or regression (or no --gate), 1 seesaw/regression with --gate or a failed '
+               'run, 2 usage',
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--checkpoint', type=Path, required=True, help='the model to evaluate')
+    parser.add_argument('--baseline', type=Path, default=None, help='the model to compare with (default: expert)')
+    parser.add_argument('--gate', action='store_true', help='exit 1 on a seesaw or any regression')
+    parser.add_argument('--tolerance', type=float, default=Tolerance.relative,
+                        help=f'relative change of a per-km rate that counts (default {Tolerance.relative})')
+    parser.add_argument('--tolerance-per-km', type=float, default=Tolerance.per_km,
+                        help=f'absolute change per km that counts as well (default {Tolerance.per_km})')
+    parser.add_argument('--out', '-o', type=Path, default=Path('out/sim_suite'), help='output directory')
+    add_run_arguments(parser)
+    parser.set_defaults(run=run, seed=SUITE_SEED, episodes=SUITE_EPISODES, duration=SUITE_DURATION_S)
+
+
+def run(args) -> int:
+    if args.episodes < 1 or args.tolerance < 0 or args.tolerance_per_km < 0:
+        print('avstack sim-suite: --episodes must be >= 1 and tolerances >= 0', file=sys.stderr)
+        return EXIT_USAGE
+    reference_name = 'baseline' if args.baseline else 'expert'
+    runs = {}
+    for name, driver, checkpoint in (('current', 'model', args.checkpoint),
+                                     (reference_name, 'model' if args.baseline else 'expert', args.baseline)):
+        code, report = execute(options_from(args, list(SCENARIOS), driver, args.out / name, checkpoint),
+                               command='sim-suite')
+        if code != EXIT_OK:
+            return code
+        runs[name] = report
+    comparison = compare(runs['current']['scenarios'], runs[reference_name]['scenarios'],
+                         Tolerance(args.tolerance, args.tolerance_per_km))
+    print()
+    print(comparison_table(comparison, 'current', reference_name))
+    suite = {'checkpoint': str(args.checkpoint), reference_name: str(args.baseline) if args.baseline else 'expert',
+             'seed': args.seed, 'episodes': args.episodes, 'comparison': comparison,
+             'reports': {name: str(args.out / name / 'report.json') for name in runs}}
+    (args.out / 'suite.json').write_text(json.dumps(suite, indent=2) + '\n')
+    print(f'suite: {args.out / "suite.json"}')
+    return gate_exit_code(comparison, args.gate)
+
+
+def gate_exit_code(comparison: dict, gate: bool) -> int:
+    """With the gate on, a seesaw or any regressed family fails the suite."""
+    failed = comparison['seesaw'] or bool(comparison['regressed'])
+    return EXIT_FAILURE if gate and failed else EXIT_OK
