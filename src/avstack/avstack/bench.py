@@ -14,6 +14,7 @@ BENCHMARKS = {
     'stack': 'avstack.benchmarks.stack',
     'model': 'avstack.benchmarks.model',
     'perception': 'avstack.benchmarks.perception',
+    'sim': 'avstack.benchmarks.sim',
 }
 
 

@@ -1,9 +1,10 @@
-"""``avstack demo``: the stack on the built-in synthetic scene, with a live status line.
+"""``avstack demo`` (``make demo``): the default model drives highway-env in closed loop, with a live status line.
 
-Starts perception, planner and critic as processes (as ``avstack up`` does),
-publishes the synthetic camera, lidar and odometry at 10 Hz from this process,
-and watches what comes back: trajectories per second, sensor-to-trajectory
-latency and the critic's takeover state.
+By default the bridge and perception, planner and critic run as processes over DDS, in lockstep, for
+about 60 s of sim time on highway-v0 (``avstack sim`` with demo defaults): the status line shows sim time,
+speed, distance, takeovers and the stack's latency per step; at the end the summary and the paths of the
+report, the plots and the MCAP. ``--synthetic`` is the first demo: the synthetic scene's camera, lidar and
+odometry at 10 Hz from this process, showing trajectories per second, latency and the takeover state.
 """
 
 import sys
@@ -17,20 +18,40 @@ from avstack.observer import StackObserver
 from avstack.paths import default_config
 from avstack.ros_runtime import RosRuntime
 from avstack.sensor_source import SyntheticSensorSource
+from avstack.sim import execute
+from avstack.sim_run import SimOptions
+from sim_bridge.envs import SCENARIOS
 from stack_common.config import ConfigError
 
 EXIT_USAGE = 2
 STATUS_PERIOD_S = 0.5
 
 
+SIM_DURATION_S = 60.0
+SYNTHETIC_DURATION_S = 20.0
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        'demo', help='run the stack on the built-in synthetic scene with a live status line',
-        description='Start the three nodes, feed them a synthetic road scene (1280x720 camera, ~100k-point lidar, '
-                    'odometry at 10 Hz) and show trajectories per second, latency and takeover state.')
-    parser.add_argument('--duration', type=float, default=20.0, help='seconds to run (default 20)')
+        'demo', help='the default model drives highway-env in closed loop (or --synthetic sensors)',
+        description='Closed-loop drive: the bridge and the three nodes as processes over DDS, the default model '
+                    'driving highway-v0 for ~60 s of sim time with a live status line (sim time, speed, km, '
+                    'takeovers, latency), then the summary and the paths of report, plots and MCAP. '
+                    'With --synthetic: the three nodes on the built-in synthetic scene (1280x720 camera, '
+                    '~100k-point lidar, odometry at 10 Hz), showing trajectories per second, latency and '
+                    'takeover state.')
+    parser.add_argument('--synthetic', action='store_true', help='synthetic sensors instead of the simulator')
+    parser.add_argument('--duration', type=float, default=None,
+                        help=f'sim seconds of the drive (default {SIM_DURATION_S:.0f}); '
+                             f'wall seconds with --synthetic (default {SYNTHETIC_DURATION_S:.0f})')
+    parser.add_argument('--scenario', choices=SCENARIOS, default='highway-v0', help='scenario family to drive')
+    parser.add_argument('--checkpoint', type=Path, default=None, help='model checkpoint (default: the shipped one)')
+    parser.add_argument('--realtime', action='store_true', help='drive at wall-clock rate instead of lockstep')
+    parser.add_argument('--out', type=Path, default=Path('out/demo'),
+                        help='where runs go: OUT/drive-<time>/ (report, plots, MCAP, node output)')
     parser.add_argument('--config', type=Path, default=None, help='parameter file (default: config/stack.yaml)')
-    parser.add_argument('--log', type=Path, default=Path('out/demo/nodes.log'), help='where node output goes')
+    parser.add_argument('--log', type=Path, default=Path('out/demo/nodes.log'),
+                        help='where node output goes (--synthetic)')
     parser.set_defaults(run=run)
 
 
@@ -44,6 +65,16 @@ def status_line(observer: StackObserver, elapsed_s: float) -> str:
 
 
 def run(args) -> int:
+    if args.synthetic:
+        return run_synthetic(args)
+    out = args.out / time.strftime('drive-%Y%m%d-%H%M%S')
+    options = SimOptions(out=out, scenarios=[args.scenario], duration_s=args.duration or SIM_DURATION_S,
+                         checkpoint=args.checkpoint, config=args.config, realtime=args.realtime)
+    return execute(options, command='demo')[0]
+
+
+def run_synthetic(args) -> int:
+    duration_s = args.duration or SYNTHETIC_DURATION_S
     config = args.config or default_config()
     try:
         check_config(config)
@@ -58,7 +89,7 @@ def run(args) -> int:
         ros.add(SyntheticSensorSource(context=ros.context))
         start = time.monotonic()
         last_print = 0.0
-        while (elapsed := time.monotonic() - start) < args.duration:
+        while (elapsed := time.monotonic() - start) < duration_s:
             if any(entry.process.poll() is not None for entry in launcher.running.values()):
                 print(f'\na node exited early; see {args.log}', file=sys.stderr)
                 return 1
@@ -71,8 +102,8 @@ def run(args) -> int:
         latencies = observer.latencies_ms()
         takeovers = list(observer.takeovers)
     print()
-    print(f'summary: {len(latencies)} trajectories in {args.duration:.0f} s '
-          f'({len(latencies) / args.duration:.1f}/s)')
+    print(f'summary: {len(latencies)} trajectories in {duration_s:.0f} s '
+          f'({len(latencies) / duration_s:.1f}/s)')
     if len(latencies):
         print(f'         latency sensor stamp -> trajectory: p50 {np.percentile(latencies, 50):.0f} ms, '
               f'p99 {np.percentile(latencies, 99):.0f} ms')

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from avstack.sim_run import SimOptions, SimRun, SimRunError
+from avstack.sim_run import BAG_NAME, SimOptions, SimRun, SimRunError
 from sim_bridge.envs import SCENARIOS
 from stack_common.checkpoint import CheckpointError
 from stack_common.config import ConfigError
@@ -108,12 +108,18 @@ def print_summary(report: dict, stream=sys.stdout) -> None:
     reasons = report['total']['takeovers']['reasons']
     if reasons:
         print('takeover reasons: ' + ', '.join(f'{k} x{v}' for k, v in reasons.items()), file=stream)
-    print(f'lockstep {report["run"]["steps_per_s"]:.1f} sim steps per wall-clock second'
-          if report['lockstep'] else f'{report["run"]["steps_per_s"]:.1f} steps/s (realtime)', file=stream)
+    run = report['run']
+    rate = '-' if run['steps_per_s'] is None else f'{run["steps_per_s"]:.1f}'
+    print(f'{"lockstep" if report["lockstep"] else "realtime"}: {rate} sim steps per wall-clock second'
+          + (f', stack latency per step p50 {run["plan_wait_p50_ms"]:.0f} ms'
+             if run['plan_wait_p50_ms'] is not None else ''), file=stream)
 
 
 def execute(options: SimOptions, command: str = 'sim') -> tuple[int, dict | None]:
     """Run with a status line and a summary; returns (exit code, report)."""
+    if options.record and (options.out / BAG_NAME).exists():
+        print(f'avstack {command}: {options.out / BAG_NAME} already exists; choose a new --out', file=sys.stderr)
+        return EXIT_USAGE, None
     options.out.mkdir(parents=True, exist_ok=True)
     log_path = options.out / 'nodes.log'
     printer = StatusPrinter()

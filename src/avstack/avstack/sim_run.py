@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
+import rclpy.logging
 import yaml
+from rclpy.logging import LoggingSeverity
 from rclpy.node import Node
 from std_msgs.msg import String
 
@@ -142,6 +144,8 @@ class SimRun:
         with RosRuntime(threads=3) as ros:
             observer = ros.add(SimStatusObserver(context=ros.context))
             recorder = Recorder(ros, bag, topics=RECORDED_TOPICS, storage='mcap').start() if bag else None
+            if recorder is not None:   # its "recording <topic>" lines would break the status line
+                rclpy.logging.set_logger_level(recorder.node.get_logger().name, LoggingSeverity.WARN)
             launchers = []
             try:
                 if options.driver == 'model':
@@ -161,7 +165,9 @@ class SimRun:
             'episodes_per_scenario': options.episodes,
             'checkpoint': str(options.checkpoint) if options.checkpoint else 'default',
             'run': {'steps': finished['steps'], 'bridge_wall_s': finished['wall_s'],
-                    'steps_per_s': finished['steps_per_s'], 'total_wall_s': round(time.monotonic() - started_s, 1)},
+                    'steps_per_s': finished['steps_per_s'], 'plan_wait_p50_ms': finished['plan_wait_p50_ms'],
+                    'plan_wait_p95_ms': finished['plan_wait_p95_ms'],
+                    'total_wall_s': round(time.monotonic() - started_s, 1)},
             'files': {'params': str(params), 'mcap': str(bag) if bag else None},
         }
         report = build_report(episodes, run_info)

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
@@ -90,6 +91,7 @@ class BridgeNode(Node):
         core, first_plan = self.core, True
         self.wait_for_subscribers()
         started_s = time.monotonic()
+        plan_waits_ms: list[float] = []
         while not self._stopping.is_set():
             with self.plan_arrived:
                 if not core.start_next_episode():
@@ -117,6 +119,10 @@ class BridgeNode(Node):
                 with self.plan_arrived:
                     result = core.step(self.takeover_active, self.takeover_reasons, missed)
                 self.counters['steps'] += 1
+                if self.counters['steps'] == 1:
+                    started_s = time.monotonic()   # the rate is the steady one: model loading is not in it
+                elif self.waits_for_plans:
+                    plan_waits_ms.append(wait_ms)
                 self.publish_status('step', {'driver': result.driver, 'plan_wait_ms': round(wait_ms, 1)})
                 if result.finished is not None:
                     self.publish_status('episode', result.finished.to_dict())
@@ -127,8 +133,12 @@ class BridgeNode(Node):
                     break
         if not self._stopping.is_set():
             elapsed_s = time.monotonic() - started_s
-            self.publish_status('done', {'steps': self.counters['steps'], 'wall_s': round(elapsed_s, 2),
-                                         'steps_per_s': round(self.counters['steps'] / max(elapsed_s, 1e-9), 2),
+            steps = self.counters['steps']
+            waits = np.asarray(plan_waits_ms or [np.nan])
+            self.publish_status('done', {'steps': steps, 'wall_s': round(elapsed_s, 2),
+                                         'steps_per_s': round((steps - 1) / elapsed_s, 2) if steps > 1 else None,
+                                         'plan_wait_p50_ms': _finite(np.percentile(waits, 50)),
+                                         'plan_wait_p95_ms': _finite(np.percentile(waits, 95)),
                                          'rejected_plans': self.counters['rejected_plans']})
             self.get_logger().info('all episodes done')
 
@@ -193,6 +203,10 @@ class BridgeNode(Node):
             self.plan_arrived.notify_all()
         self._worker.join(timeout=5.0)
         self.core.close()
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 1) if np.isfinite(value) else None
 
 
 def main(args=None) -> int:
