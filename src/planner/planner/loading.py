@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import torch
+
 from planner.checkpoint import load_model
 from planner.model import DrivingModel, init_weights
 from planner.planning import PlannerCore
@@ -13,7 +15,10 @@ INIT_SEED = 0
 
 def seeded_model(preset: str) -> DrivingModel:
     """A fixed-seed model for the default perception layout (one camera, one BEV grid, ego)."""
-    model = DrivingModel(preset_configs(preset)[0])
+    # init_weights sets the matrices; biases and norms keep torch's default init, drawn from the global RNG.
+    with torch.random.fork_rng():
+        torch.manual_seed(INIT_SEED)
+        model = DrivingModel(preset_configs(preset)[0])
     init_weights(model, INIT_SEED)
     return model.eval()
 
