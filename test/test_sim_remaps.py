@@ -1,0 +1,42 @@
+"""The remap configs for other simulators and stacks: valid over stack.yaml, and perception and critic agree.
+
+A user of carla-ros-bridge or Autoware passes one of config/remaps/*.yaml after config/stack.yaml; the
+merged file must pass every node's schema, perception must read the simulator's topics, and the critic must
+watch the very topics perception reads (else its watchdogs would fire on topics nobody publishes).
+"""
+
+import pytest
+import yaml
+
+from avstack.launcher import STACK_NODES, check_config
+from avstack.up import resolve_config
+from stack_common.config import load_node_config
+
+from conftest import REPO, STACK_CONFIG
+
+REMAPS = {
+    'carla_ros_bridge.yaml': ('/carla/ego_vehicle/rgb_front/image', '/carla/ego_vehicle/lidar',
+                              '/carla/ego_vehicle/odometry'),
+    'autoware.yaml': ('/sensing/camera/camera0/image_rect_color', '/sensing/lidar/concatenated/pointcloud',
+                      '/localization/kinematic_state'),
+}
+
+
+@pytest.mark.parametrize('name, expected', REMAPS.items())
+def test_a_remap_over_stack_yaml_is_valid_and_perception_and_critic_read_the_same_topics(name, expected):
+    merged = resolve_config([STACK_CONFIG, REPO / 'config' / 'remaps' / name])
+    check_config(merged, STACK_NODES)
+    perception = load_node_config('perception_llm', 'perception_node', merged)
+    critic = load_node_config('critic_monitor', 'critic_node', merged)
+    camera, lidar, odometry = expected
+    assert perception['camera']['front']['topic'] == camera and critic['camera_topics'] == [camera]
+    assert perception['lidar']['top']['topic'] == lidar and critic['lidar']['top']['topic'] == lidar
+    assert perception['odometry_topic'] == odometry == critic['odometry_topic']
+    assert perception['lidar']['top']['translation_m'] == critic['lidar']['top']['translation_m']
+    # What the remap does not mention keeps the value of stack.yaml.
+    stack = yaml.safe_load(STACK_CONFIG.read_text())['perception_node']['ros__parameters']
+    assert perception['sync'] == stack['sync'] and perception['token_dim'] == stack['token_dim']
+
+
+def test_one_config_is_used_as_is():
+    assert resolve_config([STACK_CONFIG]) == STACK_CONFIG
