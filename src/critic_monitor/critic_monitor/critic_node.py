@@ -55,6 +55,8 @@ class CriticNode(Node):
         config = declare_node_config(self, 'critic_monitor')
         self.core = CriticCore(config, self.now_ns())
         self.statistics_path = config['statistics_path']
+        self.realtime_priority = config['realtime_priority']
+        self.scheduling = 'normal'
         self.reaction = LatencyWindow()            # message receipt -> takeover published, ms
         self.watchdog_overshoot = LatencyWindow()  # silence beyond the timeout when a watchdog fired, ms
         self.input_errors: Counter[str] = Counter()
@@ -85,6 +87,21 @@ class CriticNode(Node):
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
+
+    def raise_priority(self) -> None:
+        """Real-time scheduling for the calling thread, the one that will spin this node."""
+        if self.realtime_priority <= 0:
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.realtime_priority))
+        except (OSError, AttributeError) as error:
+            self.get_logger().warning(
+                f'cannot run callbacks at real-time priority {self.realtime_priority} '
+                f'({getattr(error, "strerror", None) or error}); normal scheduling: other processes may '
+                f'delay a takeover (grant CAP_SYS_NICE or an rtprio limit, or set realtime_priority: 0)')
+            return
+        self.scheduling = f'SCHED_FIFO {self.realtime_priority}'
+        self.get_logger().info(f'callbacks run at {self.scheduling}')
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -197,7 +214,8 @@ class CriticNode(Node):
         statistics.update({f'takeovers/{reason}': count for reason, count in summary['takeovers_per_reason'].items()})
         statuses.append(make_status('critic/statistics', OK, f'{summary["distance_m"] / 1000:.3f} km, '
                                     f'{summary["takeovers"]} takeover(s)', statistics, hardware_id=HARDWARE_ID))
-        timing = {f'reaction_{k}': v for k, v in self.reaction.summary().items()}
+        timing = {'scheduling': self.scheduling}
+        timing.update({f'reaction_{k}': v for k, v in self.reaction.summary().items()})
         timing.update({f'watchdog_overshoot_{k}': v for k, v in self.watchdog_overshoot.summary().items()})
         timing.update({f'errors/{k}': v for k, v in self.input_errors.items()})
         statuses.append(make_status('critic/timing', OK, 'receipt -> takeover published', timing,
@@ -206,7 +224,7 @@ class CriticNode(Node):
 
     def statistics_document(self) -> dict:
         return {'node': self.get_fully_qualified_name(), 'state': self.core.machine.state.value,
-                'time_resets': self.core.restarts, **self.core.statistics.summary(),
+                'time_resets': self.core.restarts, 'scheduling': self.scheduling, **self.core.statistics.summary(),
                 'reaction': self.reaction.summary(), 'watchdog_overshoot': self.watchdog_overshoot.summary()}
 
     def close(self) -> None:
@@ -232,8 +250,15 @@ class CriticNode(Node):
             print(f'[{"ERROR" if error else "INFO"}] [critic_node]: {text}', file=sys.stderr, flush=True)
 
 
+def make_node() -> CriticNode:
+    """The node for its own process: run_node spins it in this thread, so the priority applies there."""
+    node = CriticNode()
+    node.raise_priority()
+    return node
+
+
 def main(args=None) -> int:
-    return run_node(CriticNode, args)
+    return run_node(make_node, args)
 
 
 if __name__ == '__main__':
