@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from std_srvs.srv import Trigger
@@ -121,11 +121,31 @@ def test_killed_plans_request_a_takeover_that_the_reset_service_clears_once_plan
         footprint, contact = watcher.markers[-1].markers
         assert len(footprint.points) >= 8 and contact.action == contact.DELETE
 
+        # A warning (perception lost the camera) is published with its value, then escalates when it persists.
+        status_pub = watcher.create_publisher(DiagnosticArray, topics.PERCEPTION_STATUS, STATUS_QOS)
+
+        def perception_status(missing: str) -> DiagnosticArray:
+            return DiagnosticArray(status=[DiagnosticStatus(name='perception/sync', values=[
+                KeyValue(key='missing', value=missing)])])
+        status_pub.publish(perception_status('front'))
+        assert watcher.wait_for(lambda w: w.value('critic/state', 'state') in ('WARNING', 'TAKEOVER_REQUESTED')
+                                and 'front' in (w.value('critic/state', 'reason/sensor_loss') or ''), 5.0)
+        assert '[1 vs 0]' in watcher.value('critic/state', 'reason/sensor_loss')
+        assert observer.wait_for(lambda o: o.takeover_active and any(
+            r.check == 'sensor_loss' for t in o.takeovers for r in t.reasons), 5.0), 'the warning did not escalate'
+        status_pub.publish(perception_status(''))
+        seen = watcher.diagnostics_count
+        assert watcher.wait_for(lambda w: w.diagnostics_count > seen and w.checks_pass(), 10.0)
+        assert watcher.reset().success
+        assert observer.wait_for(lambda o: not o.takeover_active, 5.0)
+
         stopped_at = time.monotonic()
         planner.enabled.clear()
         assert observer.wait_for(lambda o: o.takeover_active and any(
-            r.check == 'trajectory_timeout' for t in o.takeovers for r in t.reasons), 5.0), observer.takeovers
-        event = next(t for t in observer.takeovers if any(r.check == 'trajectory_timeout' for r in t.reasons))
+            r.check == 'trajectory_timeout' and t.monotonic_s >= stopped_at for t in o.takeovers for r in t.reasons),
+            5.0), observer.takeovers
+        event = next(t for t in observer.takeovers
+                     if t.monotonic_s >= stopped_at and any(r.check == 'trajectory_timeout' for r in t.reasons))
         assert event.monotonic_s - stopped_at < 0.3 + 0.1 + 0.2   # timeout + last plan period + slack
         reason = next(r for r in event.reasons if r.check == 'trajectory_timeout')
         assert reason.value > reason.threshold == 0.3
@@ -147,7 +167,8 @@ def test_killed_plans_request_a_takeover_that_the_reset_service_clears_once_plan
         assert launcher.running['critic_node'].process.returncode == 0
 
     statistics = json.loads((tmp_path / 'statistics.json').read_text())
-    assert statistics['takeovers'] == 1 and statistics['takeovers_per_reason'] == {'trajectory_timeout': 1}
+    assert statistics['takeovers'] == 2
+    assert statistics['takeovers_per_reason'] == {'sensor_loss': 1, 'trajectory_timeout': 1}
     assert statistics['distance_m'] > 0 and statistics['driven_s'] > 0
     assert statistics['state'] == 'NOMINAL' and statistics['reaction']['count'] >= 1
     # Real-time callbacks where the process may have them (root or CAP_SYS_NICE), else normal scheduling.

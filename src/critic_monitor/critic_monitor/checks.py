@@ -35,6 +35,12 @@ class CheckResult:
     value: float | None = None
     threshold: float | None = None
 
+    def describe(self) -> str:
+        """The message with the measured value against its threshold, as logs and reasons show it."""
+        if self.value is None or self.threshold is None:
+            return self.message
+        return f'{self.message} [{self.value:.4g} vs {self.threshold:.4g}]'
+
 
 def passed(check: str, severity: str, message: str = 'ok', value=None, threshold=None) -> CheckResult:
     return CheckResult(check, True, severity, message, _float(value), _float(threshold))

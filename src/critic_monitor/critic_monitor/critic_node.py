@@ -203,7 +203,7 @@ class CriticNode(Node):
         machine = self.core.machine
         state = machine.state.value
         values = {'state': state, 'time_resets': self.core.restarts}
-        values.update({f'reason/{r.check}': r.message for r in machine.reasons})
+        values.update({f'reason/{r.check}': r.describe() for r in machine.reasons})
         statuses.append(make_status('critic/state', ERROR if machine.takeover_active else
                                     (WARN if machine.state == TakeoverState.WARNING else OK),
                                     state, values, hardware_id=HARDWARE_ID))

@@ -45,14 +45,8 @@ class Transition:
         return self.state == TakeoverState.TAKEOVER_REQUESTED != self.previous
 
     def describe(self) -> str:
-        reasons = '; '.join(f'{r.check}: {r.message}' + _against(r) for r in self.reasons)
+        reasons = '; '.join(f'{r.check}: {r.describe()}' for r in self.reasons)
         return f'{self.previous.value} -> {self.state.value}' + (f' ({reasons})' if reasons else '')
-
-
-def _against(result: CheckResult) -> str:
-    if result.value is None or result.threshold is None:
-        return ''
-    return f' [{result.value:.4g} vs {result.threshold:.4g}]'
 
 
 class TakeoverStateMachine:
