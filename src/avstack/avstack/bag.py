@@ -29,7 +29,7 @@ from typing import Iterable, Iterator
 
 from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.serialization import deserialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, Writer, WriterError
 from rosbags.rosbag2.enums import StoragePlugin
@@ -102,6 +102,27 @@ def deserialize(data: bytes | memoryview, type_name: str):
         return deserialize_message(bytes(data) if isinstance(data, memoryview) else data, cls)
     except Exception as error:  # rclpy raises plain RuntimeError/ValueError for malformed CDR
         raise MessageDecodeError('bad_cdr', f'{type_name}: {_one_line(error)}') from None
+
+
+_TYPESTORE = None
+
+
+def canonical_cdr(data: bytes, type_name: str) -> bytes:
+    """The CDR bytes of a message with its alignment padding zeroed.
+
+    rclpy's serializer leaves padding bytes uninitialised, so one message can
+    serialise to different bytes; a round trip through the rosbags typestore
+    makes equal messages equal bytes (what a byte-for-byte comparison needs).
+    """
+    global _TYPESTORE
+    if _TYPESTORE is None:
+        _TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+    return bytes(_TYPESTORE.serialize_cdr(_TYPESTORE.deserialize_cdr(data, type_name), type_name))
+
+
+def serialize(msg, type_name: str) -> bytes:
+    """An rclpy message as canonical CDR bytes (see :func:`canonical_cdr`)."""
+    return canonical_cdr(serialize_message(msg), type_name)
 
 
 # ------------------------------------------------------------------------------------------------ QoS
@@ -197,7 +218,8 @@ class Bag:
         return sorted(name for name, info in self.topics.items() if info.type_name in type_names)
 
     def describe_topics(self) -> str:
-        return ', '.join(f'{n} [{i.type_name}]' for n, i in sorted(self.topics.items())) or 'none'
+        return ', '.join(f'{n} [{i.type_name}{"" if is_known_type(i.type_name) else ", unknown type"}]'
+                         for n, i in sorted(self.topics.items())) or 'none'
 
     def messages(self, topics: Iterable[str] | None = None, start_ns: int | None = None,
                  stop_ns: int | None = None) -> Iterator[BagMessage]:
@@ -410,6 +432,7 @@ class BagWriter:
         if storage not in STORAGES:
             raise ValueError(f'storage {storage!r}: expected one of {STORAGES}')
         self.path = Path(path)
+        self.single_file: Path | None = None
         if self.path.exists():
             raise BagError(f'{self.path}: already exists; choose a new output directory')
         self.storage = storage
@@ -423,6 +446,16 @@ class BagWriter:
         self._closed = False
         self.counts: dict[str, int] = {}
         self._call(self._writer.open)
+
+    @classmethod
+    def mcap_file(cls, path: str | Path) -> 'BagWriter':
+        """A single ``.mcap`` file (rosbag2 profile, metadata inside) instead of a bag directory."""
+        path = Path(path)
+        if path.suffix != '.mcap':
+            raise ValueError(f'{path}: an MCAP file name ends in .mcap')
+        writer = cls(path.with_suffix(''), 'mcap')
+        writer.single_file = path
+        return writer
 
     def _call(self, function, *args):
         try:
@@ -473,6 +506,10 @@ class BagWriter:
             self._call(self._writer.close)
         finally:
             self._io.shutdown(wait=True)
+        if self.single_file is not None:
+            (self.path / f'{self.path.name}.mcap').replace(self.single_file)
+            (self.path / METADATA_FILE).unlink()
+            self.path.rmdir()
         if self._error is not None:
             raise BagError(f'{self.path}: writing failed: {_one_line(self._error)}')
 

@@ -1,0 +1,324 @@
+"""``avstack eval``: the stack over a rosbag, offline, deterministic, as fast as the CPU allows.
+
+Reads the bag in log-time order, runs :class:`~avstack.offline.OfflineStack`
+(perception, planner and critic cores in this process, bag time as their
+clock) and writes to ``--out``:
+
+* ``output.mcap``: the input sensor topics plus the stack's fused tokens,
+  trajectories, assessments and takeover requests, at the bag time they
+  were produced (open it in Foxglove next to the input);
+* ``report.json``: frames, trajectories, distance, takeovers, km per
+  takeover, open-loop error against the logged ego future, compute time per
+  stage (see :mod:`avstack.eval_report`);
+* ``paths.png``, ``takeovers.png``, ``latency.png``.
+
+Everything but the compute times is a function of bag, config and
+checkpoint: two runs write the same ``output.mcap`` byte for byte.
+"""
+
+import argparse
+import json
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from avstack.bag import BagError, BagWriter, open_bag, parse_map, resolve_sensor_topics, serialize
+from avstack.eval_report import (
+    OdometryTrack, PlannedPath, latency_summary, open_loop_errors, plot_latency, plot_paths, plot_takeover_timeline,
+)
+from avstack.offline import (
+    STAGES, DecodeFailure, FrameResult, OfflineConfig, OfflineStack, Passthrough, decoded_inputs,
+)
+from avstack.paths import default_config
+from critic_monitor.state_machine import TakeoverState, Transition
+from stack_common import topics
+from stack_common.assessment import assessment_to_msg
+from stack_common.checkpoint import CheckpointError
+from stack_common.config import ConfigError
+from stack_common.qos import LATCHED_QOS, PLAN_QOS, TOKENS_QOS
+from stack_common.takeover import TakeoverReason, takeover_to_msg
+from stack_common.tokens import tokens_to_cloud
+from stack_common.trajectory import trajectory_to_path
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+OUTPUT_BAG = 'output.mcap'
+REPORT = 'report.json'
+PLOTS = ('paths.png', 'takeovers.png', 'latency.png')
+CLOUD, PATH, DIAGNOSTICS = 'sensor_msgs/msg/PointCloud2', 'nav_msgs/msg/Path', 'diagnostic_msgs/msg/DiagnosticArray'
+OUTPUT_TOPICS = (
+    (topics.FUSED_TOKENS, CLOUD, TOKENS_QOS),
+    (topics.TRAJECTORY, PATH, PLAN_QOS),
+    (topics.ASSESSMENT, DIAGNOSTICS, PLAN_QOS),
+    (topics.TAKEOVER_REQUEST, DIAGNOSTICS, LATCHED_QOS),
+)
+PREFETCH = 8   # decoded messages read ahead on the decoder thread
+
+
+@dataclass
+class EvalRun:
+    """What the run collected for the report."""
+
+    frames: int = 0
+    trajectories: int = 0
+    plan_errors: dict[str, int] = field(default_factory=dict)
+    plans: list[PlannedPath] = field(default_factory=list)
+    odometry: list = field(default_factory=list)
+    states: list[tuple[int, str]] = field(default_factory=list)
+    takeovers: list[dict] = field(default_factory=list)
+    missing: dict[str, int] = field(default_factory=dict)
+    inputs: dict[str, int] = field(default_factory=dict)
+    samples_ms: dict[str, list[float]] = field(default_factory=lambda: {stage: [] for stage in STAGES})
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        'eval', help='run perception, planner and critic over a rosbag offline and report',
+        description='Run the three cores in this process over BAG in stamp order, as fast as the CPU allows and '
+                    'deterministically (same bag, config and checkpoint: identical output). Writes '
+                    f'{OUTPUT_BAG} (inputs + tokens, trajectories, assessments, takeover requests), {REPORT} '
+                    '(frames, trajectories, distance, takeovers, km per takeover, open-loop ADE/FDE at 1/2/3 s, '
+                    f'per-stage compute p50/p99) and {", ".join(PLOTS)} to --out.',
+        epilog='Topics are found by the perception config\'s names, else by message type; name them with --map '
+               'when a bag has several candidates:\n'
+               '  avstack eval bags/drive1 --out out/eval/drive1 --map camera/front=/cam0/image_raw/compressed '
+               'lidar/top=/velodyne_points odometry=/odom\n'
+               'BAG is a rosbag2 directory (humble, jazzy or kilted; mcap or sqlite3) or a bare .mcap/.db3 file.\n'
+               'exit codes: 0 ok, 1 the bag is unusable or the run produced no trajectory, 2 bad usage, '
+               'config or checkpoint.',
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('bag', type=Path, help='rosbag2 directory or .mcap/.db3 file')
+    parser.add_argument('--out', '-o', type=Path, required=True, help='output directory (created; files replaced)')
+    parser.add_argument('--config', type=Path, default=None, help='parameter file (default: config/stack.yaml)')
+    parser.add_argument('--checkpoint', type=Path, default=None,
+                        help='model checkpoint directory (default: the config\'s, else the shipped one)')
+    parser.add_argument('--map', nargs='+', default=[], metavar='ROLE=TOPIC',
+                        help='bag topic of a sensor: camera/<name>, lidar/<name> or odometry '
+                             '(camera= and lidar= name the first one)')
+    parser.add_argument('--no-plots', action='store_true', help='skip the PNG plots')
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    try:
+        mapping = parse_map(args.map)
+        config = OfflineConfig.load(args.config or default_config(), args.checkpoint)
+    except (ValueError, ConfigError) as error:
+        print(f'avstack eval: {error}', file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = evaluate(args.bag, args.out, config, mapping, plots=not args.no_plots,
+                          progress=sys.stderr.isatty())
+    except BagError as error:
+        print(f'avstack eval: {error}', file=sys.stderr)
+        return EXIT_FAILURE
+    except (ConfigError, CheckpointError) as error:
+        print(f'avstack eval: {error}', file=sys.stderr)
+        return EXIT_USAGE
+    print(summary(report, args.out))
+    return EXIT_OK if report['trajectories'] else EXIT_FAILURE
+
+
+def summary(report: dict, out: Path) -> str:
+    compute = report['compute_ms']
+    ade, fde = report['ade_m'], report['fde_m']
+    return '\n'.join([
+        f'{report["frames"]} frames, {report["trajectories"]} trajectories over {report["duration_s"]:.1f} s '
+        f'of bag in {report["wall_s"]:.1f} s ({report["real_time_factor"]:.1f}x real time)',
+        f'distance {report["distance_km"]:.3f} km, {len(report["takeovers"])} takeover request(s), km per takeover '
+        f'{report["km_per_takeover"] if report["km_per_takeover"] is not None else "-"}',
+        'open loop ' + ', '.join(f'{h}: ADE {_m(ade[h])} FDE {_m(fde[h])}' for h in ade),
+        'compute p50/p99 ms: ' + ', '.join(f'{s} {_ms(compute[s]["p50_ms"])}/{_ms(compute[s]["p99_ms"])}'
+                                             for s in compute),
+        f'decode errors: {report["decode_errors"]}' + (' ' + json.dumps(report['decode_errors_by_topic'])
+                                                       if report['decode_errors'] else ''),
+        f'wrote {out / OUTPUT_BAG}, {out / REPORT}' + ('' if not report['plots'] else ', ' + ', '.join(
+            str(out / p) for p in report['plots']))])
+
+
+def _m(value) -> str:
+    return '-' if value is None else f'{value:.2f} m'
+
+
+def _ms(value) -> str:
+    return '-' if value is None else f'{value:.1f}'
+
+
+# -------------------------------------------------------------------------------------------- the run
+
+def evaluate(bag_path: Path, out: Path, config: OfflineConfig, mapping: dict[str, str] | None = None,
+             plots: bool = True, progress: bool = False) -> dict:
+    """Run the stack over ``bag_path`` into ``out``; returns the report (also written to ``out/report.json``)."""
+    out = Path(out)
+    with open_bag(bag_path) as bag:
+        sensors = resolve_sensor_topics(bag, config.perception, mapping)
+        stack = OfflineStack(config, sensors)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in (OUTPUT_BAG, REPORT, *PLOTS):
+            (out / name).unlink(missing_ok=True)
+        collected = EvalRun(inputs={s.topic: 0 for s in sensors.all()})
+        wall_start = time.perf_counter()
+        writer = BagWriter.mcap_file(out / OUTPUT_BAG)
+        try:
+            for sensor in sensors.all():
+                writer.add_topic(sensor.topic, sensor.type_name, bag.topics[sensor.topic].offered_qos)
+            for topic, type_name, qos in OUTPUT_TOPICS:
+                writer.add_topic(topic, type_name, [qos])
+            _run(bag, sensors, stack, writer, collected, progress)
+        finally:
+            writer.close()
+        wall_s = time.perf_counter() - wall_start
+        report = build_report(bag, sensors, stack, collected, wall_s)
+    if plots:
+        track = OdometryTrack.from_states(collected.odometry)
+        plot_paths(out / PLOTS[0], track, collected.plans, [t['stamp_ns'] for t in collected.takeovers])
+        plot_takeover_timeline(out / PLOTS[1], bag.start_ns, bag.end_ns, collected.states, collected.takeovers)
+        plot_latency(out / PLOTS[2], collected.samples_ms)
+        report['plots'] = list(PLOTS)
+    (out / REPORT).write_text(json.dumps(report, indent=2) + '\n')
+    return report
+
+
+def _front_half(bag, sensors, stack: OfflineStack):
+    """Bag reading, decoding and the stack's front half: ordered steps, each batch after its message."""
+    for message, item in decoded_inputs(bag, sensors):
+        yield stack.front(item, passthrough=(message, item))
+    yield stack.front_finish(bag.end_ns)
+
+
+def _pipelined(iterator, stop: threading.Event):
+    """Run ``iterator`` on its own thread, a few items ahead, order kept (its exceptions re-raised here)."""
+    items: queue.Queue = queue.Queue(maxsize=PREFETCH)
+    done = object()
+
+    def produce():
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(done)
+        except BaseException as error:
+            items.put(error)
+
+    thread = threading.Thread(target=produce, name='eval_front', daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5.0)
+
+
+def _run(bag, sensors, stack: OfflineStack, writer: BagWriter, collected: EvalRun, progress: bool) -> None:
+    bar = tqdm(total=round(bag.duration_s, 1), unit='s', disable=not progress, desc='eval',
+               bar_format='{l_bar}{bar}| {n:.1f}/{total:.1f} s of bag [{elapsed}<{remaining}]')
+    writer.write(topics.TAKEOVER_REQUEST, bag.start_ns, serialize(
+        takeover_to_msg(bag.start_ns, TakeoverState.WAITING.value, []), DIAGNOSTICS))
+    try:
+        for steps in _pipelined(_front_half(bag, sensors, stack), threading.Event()):
+            for result in stack.back(steps):
+                if isinstance(result, Passthrough):
+                    _input(*result.payload, writer, collected)
+                    bar.update(round((result.now_ns - bag.start_ns) / 1e9 - bar.n, 1))
+                elif isinstance(result, FrameResult):
+                    _frame(result, writer, collected)
+                    _transitions(result.transitions, result.now_ns, writer, collected)
+                else:
+                    _transitions(result.transitions, result.now_ns, writer, collected)
+    finally:
+        bar.close()
+
+
+def _input(message, item, writer: BagWriter, collected: EvalRun) -> None:
+    writer.write(message.topic, message.log_time_ns, message.data)
+    collected.inputs[message.topic] += 1
+    if not isinstance(item, DecodeFailure):
+        collected.samples_ms['decode'].append(item.decode_ms)
+        if item.ego is not None:
+            collected.odometry.append(item.ego)
+
+
+def _frame(result: FrameResult, writer: BagWriter, collected: EvalRun) -> None:
+    now = result.now_ns
+    collected.frames += 1
+    for sensor in result.frame.missing:
+        collected.missing[sensor] = collected.missing.get(sensor, 0) + 1
+    writer.write(topics.FUSED_TOKENS, now, serialize(tokens_to_cloud(result.frame.tokens), CLOUD))
+    collected.samples_ms['perception'].append(result.perception_ms)
+    collected.samples_ms['critic'].append(result.critic_ms)
+    if result.plan is None:
+        collected.plan_errors[result.plan_error] = collected.plan_errors.get(result.plan_error, 0) + 1
+        return
+    collected.trajectories += 1
+    collected.samples_ms['planner'].append(result.planner_ms)
+    trajectory = result.plan.trajectory
+    writer.write(topics.TRAJECTORY, now, serialize(trajectory_to_path(trajectory), PATH))
+    writer.write(topics.ASSESSMENT, now, serialize(assessment_to_msg(result.plan.assessment), DIAGNOSTICS))
+    collected.plans.append(PlannedPath(trajectory.stamp_ns, now, trajectory.t_s, trajectory.xy))
+
+
+def _transitions(transitions: list[Transition], now_ns: int, writer: BagWriter, collected: EvalRun) -> None:
+    for transition in transitions:
+        collected.states.append((transition.stamp_ns, transition.state.value))
+        active = transition.state == TakeoverState.TAKEOVER_REQUESTED
+        if not active and transition.previous != TakeoverState.TAKEOVER_REQUESTED:
+            continue  # as the critic node: requests and their withdrawal are published, other changes logged
+        reasons = [TakeoverReason(r.check, r.message, r.value, r.threshold) for r in transition.reasons] \
+            if active else []
+        writer.write(topics.TAKEOVER_REQUEST, now_ns,
+                     serialize(takeover_to_msg(transition.stamp_ns, transition.state.value, reasons), DIAGNOSTICS))
+        if active and transition.previous != TakeoverState.TAKEOVER_REQUESTED:  # a new request, not an update
+            collected.takeovers.append({'stamp_ns': transition.stamp_ns, 'reasons': [
+                {'check': r.check, 'message': r.message, 'value': r.value, 'threshold': r.threshold}
+                for r in reasons]})
+
+
+def build_report(bag, sensors, stack: OfflineStack, collected: EvalRun, wall_s: float) -> dict:
+    track = OdometryTrack.from_states(collected.odometry)
+    distance_km = track.distance_m() / 1000.0
+    for takeover in collected.takeovers:
+        takeover['time_s'] = round((takeover['stamp_ns'] - bag.start_ns) / 1e9, 3)
+    errors = open_loop_errors(track, collected.plans)
+    decode_errors = dict(sorted(stack.decode_failures.items()))
+    return {
+        'bag': str(bag.path),
+        'storage': bag.storage,
+        'ros_distro': bag.ros_distro,
+        'topics': {s.key: s.topic for s in sensors.all()},
+        'inputs': collected.inputs,
+        'checkpoint': stack.config.planner['checkpoint'] or 'default',
+        'notes': stack.notes,
+        'frames': collected.frames,
+        'trajectories': collected.trajectories,
+        'plan_errors': collected.plan_errors,
+        'missing_sensors': collected.missing,
+        'duration_s': round(bag.duration_s, 3),
+        'distance_km': round(distance_km, 4),
+        'takeovers': collected.takeovers,
+        'km_per_takeover': round(distance_km / len(collected.takeovers), 4) if collected.takeovers else None,
+        'ade_m': errors['ade_m'],
+        'fde_m': errors['fde_m'],
+        'open_loop_samples': errors['samples'],
+        'decode_errors': sum(decode_errors.values()),
+        'decode_errors_by_topic': decode_errors,
+        'compute_ms': latency_summary(collected.samples_ms),
+        'wall_s': round(wall_s, 3),
+        'real_time_factor': round(bag.duration_s / wall_s, 3) if wall_s > 0 else None,
+        'plots': [],
+    }

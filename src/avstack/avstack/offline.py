@@ -1,0 +1,314 @@
+"""The stack in one process over logged data: perception, planner and critic cores fed in stamp order.
+
+:class:`OfflineStack` wires the three cores the way the three nodes wire
+them over DDS (perception's tokens go to the planner, the plan, assessment
+and sensor-loss report go to the critic, the critic watches the inputs and
+ticks on its timer), but with the bag's time as every core's "now": a
+message is received at its log time, the perception core is polled and the
+critic ticks on a fixed grid of bag time, and a plan reaches the critic at
+the time of the message that completed its sensor set. Nothing depends on
+the wall clock or on thread timing, so the same bag, config and checkpoint
+give the same trajectories, bit for bit.
+
+:func:`decoded_inputs` turns bag messages into the cores' inputs (RGB
+images, points, ego states); messages that do not decode are reported as
+:class:`DecodeFailure` and skipped. ``avstack eval`` runs both over a bag;
+dataset building and log mining reuse them.
+"""
+
+import copy
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from avstack.bag import Bag, BagMessage, MessageDecodeError, SensorTopic, SensorTopics, deserialize
+from critic_monitor.monitor import CriticCore, lidar_topics
+from critic_monitor.state_machine import Transition
+from perception_llm.pipeline import FrameInputs, FusedFrame, PerceptionCore
+from perception_llm.weights import load_encoders
+from planner.loading import load_planner
+from planner.planning import Plan
+from stack_common.config import load_node_config
+from stack_common.image import ImageDecodeError, compressed_msg_to_rgb, image_msg_to_rgb
+from stack_common.odometry import EgoState, odometry_to_ego
+from stack_common.pointcloud import CloudDecodeError, cloud_to_array, points_xyz_intensity
+from stack_common.timeutil import NS_PER_S, stamp_to_ns
+
+STAGES = ('decode', 'perception', 'planner', 'critic')
+
+
+# ------------------------------------------------------------------------------------------ decoding
+
+@dataclass
+class SensorInput:
+    """One decoded sensor message: exactly one of ``rgb``, ``points`` or ``ego`` is set."""
+
+    sensor: SensorTopic
+    stamp_ns: int                         # header stamp
+    log_time_ns: int                      # receipt in the bag: the cores' "now"
+    rgb: np.ndarray | None = None         # (H, W, 3) uint8
+    points: np.ndarray | None = None      # (N, 3) float32 in the sensor frame
+    intensity: np.ndarray | None = None   # (N,) float32
+    ego: EgoState | None = None
+    decode_ms: float = 0.0
+
+    @property
+    def kind(self) -> str:
+        return self.sensor.key.split('/')[0]
+
+    @property
+    def name(self) -> str:
+        return self.sensor.key.partition('/')[2]
+
+
+@dataclass
+class DecodeFailure:
+    sensor: SensorTopic
+    log_time_ns: int
+    reason: str
+    message: str
+
+
+def decode(message: BagMessage, sensor: SensorTopic) -> SensorInput | DecodeFailure:
+    start = time.perf_counter()
+    try:
+        msg = deserialize(message.data, message.type_name)
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        item = SensorInput(sensor, stamp_ns, message.log_time_ns)
+        if sensor.key == 'odometry':
+            item.ego = odometry_to_ego(msg)
+        elif sensor.key.startswith('camera/'):
+            item.rgb = compressed_msg_to_rgb(msg) if sensor.compressed else image_msg_to_rgb(msg)
+        else:
+            item.points, item.intensity = points_xyz_intensity(cloud_to_array(msg))
+    except (MessageDecodeError, ImageDecodeError, CloudDecodeError) as error:
+        return DecodeFailure(sensor, message.log_time_ns, error.reason, str(error))
+    item.decode_ms = (time.perf_counter() - start) * 1e3
+    return item
+
+
+def decoded_inputs(bag: Bag, sensors: SensorTopics, start_ns: int | None = None
+                   ) -> Iterator[tuple[BagMessage, SensorInput | DecodeFailure]]:
+    """``(raw message, decoded input or failure)`` for every sensor message, in log-time order."""
+    by_topic = sensors.by_topic()
+    for message in bag.messages(list(by_topic), start_ns=start_ns):
+        yield message, decode(message, by_topic[message.topic])
+
+
+# ------------------------------------------------------------------------------------------- results
+
+@dataclass
+class FrameResult:
+    """One fused token set and what came of it."""
+
+    now_ns: int                           # bag time at which the set completed (and the plan was checked)
+    frame: FusedFrame
+    plan: Plan | None
+    plan_error: str | None = None
+    transitions: list[Transition] = field(default_factory=list)
+    perception_ms: float = 0.0            # preprocessing (on the front half) + encoders
+    planner_ms: float = 0.0
+    critic_ms: float = 0.0
+
+    @property
+    def stamp_ns(self) -> int:
+        return self.frame.tokens.stamp_ns
+
+
+@dataclass
+class CriticEvent:
+    """Transitions of the critic not caused by a frame (timer ticks, inputs)."""
+
+    now_ns: int
+    transitions: list[Transition]
+
+
+@dataclass
+class Passthrough:
+    """Something the caller handed to :meth:`OfflineStack.front` to get back in order from :meth:`back`."""
+
+    now_ns: int
+    payload: object
+
+
+@dataclass
+class _Step:
+    """One ordered unit of work for the back half: a critic call or a preprocessed frame."""
+
+    now_ns: int
+    critic: tuple | None = None       # (method name, *args)
+    inputs: FrameInputs | None = None
+    preprocess_ms: float = 0.0
+    passthrough: object = None
+
+
+@dataclass
+class OfflineConfig:
+    perception: dict
+    planner: dict
+    critic: dict
+
+    @classmethod
+    def load(cls, config_path: str | Path | None = None, checkpoint: str | Path | None = None) -> 'OfflineConfig':
+        """The three node configs from one parameter file (schema defaults without one)."""
+        config = cls(load_node_config('perception_llm', 'perception_node', config_path),
+                     load_node_config('planner', 'planner_node', config_path),
+                     load_node_config('critic_monitor', 'critic_node', config_path))
+        if checkpoint is not None:
+            config.perception['checkpoint'] = config.planner['checkpoint'] = str(checkpoint)
+        return config
+
+
+class OfflineStack:
+    """``stack.feed(input)`` in log-time order, then ``stack.finish(end_ns)``; each returns the results it caused.
+
+    ``feed`` is ``back(front(input))``. The front half (perception's queues,
+    sync and numpy preprocessing, the clock grid) and the back half (the
+    encoders, the planner, the critic) may run on two threads as a pipeline:
+    ``front`` returns ordered steps, ``back`` must receive them in that order.
+    Either way the results are the same.
+    """
+
+    def __init__(self, config: OfflineConfig, sensors: SensorTopics):
+        self.config = config
+        self.sensors = sensors
+        torch.set_num_threads(max(config.perception['num_threads'], config.planner['num_threads']))
+        encoders, perception_note = load_encoders(config.perception)
+        self.perception = PerceptionCore(config.perception, encoders)
+        self.planner, planner_note = load_planner(config.planner)
+        self.notes = [n for n in (perception_note, planner_note) if n]
+        self.route = config.planner['default_route']
+        self.critic_config = critic_watching(config.critic, sensors)
+        self._critic_lidar_topics = lidar_topics(self.critic_config)
+        self.tick_ns = round(NS_PER_S / self.critic_config['timer_hz'])
+        self.critic: CriticCore | None = None
+        self._next_tick_ns: int | None = None
+        self.decode_failures: Counter[str] = Counter()   # '<topic>/<reason>'
+
+    # -- sequential use --------------------------------------------------------------------------
+
+    def feed(self, item: 'SensorInput | DecodeFailure') -> list:
+        """One bag message (decoded, or a failure), at its log time."""
+        return self.back(self.front(item))
+
+    def finish(self, end_ns: int) -> list:
+        """Ticks and polls up to ``end_ns``, so a sensor set still waiting is emitted or dropped."""
+        return self.back(self.front_finish(end_ns))
+
+    # -- front half: perception queues and preprocessing, the clock ------------------------------
+
+    def front(self, item: 'SensorInput | DecodeFailure | None', passthrough: object = None,
+              now_ns: int | None = None) -> list[_Step]:
+        """The ordered steps one input causes; ``passthrough`` comes back from :meth:`back` before them."""
+        now = item.log_time_ns if item is not None else now_ns
+        steps = self._advance(now)
+        if passthrough is not None:
+            steps.append(_Step(now, passthrough=passthrough))
+        if item is None:
+            return steps
+        kind = item.sensor.key.split('/')[0]
+        if isinstance(item, DecodeFailure):
+            self.decode_failures[f'{item.sensor.topic}/{item.reason}'] += 1
+            if kind == 'camera':  # the critic subscribes to cameras raw: a message arrived all the same
+                steps.append(_Step(now, critic=('on_input', 'camera', item.sensor.topic, now)))
+            return steps
+        if kind == 'camera':
+            steps.append(_Step(now, critic=('on_input', 'camera', item.sensor.topic, now)))
+            return steps + self._preprocess(self.perception.add_camera(item.name, item.stamp_ns, item.rgb, now), now)
+        if kind == 'lidar':
+            steps += [_Step(now, critic=('on_lidar', name, item.points, item.stamp_ns, now))
+                      for name in self._critic_lidars(item.sensor.topic)]
+            return steps + self._preprocess(
+                self.perception.add_lidar(item.name, item.stamp_ns, item.points, item.intensity, now), now)
+        steps.append(_Step(now, critic=('on_odometry', item.ego, now)))
+        self.perception.add_odometry(item.ego)
+        return steps
+
+    def front_finish(self, end_ns: int) -> list[_Step]:
+        return self._advance(end_ns + 1) if self._next_tick_ns is not None else []
+
+    def _advance(self, now_ns: int) -> list[_Step]:
+        """Perception polls and critic ticks due before ``now_ns``, on a fixed grid of bag time."""
+        if self._next_tick_ns is None:
+            self._next_tick_ns = now_ns + self.tick_ns
+            return [_Step(now_ns, critic=('start', now_ns))]
+        if now_ns < self._next_tick_ns - self.tick_ns - NS_PER_S:   # time went back: restart the grid
+            self._next_tick_ns = now_ns
+        steps = []
+        while self._next_tick_ns < now_ns:
+            tick_ns = self._next_tick_ns
+            steps += self._preprocess(self.perception.poll(tick_ns), tick_ns)
+            steps.append(_Step(tick_ns, critic=('tick', tick_ns)))
+            self._next_tick_ns += self.tick_ns
+        return steps
+
+    def _preprocess(self, synced_sets, now_ns: int) -> list[_Step]:
+        steps = []
+        for synced in synced_sets:
+            start = time.perf_counter()
+            inputs = self.perception.preprocess(synced)
+            steps.append(_Step(now_ns, inputs=inputs, preprocess_ms=(time.perf_counter() - start) * 1e3))
+        return steps
+
+    def _critic_lidars(self, topic: str) -> list[str]:
+        return [name for name, lidar_topic in self._critic_lidar_topics.items() if lidar_topic == topic]
+
+    # -- back half: encoders, planner, critic ----------------------------------------------------
+
+    def back(self, steps: list[_Step]) -> list:
+        results = []
+        for step in steps:
+            if step.passthrough is not None:
+                results.append(Passthrough(step.now_ns, step.passthrough))
+            elif step.inputs is not None:
+                results.append(self._frame(step))
+            elif step.critic[0] == 'start':
+                self.critic = CriticCore(self.critic_config, step.critic[1])
+            else:
+                transitions = getattr(self.critic, step.critic[0])(*step.critic[1:])
+                if transitions:
+                    results.append(CriticEvent(step.now_ns, transitions))
+        return results
+
+    def _frame(self, step: _Step) -> FrameResult:
+        now_ns, inputs = step.now_ns, step.inputs
+        start = time.perf_counter()
+        tokens = self.perception.encode(inputs)
+        frame = FusedFrame(tokens, list(inputs.missing))
+        result = FrameResult(now_ns, frame, None,
+                             perception_ms=step.preprocess_ms + (time.perf_counter() - start) * 1e3)
+        start = time.perf_counter()
+        try:
+            result.plan = self.planner.plan(tokens, self.route)
+        except ValueError as error:  # the planner node drops such a set with a warning, so does this
+            result.plan_error = str(error)
+        result.planner_ms = (time.perf_counter() - start) * 1e3
+        start = time.perf_counter()
+        critic = self.critic
+        if result.plan is not None:
+            result.transitions += critic.on_trajectory(result.plan.trajectory, now_ns)
+            result.transitions += critic.on_assessment(result.plan.assessment, now_ns)
+        result.transitions += critic.on_sensor_loss(frame.missing, now_ns)
+        result.critic_ms = (time.perf_counter() - start) * 1e3
+        return result
+
+
+def critic_watching(critic_config: dict, sensors: SensorTopics) -> dict:
+    """The critic config with its watched topics set to the bag's sensor topics (names in the bag may differ)."""
+    config = copy.deepcopy(critic_config)
+    config['camera_topics'] = [s.topic for s in sensors.cameras.values()]
+    if sensors.odometry is not None:
+        config['odometry_topic'] = sensors.odometry.topic
+    lidar_topics = [s.topic for s in sensors.lidars.values()]
+    for name in config['lidars']:
+        section = config['lidar'].setdefault(name, {})
+        if name in sensors.lidars:
+            section['topic'] = sensors.lidars[name].topic
+        elif len(lidar_topics) == 1:
+            section['topic'] = lidar_topics[0]
+    return config

@@ -1,0 +1,110 @@
+"""``avstack eval``: deterministic output, a consistent report, the plots; and the report's arithmetic."""
+
+import json
+
+import numpy as np
+import pytest
+from rosbags.rosbag2 import Reader
+
+from avstack import cli
+from avstack.bag import deserialize
+from avstack.eval_report import OdometryTrack, PlannedPath, open_loop_errors
+from avstack.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
+from stack_common import topics
+from stack_common.odometry import EgoState
+from stack_common.trajectory import path_to_trajectory
+
+OUTPUT_TOPICS = {topics.FUSED_TOKENS, topics.TRAJECTORY, topics.ASSESSMENT, topics.TAKEOVER_REQUEST}
+INPUT_TOPICS = {topics.camera_topic('front'), topics.lidar_topic('top'), topics.ODOMETRY}
+# Fields that depend on the machine's speed, not on the bag, config and checkpoint.
+TIMING_FIELDS = ('compute_ms', 'wall_s', 'real_time_factor')
+
+
+@pytest.fixture(scope='module')
+def full_size_bag(tmp_path_factory):
+    """4 s of the full rig: 1280x720 camera and ~100k-point lidar at 10 Hz, odometry at 50 Hz."""
+    return write_synthetic_bag(tmp_path_factory.mktemp('eval') / 'bag', SyntheticBagSpec(duration_s=4.0))
+
+
+def read_output(path):
+    with Reader(path) as reader:
+        return [(c.topic, c.msgtype, t, bytes(d)) for c, t, d in reader.messages()]
+
+
+def test_eval_is_deterministic_and_its_report_is_consistent(full_size_bag, tmp_path, capsys):
+    outputs = []
+    for run in ('first', 'second'):
+        assert cli.main(['eval', str(full_size_bag), '--out', str(tmp_path / run)]) == 0
+        outputs.append(tmp_path / run)
+    summary = capsys.readouterr().out
+    assert 'real time' in summary and 'ADE' in summary
+
+    first, second = (out / 'output.mcap' for out in outputs)
+    assert first.read_bytes() == second.read_bytes()
+    reports = [json.loads((out / 'report.json').read_text()) for out in outputs]
+    for field in TIMING_FIELDS + ('bag',):
+        reports[0].pop(field), reports[1].pop(field)
+    assert reports[0] == reports[1]
+
+    report = reports[0]
+    assert report['frames'] >= 38 and 0 < report['trajectories'] <= report['frames']
+    assert report['duration_s'] == pytest.approx(3.98, abs=0.05)
+    assert report['distance_km'] == pytest.approx(8.0 * 3.98 / 1000, rel=0.02)   # the scene drives 8 m/s
+    assert report['inputs'] == {topics.camera_topic('front'): 40, topics.lidar_topic('top'): 40, topics.ODOMETRY: 200}
+    assert report['decode_errors'] == 0 and report['missing_sensors'] == {}
+    for takeover in report['takeovers']:
+        assert takeover['reasons'] and 0 <= takeover['time_s'] <= report['duration_s']
+    if report['takeovers']:
+        assert report['km_per_takeover'] == pytest.approx(report['distance_km'] / len(report['takeovers']), abs=1e-4)
+    else:
+        assert report['km_per_takeover'] is None
+    for key in ('ade_m', 'fde_m'):
+        assert set(report[key]) == {'1s', '2s', '3s'}
+        assert all(v is None or v >= 0 for v in report[key].values())
+    assert report['open_loop_samples']['1s'] > report['open_loop_samples']['3s'] > 0
+    compute = json.loads((outputs[0] / 'report.json').read_text())['compute_ms']
+    assert set(compute) == {'decode', 'perception', 'planner', 'critic'}
+    assert all(0 < stage['p50_ms'] <= stage['p99_ms'] for stage in compute.values())
+    for plot in ('paths.png', 'takeovers.png', 'latency.png'):
+        assert (outputs[0] / plot).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+    messages = read_output(first)
+    assert {m[0] for m in messages} == INPUT_TOPICS | OUTPUT_TOPICS
+    with Reader(full_size_bag) as reader:
+        recorded = [(c.topic, t, bytes(d)) for c, t, d in reader.messages()]
+    assert [(t, lt, d) for t, _, lt, d in messages if t in INPUT_TOPICS] == recorded  # inputs copied unchanged
+    paths = [path_to_trajectory(deserialize(d, msgtype)) for t, msgtype, _, d in messages if t == topics.TRAJECTORY]
+    assert len(paths) == report['trajectories']
+    assert sum(1 for m in messages if m[0] == topics.FUSED_TOKENS) == report['frames']
+    camera_stamps = {deserialize(d, msgtype).header.stamp.sec * 10**9 + deserialize(d, msgtype).header.stamp.nanosec
+                     for t, msgtype, _, d in messages if t == topics.camera_topic('front')}
+    assert {p.stamp_ns for p in paths} <= camera_stamps   # every plan belongs to a recorded frame
+
+
+def straight_track(speed_mps=10.0, duration_s=10.0, rate_hz=50.0, yaw=0.3):
+    t = np.arange(0, duration_s, 1 / rate_hz)
+    return OdometryTrack.from_states([EgoState(int(round(s * 1e9)), speed_mps * s * np.cos(yaw),
+                                               speed_mps * s * np.sin(yaw), yaw, speed_mps) for s in t])
+
+
+def test_open_loop_error_against_the_logged_future():
+    track = straight_track()
+    t_s = np.arange(1, 9) * 0.5
+    exact = PlannedPath(2_000_000_000, 2_000_000_000, t_s, np.stack([10.0 * t_s, 0 * t_s], 1))
+    beside = PlannedPath(3_000_000_000, 3_000_000_000, t_s, np.stack([10.0 * t_s, 0 * t_s + 1.0], 1))
+    errors = open_loop_errors(track, [exact])
+    assert errors['ade_m']['3s'] == pytest.approx(0.0, abs=1e-6) and errors['fde_m']['1s'] == pytest.approx(0.0,
+                                                                                                          abs=1e-6)
+    errors = open_loop_errors(track, [exact, beside])
+    assert errors['fde_m']['2s'] == pytest.approx(0.5) and errors['samples']['2s'] == 2
+    late = PlannedPath(8_000_000_000, 8_000_000_000, t_s, np.stack([10.0 * t_s, 0 * t_s], 1))
+    assert open_loop_errors(track, [late])['samples'] == {'1s': 1, '2s': 0, '3s': 0}   # the log ends at 10 s
+
+
+def test_distance_skips_gaps_and_jumps():
+    track = straight_track(duration_s=10.0)
+    assert track.distance_m() == pytest.approx(10.0 * (10.0 - 0.02), rel=1e-6)
+    jumped = OdometryTrack(np.concatenate([track.t_ns, track.t_ns[-1] + 10**7 * np.arange(1, 3)]),
+                           np.concatenate([track.xy, [[5000.0, 0.0], [5000.1, 0.0]]]),
+                           np.concatenate([track.yaw, [0.0, 0.0]]))
+    assert jumped.distance_m() == pytest.approx(track.distance_m() + 0.1, rel=1e-6)
