@@ -10,6 +10,7 @@ to the token set (resize, points to base_link, BEV grid, camera anchors,
 encoders).
 """
 
+import os
 import time
 
 import numpy as np
@@ -83,8 +84,11 @@ def measure(frames: int, progress: bool = True) -> dict[str, np.ndarray]:
 
 def run(options) -> list[Measurement]:
     frames = 20 if options.quick else 200
+    load_before = os.getloadavg()[0]
     times = measure(frames)
-    measurements = []
+    # the machine's other work shows up in every number below: say how busy it was
+    measurements = [Measurement('load average (1 min) before / after', load_before, '',
+                                f'after: {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores')]
     for stage, values in times.items():
         note = f'{frames} frames, 1280x720 + {LIDAR_POINTS // 1000}k points, 1 torch thread'
         if stage == 'tokenize':
