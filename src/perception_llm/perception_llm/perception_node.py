@@ -13,6 +13,7 @@ import time
 import traceback
 from collections import Counter
 
+import cv2
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
@@ -45,6 +46,7 @@ class PerceptionNode(Node):
         super().__init__('perception_node', **node_kwargs)
         config = declare_node_config(self, 'perception_llm')
         torch.set_num_threads(config['num_threads'])
+        cv2.setNumThreads(config['num_threads'])
         encoders, note = load_encoders(config)
         if note:
             self.get_logger().warning(note)

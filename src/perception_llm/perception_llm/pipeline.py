@@ -30,6 +30,7 @@ from perception_llm.fusion import EncoderConfig, SensorEncoders
 from perception_llm.lidar_encoder import BEV_CHANNELS
 from perception_llm.sensors import CameraSpec, camera_key, camera_specs, lidar_key, lidar_specs
 from perception_llm.sync import ApproximateTimeSync, SyncedSet
+from stack_common.config import ConfigError
 from stack_common.odometry import EgoState
 from stack_common.tokens import TokenSet
 
@@ -114,8 +115,8 @@ class PerceptionCore:
         self.camera_specs = camera_specs(config)
         self.lidar_specs = lidar_specs(config)
         if len(self.camera_specs) > self.encoder_config.max_cameras:
-            raise ValueError(f'{len(self.camera_specs)} cameras configured, the encoders take at most '
-                             f'{self.encoder_config.max_cameras}')
+            raise ConfigError(f'perception_node: {len(self.camera_specs)} cameras configured, the encoders take '
+                              f'at most {self.encoder_config.max_cameras}')
         self.cameras = [spec.name for spec in self.camera_specs]
         self.lidars = [spec.name for spec in self.lidar_specs]
         self._camera = {spec.name: spec for spec in self.camera_specs}

@@ -13,6 +13,7 @@ encoders).
 import os
 import time
 
+import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -50,7 +51,8 @@ def sensor_messages(frames: int, scene: SyntheticScene | None = None):
 def measure(frames: int, progress: bool = True) -> dict[str, np.ndarray]:
     """Per-frame times in ms by stage (after warm-up frames)."""
     config = load_node_config('perception_llm', 'perception_node', default_config())
-    torch.set_num_threads(config['num_threads'])
+    torch.set_num_threads(config['num_threads'])   # as the node does
+    cv2.setNumThreads(config['num_threads'])
     core = PerceptionCore(config)
     camera, lidar = core.cameras[0], core.lidars[0]
     times: dict[str, list[float]] = {}
