@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from perception_llm.calibration import sensor_to_base, transform_points
-from perception_llm.lidar_encoder import COUNT, INTENSITY, MAX_HEIGHT, MIN_HEIGHT, BevGrid, LidarEncoder
+from perception_llm.lidar_encoder import COUNT, INTENSITY, MIN_HEIGHT, BevGrid, LidarEncoder
 from perception_llm.pipeline import PerceptionCore
 from stack_common.config import load_node_config
 

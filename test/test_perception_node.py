@@ -100,7 +100,8 @@ class PerceptionProbe(Node):
         return (self.camera_pub.get_subscription_count() > 0 and self.lidar_pub.get_subscription_count() > 0
                 and self.count_publishers(topics.FUSED_TOKENS) > 0)
 
-    def frame(self, stamp_ns: int, camera=True, lidar=True, odometry=True, cloud=None, camera_frame='camera_front_optical'):
+    def frame(self, stamp_ns: int, camera=True, lidar=True, odometry=True, cloud=None,
+              camera_frame='camera_front_optical'):
         """One synthetic frame; ``cloud`` replaces the lidar's structured points."""
         t_s = (stamp_ns % 10**11) / 1e9
         if odometry:
@@ -161,7 +162,8 @@ def test_each_kind_of_bad_input_is_counted_and_good_input_after_it_is_still_toke
         no_x.fields = [PointField(name='u' if f.name == 'x' else f.name, offset=f.offset, datatype=f.datatype,
                                   count=f.count) for f in no_x.fields]
         probe.lidar_pub.publish(no_x)
-        assert probe.wait_for(lambda p: counted(p, 'dropped/lidar/top/truncated', 'dropped/lidar/top/missing_field'), 5.0)
+        assert probe.wait_for(lambda p: counted(p, 'dropped/lidar/top/truncated',
+                                                'dropped/lidar/top/missing_field'), 5.0)
 
         # clouds that decode but are odd: NaN/inf points, no points, no intensity (and a camera in a wrong frame)
         with_nan = SCENE.lidar(0.6)

@@ -28,7 +28,7 @@ from perception_llm.camera_encoder import ground_anchors, patch_anchors, prepare
 from perception_llm.ego import EGO_FEATURES, EgoHistory
 from perception_llm.fusion import EncoderConfig, SensorEncoders
 from perception_llm.lidar_encoder import BEV_CHANNELS
-from perception_llm.sensors import CameraSpec, camera_key, camera_specs, lidar_key, lidar_specs
+from perception_llm.sensors import CameraSpec, camera_specs, lidar_specs
 from perception_llm.sync import ApproximateTimeSync, SyncedSet
 from stack_common.config import ConfigError
 from stack_common.odometry import EgoState
