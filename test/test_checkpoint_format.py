@@ -74,3 +74,16 @@ def test_future_format_version_is_refused(tmp_path):
 def test_missing_directory(tmp_path):
     with pytest.raises(CheckpointError, match='no such checkpoint'):
         load_checkpoint(tmp_path / 'nope')
+
+
+def test_a_safetensors_header_length_that_starts_like_pickle_is_not_refused(tmp_path):
+    """A header of 0x580 bytes begins with 0x80 0x05, the magic of pickle protocol 5."""
+    directory, _ = saved(tmp_path)
+    for padding in range(0, 4000, 7):
+        tensors = {'w' + 'x' * padding: np.zeros(1, np.float32)}
+        save_checkpoint(directory, tensors, {'width': 3})
+        head = (directory / 'model.safetensors').read_bytes()[:2]
+        if head == b'\x80\x05':
+            break
+    assert head == b'\x80\x05'
+    load_checkpoint(directory)

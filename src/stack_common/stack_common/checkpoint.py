@@ -47,8 +47,14 @@ def save_checkpoint(directory: str | Path, tensors: dict[str, np.ndarray], confi
     return directory
 
 
+def _looks_like_safetensors(head: bytes) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then the JSON header."""
+    return len(head) > 8 and 0 < int.from_bytes(head[:8], 'little') < 100_000_000 and head[8:9] == b'{'
+
+
 def refuse_pickle(path: Path) -> None:
-    if path.suffix in PICKLE_SUFFIXES or (path.is_file() and path.read_bytes()[:4].startswith(_PICKLE_MAGIC)):
+    head = path.open('rb').read(16) if path.is_file() else b''
+    if path.suffix in PICKLE_SUFFIXES or (not _looks_like_safetensors(head) and head.startswith(_PICKLE_MAGIC)):
         raise CheckpointError(
             f'{path}: refusing a pickle checkpoint (loading one can run arbitrary code); '
             f'give a directory with {WEIGHTS_FILE} + {CONFIG_FILE}')
