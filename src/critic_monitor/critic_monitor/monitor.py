@@ -137,7 +137,6 @@ class CriticCore:
             path = PlanPath.from_trajectory(trajectory)
             plan = CheckedPlan(trajectory, path, sweep_poses(path, checks['collision']['resample_interval_m']),
                                receipt_ns)
-            # Collision first: it is the check with the shortest fuse.
             if checks['collision']['enabled']:
                 results['collision'] = self._collision(plan, receipt_ns)
             for result in check_kinematics(path, checks['kinematics']):
