@@ -81,10 +81,15 @@ class Tolerance:
 
 
 def rates(summary: dict) -> dict[str, float | None]:
-    """Per-km rates (lower is better) of one scenario summary: takeovers per stack km, collisions per km."""
-    stack_km, km = summary['stack_distance_km'], summary['distance_km']
+    """Per-km rates (lower is better) of one scenario summary, both over the whole distance driven.
+
+    Takeovers are counted per km of the whole drive, not per km the stack drove: a stack that is taken over
+    at once drives no km of its own, and its rate must still be comparable (and bad), not undefined. Two
+    runs of the suite drive the same seeded episodes, so the distances are alike.
+    """
+    km = summary['distance_km']
     return {
-        'takeovers_per_km': None if stack_km <= 0 else summary['takeovers']['count'] / stack_km,
+        'takeovers_per_km': None if km <= 0 else summary['takeovers']['count'] / km,
         'collisions_per_km': None if km <= 0 else summary['collisions'] / km,
     }
 

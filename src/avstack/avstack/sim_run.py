@@ -38,6 +38,7 @@ RECORDED_TOPICS = [topics.camera_topic('front'), topics.lidar_topic('top'), topi
                    topics.SIM_SCENE_INFO, topics.SIM_STATUS, topics.TRAJECTORY, topics.ASSESSMENT,
                    topics.TAKEOVER_REQUEST, topics.TAKEOVER_ACTIVE, topics.ROUTE_COMMAND]
 BAG_NAME = 'run_mcap'
+RESULTS_NAME = 'episodes.jsonl'     # the bridge's episode records (the report is built from them)
 STOP_POLL_S = 0.5
 SIM_ENV = {'SDL_VIDEODRIVER': 'dummy', 'PYGAME_HIDE_SUPPORT_PROMPT': '1'}
 
@@ -67,6 +68,19 @@ class SimOptions:
     silence_timeout_s: float = 120.0     # no status from the bridge for this long: the run failed
 
 
+def results_path(options: SimOptions) -> Path:
+    return options.out / RESULTS_NAME
+
+
+def read_results(path: Path) -> tuple[list[dict], dict | None]:
+    """The episode records and the end-of-run summary the bridge wrote so far."""
+    if not path.exists():
+        return [], None
+    documents = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    done = next((d for d in documents if d['kind'] == 'done'), None)
+    return [d for d in documents if d['kind'] == 'episode'], done
+
+
 def run_parameters(options: SimOptions) -> dict:
     """stack.yaml, sim.yaml merged over it, then the options of this run (a ROS 2 parameter document)."""
     document = merge_documents(read_params_file(options.config or default_config()),
@@ -74,7 +88,8 @@ def run_parameters(options: SimOptions) -> dict:
     bridge = document.setdefault(BRIDGE_NODE.name, {PARAMS_KEY: {}})[PARAMS_KEY]
     bridge.update(scenarios=list(options.scenarios), episodes=options.episodes, seed=options.seed,
                   driver=options.driver, lockstep=not options.realtime,
-                  wait_for_subscribers=1 if options.record else 0)
+                  wait_for_subscribers=1 if options.record else 0,
+                  results_path=str(results_path(options).resolve()))
     if options.duration_s is not None:
         bridge['duration_s'] = float(options.duration_s)
     if options.density is not None:
@@ -86,14 +101,13 @@ def run_parameters(options: SimOptions) -> dict:
 
 
 class SimStatusObserver(Node):
-    """Follows ``/sim/status``: the newest step, the finished episodes, and the end of the run."""
+    """Follows ``/sim/status`` for the live status line: the newest step, the end of the run."""
 
     def __init__(self, **node_kwargs):
         super().__init__('sim_status_observer', **node_kwargs)
         self.changed = threading.Condition()
         self.latest: dict | None = None
-        self.episodes: list[dict] = []
-        self.finished: dict | None = None
+        self.finished = False
         self.last_receipt_s = time.monotonic()
         self.create_subscription(String, topics.SIM_STATUS, self.on_status, STATUS_QOS)
 
@@ -101,17 +115,14 @@ class SimStatusObserver(Node):
         document = json.loads(msg.data)
         with self.changed:
             self.last_receipt_s = time.monotonic()
-            if document['kind'] == 'episode':
-                self.episodes.append(document)
-            elif document['kind'] == 'done':
-                self.finished = document
-            else:
+            if document['kind'] == 'step':
                 self.latest = document
+            self.finished = self.finished or document['kind'] == 'done'
             self.changed.notify_all()
 
     def wait_until_done(self, timeout_s: float) -> bool:
         with self.changed:
-            return self.changed.wait_for(lambda: self.finished is not None, timeout_s)
+            return self.changed.wait_for(lambda: self.finished, timeout_s)
 
 
 @dataclass
@@ -139,6 +150,8 @@ class SimRun:
     def run(self, on_status: Callable[[dict | None], None] | None = None, poll_s: float = STOP_POLL_S) -> SimResult:
         options = self.options
         params = self.prepare()
+        results = results_path(options)
+        results.unlink(missing_ok=True)
         bag = options.out / BAG_NAME if options.record else None
         started_s = time.monotonic()
         with RosRuntime(threads=3) as ros:
@@ -153,13 +166,13 @@ class SimRun:
                                               extra_env=SIM_ENV).start())
                 launchers.append(Launcher(params, (BRIDGE_NODE,), use_sim_time=False, output=self.log,
                                           extra_env=SIM_ENV).start())
-                self._follow(observer, launchers, on_status, poll_s)
+                self._follow(observer, results, launchers, on_status, poll_s)
             finally:
                 for launcher in launchers:
                     launcher.stop()
                 if recorder is not None:
                     recorder.stop()
-            episodes, finished = list(observer.episodes), observer.finished
+        episodes, finished = read_results(results)
         run_info = {
             'driver': options.driver, 'lockstep': not options.realtime, 'seed': options.seed,
             'episodes_per_scenario': options.episodes,
@@ -175,8 +188,9 @@ class SimRun:
         report['files']['plots'] = [str(p) for p in plots]
         return SimResult(report, write_report(report, options.out / 'report.json'), plots, bag)
 
-    def _follow(self, observer: SimStatusObserver, launchers: list[Launcher], on_status, poll_s: float) -> None:
-        while not observer.wait_until_done(poll_s):
+    def _follow(self, observer: SimStatusObserver, results: Path, launchers: list[Launcher], on_status,
+                poll_s: float) -> None:
+        while not (observer.wait_until_done(poll_s) or read_results(results)[1] is not None):
             for launcher in launchers:
                 for name, entry in launcher.running.items():
                     code = entry.process.poll()

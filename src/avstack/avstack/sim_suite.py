@@ -33,7 +33,8 @@ def register(subparsers) -> None:
                'exit codes: 0 no seesaw or regression (or no --gate), 1 seesaw/regression with --gate or a failed '
                'run, 2 usage',
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--checkpoint', type=Path, required=True, help='the model to evaluate')
+    parser.add_argument('--checkpoint', type=Path, default=None,
+                        help='the model to evaluate (default: the shipped one, as the nodes load it)')
     parser.add_argument('--baseline', type=Path, default=None, help='the model to compare with (default: expert)')
     parser.add_argument('--gate', action='store_true', help='exit 1 on a seesaw or any regression')
     parser.add_argument('--tolerance', type=float, default=Tolerance.relative,
@@ -62,7 +63,7 @@ def run(args) -> int:
                          Tolerance(args.tolerance, args.tolerance_per_km))
     print()
     print(comparison_table(comparison, 'current', reference_name))
-    suite = {'checkpoint': str(args.checkpoint), reference_name: str(args.baseline) if args.baseline else 'expert',
+    suite = {'checkpoint': str(args.checkpoint or 'default'), reference_name: str(args.baseline) if args.baseline else 'expert',
              'seed': args.seed, 'episodes': args.episodes, 'comparison': comparison,
              'reports': {name: str(args.out / name / 'report.json') for name in runs}}
     (args.out / 'suite.json').write_text(json.dumps(suite, indent=2) + '\n')

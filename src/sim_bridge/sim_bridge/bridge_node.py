@@ -61,6 +61,7 @@ class BridgeNode(Node):
         self.create_subscription(DiagnosticArray, topics.TAKEOVER_REQUEST, self.on_takeover_request, LATCHED_QOS)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
 
+        self.results_file = open(config['results_path'], 'a') if config['results_path'] else None
         self.plan_arrived = threading.Condition()
         self.takeover_active = False
         self.takeover_reasons: tuple[str, ...] = ()
@@ -188,7 +189,13 @@ class BridgeNode(Node):
             document |= {'episode': record.episode, 'speed_mps': round(float(vehicle.speed), 3),
                          'distance_m': round(record.distance_m, 2), 'takeovers': len(record.takeovers),
                          'collisions': record.collisions, 'deadline_misses': record.deadline_misses}
-        self.status_pub.publish(String(data=json.dumps(document | fields)))
+        text = json.dumps(document | fields)
+        if kind != 'step' and self.results_file is not None:
+            # The results also go to a file (first): a subscriber that falls behind may lose messages, a report
+            # may not.
+            self.results_file.write(text + '\n')
+            self.results_file.flush()
+        self.status_pub.publish(String(data=text))
 
     def publish_diagnostics(self) -> None:
         level = WARN if self.counters['deadline_misses'] else OK
@@ -203,6 +210,8 @@ class BridgeNode(Node):
             self.plan_arrived.notify_all()
         self._worker.join(timeout=5.0)
         self.core.close()
+        if self.results_file is not None:
+            self.results_file.close()
 
 
 def _finite(value: float) -> float | None:

@@ -24,7 +24,9 @@ class SafetyDriverVehicle(IDMVehicle):
         super().__init__(*args, **kwargs)
         self.expert_engaged = False
         self.destination_node: str | None = None
-        self.color = EGO_COLOR
+
+    # highway-env's junction rules recolour (and un-colour) cars that yield; the ego stays green in the camera.
+    color = property(lambda self: EGO_COLOR, lambda self, value: None, lambda self: None)
 
     def plan_route_to(self, destination: str) -> 'SafetyDriverVehicle':
         self.destination_node = destination
@@ -45,6 +47,8 @@ class SafetyDriverVehicle(IDMVehicle):
     def act(self, action: dict | str | None = None) -> None:
         if self.expert_engaged:
             IDMVehicle.act(self)    # the commands of the stack are ignored while the expert drives
+            if self.speed <= 0.0:   # IDM stopping for a target speed of 0 would otherwise creep backwards
+                self.action['acceleration'] = max(self.action['acceleration'], 0.0)
         else:
             Vehicle.act(self, action)
 
