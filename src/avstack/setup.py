@@ -14,6 +14,7 @@ setup(
         # The repository's top-level launch/ and config/ (one source of truth for both launchers).
         ('share/' + package_name + '/launch', glob('../../launch/*.launch.py')),
         ('share/' + package_name + '/config', glob('../../config/*.yaml')),
+        ('share/' + package_name + '/config/remaps', glob('../../config/remaps/*.yaml')),
     ],
     install_requires=['setuptools'],
     zip_safe=False,
