@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from nav_msgs.msg import Path as PathMsg
+from nav_msgs.msg import Odometry, Path as PathMsg
 from rclpy.duration import Duration
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from rclpy.serialization import serialize_message
 from rosbags.interfaces import QosDurability, QosReliability
@@ -28,17 +29,26 @@ from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image
 
 from avstack import cli
+from avstack.bag import BagWriter, deserialize, serialize
 from avstack.record import Recorder
+from avstack.replay import BagPlayer
 from avstack.ros_runtime import RosRuntime
 from avstack.synthetic import SyntheticScene
+from avstack.launcher import Launcher
+from avstack.observer import StackObserver
+from avstack.synthetic_bag import START_NS, SyntheticBagSpec, write_synthetic_bag
 from stack_common import topics
 from stack_common.image import rgb_to_image_msg
 from stack_common.qos import LATCHED_QOS, PLAN_QOS, SENSOR_QOS
 from stack_common.takeover import TakeoverReason, takeover_to_msg
+from stack_common.timeutil import stamp_to_ns
 from stack_common.trajectory import Trajectory, trajectory_to_path
+
+from conftest import STACK_CONFIG
 
 DISCOVERY_TIMEOUT_S = 30.0
 DELIVERY_TIMEOUT_S = 20.0
+STACK_STARTUP_TIMEOUT_S = 120.0
 # PLAN_QOS but deep enough that a burst of test messages stays in the writer until acknowledged.
 BURST_QOS = QoSProfile(depth=100, reliability=PLAN_QOS.reliability, durability=PLAN_QOS.durability)
 
@@ -148,3 +158,112 @@ def test_record_cli_usage_errors_exit_2(tmp_path, capsys):
     (tmp_path / 'exists').mkdir()
     assert cli.main(['record', '--out', str(tmp_path / 'exists'), '--all']) == 2
     assert 'already exists' in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ replay
+
+PLAYED_PLANS = 20
+PLAN_PERIOD_NS = 50_000_000
+FIRST_PLAN_NS = 200_000_000   # after the bag's first message: /clock reaches the subscriber before the first plan
+
+
+def plan_bag(path: Path) -> tuple[Path, list[bytes], list[int]]:
+    """A bag of reliable plans at 20 Hz (1 s) after a leading odometry message."""
+    plans = [serialize(plan_msg(k), 'nav_msgs/msg/Path') for k in range(PLAYED_PLANS)]
+    log_times = [START_NS + FIRST_PLAN_NS + k * PLAN_PERIOD_NS for k in range(PLAYED_PLANS)]
+    with BagWriter(path, 'mcap') as writer:
+        writer.add_topic(topics.ODOMETRY, 'nav_msgs/msg/Odometry', [SENSOR_QOS])
+        writer.add_topic(topics.TRAJECTORY, 'nav_msgs/msg/Path', [PLAN_QOS])
+        writer.write(topics.ODOMETRY, START_NS, serialize(Odometry(), 'nav_msgs/msg/Odometry'))
+        for log_ns, data in zip(log_times, plans):
+            writer.write(topics.TRAJECTORY, log_ns, data)
+    return path, plans, log_times
+
+
+def test_replay_publishes_recorded_bytes_and_its_clock_drives_sim_time_across_a_loop(ros_domain, tmp_path):
+    bag, plans, log_times = plan_bag(tmp_path / 'plans')
+    watched = [topics.TRAJECTORY, topics.CLOCK]
+    with RosRuntime(threads=3) as ros:
+        player = BagPlayer(ros, bag, rate=2.0, loop=True, clock_hz=100.0, only_topics=[topics.TRAJECTORY])
+        # One recorder on sim time (a node following /clock), one on wall time (arrival order).
+        on_sim_time = Recorder(ros, tmp_path / 'sim', watched, node_name='sim_recorder', use_sim_time=True).start()
+        on_wall_time = Recorder(ros, tmp_path / 'wall', watched, node_name='wall_recorder').start()
+        try:
+            for recorder in (on_sim_time, on_wall_time):
+                assert recorder.wait_for_topics(watched, DISCOVERY_TIMEOUT_S)
+            assert player.wait_for_subscribers(watched, DISCOVERY_TIMEOUT_S)
+            player.start()
+            for recorder in (on_sim_time, on_wall_time):
+                assert recorder.wait_for_counts(lambda c: c.get(topics.TRAJECTORY, 0) >= 2 * PLAYED_PLANS, 30.0), \
+                    recorder.counts
+        finally:
+            player.stop()
+            on_sim_time.stop()
+            on_wall_time.stop()
+    assert player.status.loops >= 2
+
+    arrived = read_back(tmp_path / 'wall')[0]
+    assert arrived[topics.TRAJECTORY][:2 * PLAYED_PLANS] == plans * 2   # the recorded bytes, in order, twice
+    clock = [stamp_to_ns(deserialize(d, 'rosgraph_msgs/msg/Clock').clock) for d in arrived[topics.CLOCK]]
+    assert START_NS <= min(clock) and max(clock) <= log_times[-1]
+    jumps_back = [b - a for a, b in zip(clock, clock[1:]) if b < a]
+    assert jumps_back and min(jumps_back) <= -(log_times[-1] - log_times[0]) // 2, 'no loop in /clock'
+
+    # The sim-time recorder's receipts are bag times (the bag's epoch, not today), each near its message's
+    # log time (a receipt racing the loop's jump back may read either side's clock).
+    with Reader(tmp_path / 'sim') as reader:
+        received = [(t, bytes(d)) for c, t, d in reader.messages() if c.topic == topics.TRAJECTORY]
+    logged = dict(zip(plans, log_times))
+    assert all(START_NS <= t <= log_times[-1] + 1_000_000_000 for t, _ in received)
+    offsets_s = [(t - logged[d]) / 1e9 for t, d in received]
+    assert abs(float(np.median(offsets_s))) < 0.2, offsets_s
+
+
+def test_replay_cli_plays_a_bag_once_and_reports_bad_input(ros_domain, tmp_path, capsys):
+    bag, plans, _ = plan_bag(tmp_path / 'plans')
+    assert cli.main(['replay', str(bag), '--rate', '20', '--remap', f'{topics.TRAJECTORY}:=/elsewhere']) == 0
+    assert 'published 21 messages on 2 topics, 1 full pass(es)' in capsys.readouterr().out
+    assert cli.main(['replay', str(tmp_path / 'missing')]) == 1
+    assert 'no such bag' in capsys.readouterr().err
+    assert cli.main(['replay', str(bag), '--remap', 'nonsense']) == 2
+    assert cli.main(['replay', str(bag), '--topics', '/not/there']) == 1
+    assert '/not/there' in capsys.readouterr().err
+
+
+@pytest.mark.timeout(300)
+def test_the_stack_follows_a_looping_replay_on_sim_time_and_survives_the_jump_back(ros_domain, tmp_path):
+    bag = write_synthetic_bag(tmp_path / 'drive', SyntheticBagSpec(duration_s=3.0))
+    sensors = [topics.camera_topic('front'), topics.lidar_topic('top'), topics.ODOMETRY]
+    with open(tmp_path / 'nodes.log', 'w') as log, Launcher(STACK_CONFIG, use_sim_time=True, output=log) as launcher, \
+            RosRuntime(threads=3) as ros:
+        observer = ros.add(StackObserver(context=ros.context,
+                                         parameter_overrides=[Parameter('use_sim_time', value=True)]))
+        player = BagPlayer(ros, bag, loop=True, clock_hz=100.0)
+        try:
+            assert player.wait_for_subscribers(sensors + [topics.CLOCK], STACK_STARTUP_TIMEOUT_S), 'see nodes.log'
+            player.start()
+
+            def jumped_back_and_planned_again(o: StackObserver) -> bool:
+                stamps = [r.stamp_ns for r in o.trajectories]
+                jump = next((i for i in range(1, len(stamps)) if stamps[i] < stamps[i - 1] - 1_000_000_000), None)
+                return jump is not None and len(stamps) - jump >= 10
+            assert observer.wait_for(jumped_back_and_planned_again, STACK_STARTUP_TIMEOUT_S), \
+                f'{len(observer.trajectories)} trajectories, {player.status.loops} loops: see nodes.log'
+        finally:
+            player.stop()
+        running = {name: entry.process.poll() for name, entry in launcher.running.items()}
+        trajectories = list(observer.trajectories)
+        log.flush()
+        node_output = (tmp_path / 'nodes.log').read_text()   # before the nodes are stopped
+    assert running == {'perception_node': None, 'planner_node': None, 'critic_node': None}, running
+    assert 'Traceback' not in node_output and 'Exception' not in node_output, node_output
+    # On sim time the nodes' clocks are the bag's: a plan reaches the observer shortly after its sensor stamp.
+    latencies_s = [(r.receipt_ns - r.stamp_ns) / 1e9 for r in trajectories]
+    assert 0.0 <= float(np.median(latencies_s)) < 1.0, latencies_s
+    assert {r.stamp_ns for r in trajectories} <= set(camera_stamps(bag))
+
+
+def camera_stamps(bag: Path) -> list[int]:
+    with Reader(bag) as reader:
+        return [stamp_to_ns(deserialize(bytes(d), c.msgtype).header.stamp) for c, _, d in reader.messages()
+                if c.topic == topics.camera_topic('front')]

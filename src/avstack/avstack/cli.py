@@ -10,6 +10,7 @@ SUBCOMMANDS = {
     'demo': 'avstack.demo',
     'bench': 'avstack.bench',
     'record': 'avstack.record',
+    'replay': 'avstack.replay',
     'eval': 'avstack.evaluate',
     'model-info': 'avstack.model_info',
     'sim': 'avstack.sim',

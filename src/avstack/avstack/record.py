@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from avstack.bag import STORAGES, BagError, BagWriter, message_class
@@ -116,19 +117,21 @@ class Recorder:
     """Record topics of a running :class:`RosRuntime` into ``out`` (a new rosbag2 directory).
 
     ``topics=None`` records every topic that has a publisher, including ones
-    appearing later. ``start()``/``stop()`` or use it as a context manager.
+    appearing later. Receipt times come from the node clock (``/clock`` with
+    ``use_sim_time``). ``start()``/``stop()`` or use it as a context manager.
     """
 
     def __init__(self, ros: RosRuntime, out: str | Path, topics: list[str] | None = None, storage: str = 'mcap',
-                 node_name: str = 'avstack_recorder'):
+                 node_name: str = 'avstack_recorder', use_sim_time: bool = False):
         self.ros, self.out, self.topics, self.storage = ros, Path(out), topics, storage
-        self.node_name = node_name
+        self.node_name, self.use_sim_time = node_name, use_sim_time
         self.writer: BagWriter | None = None
         self.node: RecorderNode | None = None
 
     def start(self) -> 'Recorder':
         self.writer = BagWriter(self.out, self.storage)
-        self.node = RecorderNode(self.writer, self.topics, self.node_name, context=self.ros.context)
+        self.node = RecorderNode(self.writer, self.topics, self.node_name, context=self.ros.context,
+                                 parameter_overrides=[Parameter('use_sim_time', value=self.use_sim_time)])
         self.ros.executor.add_node(self.node)
         return self
 
@@ -199,15 +202,13 @@ def run(args) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with RosRuntime() as ros:
-        recorder = Recorder(ros, args.out, None if args.all else list(args.topics), args.storage)
+        recorder = Recorder(ros, args.out, None if args.all else list(args.topics), args.storage,
+                            use_sim_time=args.use_sim_time)
         try:
             recorder.start()
         except BagError as error:
             print(f'avstack record: {error}', file=sys.stderr)
             return EXIT_USAGE
-        if args.use_sim_time:
-            from rclpy.parameter import Parameter
-            recorder.node.set_parameters([Parameter('use_sim_time', Parameter.Type.BOOL, True)])
         print(f'recording {"all topics" if args.all else ", ".join(args.topics)} to {args.out} '
               f'({args.storage}); Ctrl-C stops', flush=True)
         interactive = sys.stdout.isatty()
