@@ -30,7 +30,9 @@ def random_inputs(cfg, batch=2, real=300, seed=0):
     anchors[:, :50] = float('nan')
     mask = torch.zeros(batch, cfg.max_tokens, dtype=torch.bool)
     mask[:, :real] = True
-    return tokens, anchors, mask, torch.zeros(batch, dtype=torch.long)
+    modality = torch.full((batch, cfg.max_tokens), int(Modality.LIDAR), dtype=torch.uint8)
+    modality[:, real - 1] = Modality.EGO
+    return tokens, anchors, mask, torch.zeros(batch, dtype=torch.long), modality
 
 
 def test_tiny_preset_fits_the_cpu_budget_and_40b_is_40b_class():
@@ -58,21 +60,40 @@ def test_output_shapes_and_ranges():
 
 def test_padding_slots_do_not_change_the_plan():
     model, _ = small_model()
-    tokens, anchors, mask, route = random_inputs(model.cfg)
+    tokens, anchors, mask, route, modality = random_inputs(model.cfg)
     with torch.no_grad():
-        first = model(tokens, anchors, mask, route).trajectories
+        first = model(tokens, anchors, mask, route, modality).trajectories
         tokens[:, 300:] = torch.randn_like(tokens[:, 300:]) * 100
-        second = model(tokens, anchors, mask, route).trajectories
+        modality[:, 300:] = Modality.EGO
+        second = model(tokens, anchors, mask, route, modality).trajectories
     torch.testing.assert_close(first, second)
 
 
 def test_route_command_changes_the_plan():
     model, _ = small_model()
-    tokens, anchors, mask, _ = random_inputs(model.cfg)
+    tokens, anchors, mask, _, modality = random_inputs(model.cfg)
     with torch.no_grad():
-        follow = model(tokens, anchors, mask, torch.tensor([0, 0])).trajectories
-        left = model(tokens, anchors, mask, torch.tensor([4, 4])).trajectories
+        follow = model(tokens, anchors, mask, torch.tensor([0, 0]), modality).trajectories
+        left = model(tokens, anchors, mask, torch.tensor([4, 4]), modality).trajectories
     assert not torch.allclose(follow, left)
+
+
+def test_every_mode_is_a_residual_over_driving_on_at_the_ego_tokens_speed():
+    model, _ = small_model()
+    tokens, anchors, mask, route, modality = random_inputs(model.cfg)
+    with torch.no_grad():
+        model.ego_speed_head.weight.zero_()
+        model.ego_speed_head.bias.fill_(1.2)
+        fast = model(tokens, anchors, mask, route, modality)
+        model.ego_speed_head.bias.fill_(0.2)
+        slow = model(tokens, anchors, mask, route, modality)
+        no_ego = model(tokens, anchors, mask, route, torch.full_like(modality, int(Modality.LIDAR)))
+    t_s = model.cfg.dt_s * torch.arange(1, model.cfg.horizon + 1)
+    torch.testing.assert_close(fast.ego_speed, torch.full((2,), 12.0))
+    torch.testing.assert_close(no_ego.ego_speed, torch.zeros(2))
+    shift = fast.trajectories - slow.trajectories
+    torch.testing.assert_close(shift[..., 0], (10.0 * t_s).expand_as(shift[..., 0]))
+    torch.testing.assert_close(shift[..., 1:], torch.zeros_like(shift[..., 1:]))
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):

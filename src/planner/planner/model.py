@@ -2,11 +2,15 @@
 
 Read top to bottom like nanoGPT. Inputs are the fused tokens of one frame
 (padded to a static ``max_tokens`` with a mask), each with an anchor in
-``base_link`` (NaN when it has none), plus a route command. Learned queries
-ride along with the context tokens through the backbone:
+``base_link`` (NaN when it has none) and its modality, plus a route command.
+The ego token is also read on its own: a linear head decodes the ego speed
+from it, and every trajectory mode is a residual over driving straight on at
+that speed (the constant-velocity prior), so the backbone learns how driving
+deviates from inertia rather than inertia itself. Learned queries ride along
+with the context tokens through the backbone:
 
 * ``n_modes`` **driver** queries each decode one trajectory mode
-  (``horizon`` waypoints of x, y, heading) and its logit;
+  (``horizon`` waypoints of x, y, heading, residual over the prior) and its logit;
 * the same mode queries feed the **critic** heads: predicted collision risk,
   progress and comfort per mode, combined into a plan score;
 * one **analyst** query predicts multi-label scene tags; the novelty score is
@@ -21,7 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stack_common.tokens import Modality
+
 ROUTE_COMMANDS = ('follow', 'left', 'right', 'straight', 'lane_left', 'lane_right')
+SPEED_SCALE_MPS = 10.0   # the ego speed head predicts speed / 10
 SCENE_TAGS = ('lead_vehicle_braking', 'cut_in', 'merge', 'dense_traffic', 'intersection')
 
 
@@ -87,6 +94,7 @@ class ModelOutput:
     plan_score: torch.Tensor      # (B, K) in [0, 1]
     tag_logits: torch.Tensor      # (B, n_tags)
     novelty: torch.Tensor         # (B,)
+    ego_speed: torch.Tensor       # (B,) m/s decoded from the ego token (0 without one)
     extras: dict = field(default_factory=dict)
 
 
@@ -98,6 +106,8 @@ class DrivingModel(nn.Module):
         self.cfg = cfg
         d = cfg.d_model
         self.token_in = nn.Linear(cfg.token_dim, d)
+        self.modality_embedding = nn.Embedding(len(Modality), d)
+        self.ego_speed_head = nn.Linear(cfg.token_dim, 1)
         self.anchor_in = nn.Sequential(nn.Linear(3, d), nn.GELU(), nn.Linear(d, d))
         self.route_embedding = nn.Embedding(len(cfg.route_commands), d)
         self.mode_queries = nn.Parameter(torch.randn(cfg.n_modes, d) * 0.02)
@@ -113,20 +123,25 @@ class DrivingModel(nn.Module):
         self.tag_head = nn.Linear(d, len(cfg.scene_tags))
         self.register_buffer('analyst_mean', torch.zeros(d))
         self.register_buffer('analyst_inv_var', torch.ones(d))
-        self.register_buffer('trajectory_scale', torch.tensor([20.0, 5.0, 0.5]))
+        self.register_buffer('trajectory_scale', torch.tensor([5.0, 2.0, 0.2]))  # of the residual
 
     @property
     def n_query_slots(self) -> int:
         return self.cfg.n_modes + 2  # route token, mode queries, analyst query
 
-    def forward(self, tokens: torch.Tensor, anchors: torch.Tensor, mask: torch.Tensor,
-                route: torch.Tensor) -> ModelOutput:
-        """tokens (B, N, D), anchors (B, N, 3) with NaN for none, mask (B, N) True = real token, route (B,)."""
+    def forward(self, tokens: torch.Tensor, anchors: torch.Tensor, mask: torch.Tensor, route: torch.Tensor,
+                modality: torch.Tensor) -> ModelOutput:
+        """tokens (B, N, D), anchors (B, N, 3) with NaN for none, mask (B, N) True = real token, route (B,),
+        modality (B, N) or (N,) :class:`Modality` of each slot."""
         b, n, _ = tokens.shape
         cfg = self.cfg
+        modality = modality.long().expand(b, n)
         has_anchor = torch.isfinite(anchors).all(dim=-1, keepdim=True)
         anchor_features = torch.where(has_anchor, anchors, torch.zeros_like(anchors)) / cfg.anchor_scale_m
-        x = self.token_in(tokens) + self.anchor_in(anchor_features) * has_anchor
+        x = self.token_in(tokens) + self.anchor_in(anchor_features) * has_anchor + self.modality_embedding(modality)
+        is_ego = (mask & (modality == Modality.EGO)).to(tokens.dtype)                       # (B, N)
+        ego_token = (tokens * is_ego[..., None]).sum(1)                                     # (B, D), 0 without
+        ego_speed = self.ego_speed_head(ego_token).squeeze(-1) * SPEED_SCALE_MPS * is_ego.sum(1).clamp(max=1)
         queries = torch.cat([self.route_embedding(route)[:, None, :],
                              self.mode_queries.expand(b, -1, -1),
                              self.analyst_query.expand(b, -1, -1)], dim=1)
@@ -140,13 +155,20 @@ class DrivingModel(nn.Module):
         analyst = x[:, -1]                           # (B, d)
 
         raw = self.trajectory_head(modes).view(b, cfg.n_modes, cfg.horizon, 3)
-        trajectories = raw * self.trajectory_scale
+        trajectories = raw * self.trajectory_scale + self.constant_velocity(ego_speed)[:, None]
         critic = self.critic_head(torch.cat([modes, raw.flatten(2)], dim=-1)).sigmoid()
         collision_risk, progress, comfort = critic.unbind(-1)
         plan_score = progress * (1 - collision_risk) * (cfg.comfort_weight * comfort + 1 - cfg.comfort_weight)
         novelty = ((analyst - self.analyst_mean) ** 2 * self.analyst_inv_var).mean(-1).sqrt()
         return ModelOutput(trajectories, self.mode_head(modes).squeeze(-1), collision_risk, progress,
-                           comfort, plan_score, self.tag_head(analyst), novelty, {'analyst': analyst})
+                           comfort, plan_score, self.tag_head(analyst), novelty, ego_speed, {'analyst': analyst})
+
+    def constant_velocity(self, speed: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3): straight ahead in base_link at ``speed`` (B,), the prior every mode is a residual over."""
+        t_s = torch.arange(1, self.cfg.horizon + 1, device=speed.device, dtype=speed.dtype) * self.cfg.dt_s
+        prior = torch.zeros(*speed.shape, self.cfg.horizon, 3, device=speed.device, dtype=speed.dtype)
+        prior[..., 0] = speed[..., None] * t_s
+        return prior
 
 
 def count_parameters(module: nn.Module) -> int:

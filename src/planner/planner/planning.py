@@ -27,16 +27,18 @@ class Plan:
     forward_ms: float
 
 
-def pad_tokens(tokens: TokenSet, max_tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(embedding (N, D), anchors (N, 3), mask (N,))`` padded to ``max_tokens``."""
+def pad_tokens(tokens: TokenSet, max_tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(embedding (N, D), anchors (N, 3), mask (N,), modality (N,))`` padded to ``max_tokens``."""
     count = len(tokens)
     if count > max_tokens:
         raise ValueError(f'{count} tokens exceed the model input of {max_tokens} (more sensors than it was built for?)')
     embedding = np.zeros((max_tokens, tokens.dim), np.float32)
     anchors = np.full((max_tokens, 3), np.nan, np.float32)
     mask = np.zeros(max_tokens, bool)
+    modality = np.zeros(max_tokens, np.uint8)
     embedding[:count], anchors[:count], mask[:count] = tokens.embedding, tokens.anchors, True
-    return embedding, anchors, mask
+    modality[:count] = tokens.modality
+    return embedding, anchors, mask, modality
 
 
 class PlannerCore:
@@ -55,13 +57,14 @@ class PlannerCore:
         cfg = self.model.cfg
         if tokens.dim != cfg.token_dim:
             raise ValueError(f'tokens have D={tokens.dim}, the model expects {cfg.token_dim}')
-        embedding, anchors, mask = pad_tokens(tokens, cfg.max_tokens)
+        embedding, anchors, mask, modality = pad_tokens(tokens, cfg.max_tokens)
         start = time.perf_counter()
         out = self.forward(
             torch.from_numpy(embedding)[None].to(self.device, self.dtype),
             torch.from_numpy(anchors)[None].to(self.device, self.dtype),
             torch.from_numpy(mask)[None].to(self.device),
-            torch.tensor([self.route_index[route]], device=self.device))
+            torch.tensor([self.route_index[route]], device=self.device),
+            torch.from_numpy(modality)[None].to(self.device))
         scores = out.plan_score[0].float()
         best = int(torch.argmax(scores))
         modes = out.trajectories[0].float().cpu().numpy().astype(np.float64)

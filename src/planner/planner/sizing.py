@@ -47,6 +47,7 @@ def measure(cfg: ModelConfig, encoder_cfg: EncoderConfig, cameras: int = 1) -> M
             encoders.encode_ego(torch.zeros(1, EGO_FEATURES))
         with model_counter:
             model(torch.zeros(1, cfg.max_tokens, cfg.token_dim), torch.zeros(1, cfg.max_tokens, 3),
-                  torch.ones(1, cfg.max_tokens, dtype=torch.bool), torch.zeros(1, dtype=torch.long))
+                  torch.ones(1, cfg.max_tokens, dtype=torch.bool), torch.zeros(1, dtype=torch.long),
+                  torch.zeros(1, cfg.max_tokens, dtype=torch.uint8))
     return ModelSize(parameters, {'encoders': float(encoder_counter.get_total_flops()),
                                   'planner': float(model_counter.get_total_flops())})

@@ -21,11 +21,12 @@ def forward_ms(preset: str, repeats: int, device: str = 'cpu', dtype=torch.float
     anchors = torch.zeros(1, cfg.max_tokens, 3, device=device, dtype=dtype)
     mask = torch.ones(1, cfg.max_tokens, dtype=torch.bool, device=device)
     route = torch.zeros(1, dtype=torch.long, device=device)
+    modality = torch.zeros(1, cfg.max_tokens, dtype=torch.uint8, device=device)
     times = []
     with torch.inference_mode():
         for i in range(repeats + 2):
             start = time.perf_counter()
-            model(tokens, anchors, mask, route)
+            model(tokens, anchors, mask, route, modality)
             if device.startswith('cuda'):
                 torch.cuda.synchronize()
             if i >= 2:   # the first calls allocate and warm caches

@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from perception_llm.fusion import SensorEncoders
-from planner.model import DrivingModel, ModelOutput
+from planner.model import SPEED_SCALE_MPS, DrivingModel, ModelOutput
 from planner.training.labels import critic_targets
 
 # relative weights of the loss terms
-WEIGHTS = {'trajectory': 1.0, 'mode': 0.5, 'critic': 0.5, 'tags': 0.3}
+WEIGHTS = {'trajectory': 1.0, 'mode': 0.5, 'critic': 0.5, 'tags': 0.3, 'ego_speed': 1.0}
 # per-coordinate scale of the trajectory regression (x, y in metres, heading in radians)
 REGRESSION_SCALE = (1.0, 1.0, 0.1)
 
@@ -34,7 +34,8 @@ class DrivingStack(nn.Module):
         tokens = F.pad(fused.embedding, (0, 0, 0, pad))
         anchors = F.pad(fused.anchors, (0, 0, 0, pad), value=float('nan'))
         mask = F.pad(fused.mask, (0, pad), value=False)
-        return self.model(tokens, anchors, mask, batch['route'])
+        modality = F.pad(fused.modality, (0, pad))
+        return self.model(tokens, anchors, mask, batch['route'], modality)
 
 
 def losses(out: ModelOutput, batch: dict, dt_s: float) -> dict[str, torch.Tensor]:
@@ -59,5 +60,9 @@ def losses(out: ModelOutput, batch: dict, dt_s: float) -> dict[str, torch.Tensor
     valid = batch['tags_valid'].float()
     per_frame = F.binary_cross_entropy_with_logits(out.tag_logits, batch['tags'], reduction='none').mean(-1)
     terms['tags'] = (per_frame * valid).sum() / valid.sum().clamp(min=1)
+    # the speed the prior rolls out must be the logged one, where the frame has an ego token
+    present = batch['ego_present'].float()
+    error = (out.ego_speed - batch['speed_mps']) / SPEED_SCALE_MPS
+    terms['ego_speed'] = (error ** 2 * present).sum() / present.sum().clamp(min=1)
     terms['total'] = sum(WEIGHTS[name] * value for name, value in terms.items())
     return terms
