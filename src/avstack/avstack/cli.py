@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     'replay': 'avstack.replay',
     'eval': 'avstack.evaluate',
     'model-info': 'avstack.model_info',
+    'train': 'avstack.train',
     'sim': 'avstack.sim',
     'sim-suite': 'avstack.sim_suite',
 }
