@@ -17,7 +17,7 @@ from stack_common.trajectory import path_to_trajectory
 OUTPUT_TOPICS = {topics.FUSED_TOKENS, topics.TRAJECTORY, topics.ASSESSMENT, topics.TAKEOVER_REQUEST}
 INPUT_TOPICS = {topics.camera_topic('front'), topics.lidar_topic('top'), topics.ODOMETRY}
 # Fields that depend on the machine's speed, not on the bag, config and checkpoint.
-TIMING_FIELDS = ('compute_ms', 'wall_s', 'real_time_factor')
+TIMING_FIELDS = ('compute_ms', 'wall_s', 'real_time_factor', 'cpu_s_per_bag_s')
 
 
 @pytest.fixture(scope='module')

@@ -15,6 +15,7 @@ BENCHMARKS = {
     'model': 'avstack.benchmarks.model',
     'perception': 'avstack.benchmarks.perception',
     'sim': 'avstack.benchmarks.sim',
+    'eval': 'avstack.benchmarks.eval',
 }
 
 

@@ -38,6 +38,7 @@ from stack_common.image import ImageDecodeError, compressed_msg_to_rgb, image_ms
 from stack_common.odometry import EgoState, odometry_to_ego
 from stack_common.pointcloud import CloudDecodeError, cloud_to_array, points_xyz_intensity
 from stack_common.timeutil import NS_PER_S, stamp_to_ns
+from stack_common.tokens import TokenSet
 
 STAGES = ('decode', 'perception', 'planner', 'critic')
 
@@ -111,7 +112,7 @@ class FrameResult:
     plan: Plan | None
     plan_error: str | None = None
     transitions: list[Transition] = field(default_factory=list)
-    perception_ms: float = 0.0            # preprocessing (on the front half) + encoders
+    perception_ms: float = 0.0            # preprocessing + encoders
     planner_ms: float = 0.0
     critic_ms: float = 0.0
 
@@ -138,12 +139,17 @@ class Passthrough:
 
 @dataclass
 class _Step:
-    """One ordered unit of work for the back half: a critic call or a preprocessed frame."""
+    """One ordered unit of work for the back half: a critic call or a frame (preprocessed, maybe planned)."""
 
     now_ns: int
     critic: tuple | None = None       # (method name, *args)
     inputs: FrameInputs | None = None
-    preprocess_ms: float = 0.0
+    perception_ms: float = 0.0
+    tokens: TokenSet | None = None
+    planned: bool = False
+    plan: Plan | None = None
+    plan_error: str | None = None
+    planner_ms: float = 0.0
     passthrough: object = None
 
 
@@ -167,11 +173,13 @@ class OfflineConfig:
 class OfflineStack:
     """``stack.feed(input)`` in log-time order, then ``stack.finish(end_ns)``; each returns the results it caused.
 
-    ``feed`` is ``back(front(input))``. The front half (perception's queues,
-    sync and numpy preprocessing, the clock grid) and the back half (the
-    encoders, the planner, the critic) may run on two threads as a pipeline:
-    ``front`` returns ordered steps, ``back`` must receive them in that order.
-    Either way the results are the same.
+    ``feed`` is ``back(front(input))``. As a pipeline, the stages may run on
+    their own threads: ``front`` (perception's queues, sync and numpy
+    preprocessing, the clock grid) returns ordered steps, ``encode`` (the
+    encoders) and ``plan`` (the planner: a pure function of the tokens) fill
+    in their frames, and ``back`` (the critic, which needs every input in
+    order) must receive the steps in the order ``front`` made them; it runs
+    whatever stage was skipped. Either way the results are the same.
     """
 
     def __init__(self, config: OfflineConfig, sensors: SensorTopics):
@@ -252,17 +260,39 @@ class OfflineStack:
         for synced in synced_sets:
             start = time.perf_counter()
             inputs = self.perception.preprocess(synced)
-            steps.append(_Step(now_ns, inputs=inputs, preprocess_ms=(time.perf_counter() - start) * 1e3))
+            steps.append(_Step(now_ns, inputs=inputs, perception_ms=(time.perf_counter() - start) * 1e3))
+        return steps
+
+    # -- middle: encoders and planner (stateless, any thread) ------------------------------------
+
+    def encode(self, steps: list[_Step]) -> list[_Step]:
+        for step in steps:
+            if step.inputs is not None and step.tokens is None:
+                start = time.perf_counter()
+                step.tokens = self.perception.encode(step.inputs)
+                step.perception_ms += (time.perf_counter() - start) * 1e3
+        return steps
+
+    def plan(self, steps: list[_Step]) -> list[_Step]:
+        for step in self.encode(steps):
+            if step.tokens is not None and not step.planned:
+                start = time.perf_counter()
+                try:
+                    step.plan = self.planner.plan(step.tokens, self.route)
+                except ValueError as error:  # the planner node drops such a set with a warning, so does this
+                    step.plan_error = str(error)
+                step.planner_ms = (time.perf_counter() - start) * 1e3
+                step.planned = True
         return steps
 
     def _critic_lidars(self, topic: str) -> list[str]:
         return [name for name, lidar_topic in self._critic_lidar_topics.items() if lidar_topic == topic]
 
-    # -- back half: encoders, planner, critic ----------------------------------------------------
+    # -- back half: the critic ----------------------------------------------------------------------
 
     def back(self, steps: list[_Step]) -> list:
         results = []
-        for step in steps:
+        for step in self.plan(steps):
             if step.passthrough is not None:
                 results.append(Passthrough(step.now_ns, step.passthrough))
             elif step.inputs is not None:
@@ -276,18 +306,10 @@ class OfflineStack:
         return results
 
     def _frame(self, step: _Step) -> FrameResult:
-        now_ns, inputs = step.now_ns, step.inputs
-        start = time.perf_counter()
-        tokens = self.perception.encode(inputs)
-        frame = FusedFrame(tokens, list(inputs.missing))
-        result = FrameResult(now_ns, frame, None,
-                             perception_ms=step.preprocess_ms + (time.perf_counter() - start) * 1e3)
-        start = time.perf_counter()
-        try:
-            result.plan = self.planner.plan(tokens, self.route)
-        except ValueError as error:  # the planner node drops such a set with a warning, so does this
-            result.plan_error = str(error)
-        result.planner_ms = (time.perf_counter() - start) * 1e3
+        now_ns = step.now_ns
+        frame = FusedFrame(step.tokens, list(step.inputs.missing))
+        result = FrameResult(now_ns, frame, step.plan, step.plan_error, perception_ms=step.perception_ms,
+                             planner_ms=step.planner_ms)
         start = time.perf_counter()
         critic = self.critic
         if result.plan is not None:
