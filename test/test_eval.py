@@ -14,6 +14,8 @@ from stack_common import topics
 from stack_common.odometry import EgoState
 from stack_common.trajectory import path_to_trajectory
 
+from bagtools import small_bag
+
 OUTPUT_TOPICS = {topics.FUSED_TOKENS, topics.TRAJECTORY, topics.ASSESSMENT, topics.TAKEOVER_REQUEST}
 INPUT_TOPICS = {topics.camera_topic('front'), topics.lidar_topic('top'), topics.ODOMETRY}
 # Fields that depend on the machine's speed, not on the bag, config and checkpoint.
@@ -108,3 +110,13 @@ def test_distance_skips_gaps_and_jumps():
                            np.concatenate([track.xy, [[5000.0, 0.0], [5000.1, 0.0]]]),
                            np.concatenate([track.yaw, [0.0, 0.0]]))
     assert jumped.distance_m() == pytest.approx(track.distance_m() + 0.1, rel=1e-6)
+
+
+def test_eval_without_odometry_runs_and_reports_no_distance(tmp_path, capsys):
+    bag = small_bag(tmp_path / 'bag', odometry_topic='')
+    assert cli.main(['eval', str(bag), '--out', str(tmp_path / 'out'), '--no-plots']) == 0
+    report = json.loads((tmp_path / 'out' / 'report.json').read_text())
+    assert report['trajectories'] > 0 and report['missing_sensors'].get('odometry') == report['frames']
+    assert report['distance_km'] is None and report['km_per_takeover'] is None
+    assert report['ade_m'] == {'1s': None, '2s': None, '3s': None}
+    assert 'no odometry' in capsys.readouterr().out

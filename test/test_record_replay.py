@@ -31,7 +31,7 @@ from sensor_msgs.msg import Image
 from avstack import cli
 from avstack.bag import BagWriter, deserialize, serialize
 from avstack.record import Recorder
-from avstack.replay import BagPlayer
+from avstack.replay import BagPlayer, PlaybackClock, parse_remaps
 from avstack.ros_runtime import RosRuntime
 from avstack.synthetic import SyntheticScene
 from avstack.launcher import Launcher
@@ -123,6 +123,32 @@ def test_recorder_round_trip_keeps_bytes_counts_and_qos(ros_domain, tmp_path):
         QosDurability.TRANSIENT_LOCAL
     assert connections[topics.camera_topic('front')].ext.offered_qos_profiles[0].reliability == \
         QosReliability.BEST_EFFORT
+
+
+def test_recorder_with_all_topics_picks_up_publishers_that_appear_later(ros_domain, tmp_path):
+    with RosRuntime() as ros:
+        with Recorder(ros, tmp_path / 'all', topics=None, storage='sqlite3') as recorder:
+            talker = ros.add(Talker(context=ros.context))   # after the recorder started
+            assert recorder.wait_for_topics([topics.TRAJECTORY, topics.TAKEOVER_REQUEST], DISCOVERY_TIMEOUT_S)
+            assert talker.matched['takeover'].wait(DISCOVERY_TIMEOUT_S)
+            talker.takeover.publish(takeover_to_msg(1, 'WAITING', []))
+            assert recorder.wait_for_counts(lambda c: c[topics.TAKEOVER_REQUEST] == 1, DELIVERY_TIMEOUT_S)
+    messages, connections = read_back(tmp_path / 'all')
+    assert [deserialize(data, 'diagnostic_msgs/msg/DiagnosticArray') for data in messages[topics.TAKEOVER_REQUEST]] \
+        == [takeover_to_msg(1, 'WAITING', [])]
+    assert topics.TRAJECTORY in connections   # recorded though nothing was published on it
+
+
+def test_playback_clock_maps_bag_time_to_wall_time_at_a_rate():
+    clock = PlaybackClock(rate=2.0)
+    clock.restart(bag_start_ns=10 * 10**9, wall_start_s=100.0)
+    assert clock.wall_at(12 * 10**9) == pytest.approx(101.0)
+    assert clock.bag_at(101.5) == 13 * 10**9
+    clock.restart(bag_start_ns=10 * 10**9, wall_start_s=200.0)   # a loop: the same bag time, later
+    assert clock.wall_at(10 * 10**9) == 200.0
+    assert parse_remaps(['/a:=/b']) == {'/a': '/b'}
+    with pytest.raises(ValueError, match='expected /from:=/to'):
+        parse_remaps(['/a=/b'])
 
 
 def test_record_cli_closes_the_bag_on_sigint_with_nothing_lost(ros_domain, tmp_path):

@@ -131,7 +131,7 @@ def summary(report: dict, out: Path) -> str:
     return '\n'.join([
         f'{report["frames"]} frames, {report["trajectories"]} trajectories over {report["duration_s"]:.1f} s '
         f'of bag in {report["wall_s"]:.1f} s ({report["real_time_factor"]:.1f}x real time)',
-        f'distance {report["distance_km"]:.3f} km, {len(report["takeovers"])} takeover request(s), km per takeover '
+        f'distance {_km(report["distance_km"])}, {len(report["takeovers"])} takeover request(s), km per takeover '
         f'{report["km_per_takeover"] if report["km_per_takeover"] is not None else "-"}',
         'open loop ' + ', '.join(f'{h}: ADE {_m(ade[h])} FDE {_m(fde[h])}' for h in ade),
         'compute p50/p99 ms: ' + ', '.join(f'{s} {_ms(compute[s]["p50_ms"])}/{_ms(compute[s]["p99_ms"])}'
@@ -140,6 +140,10 @@ def summary(report: dict, out: Path) -> str:
                                                        if report['decode_errors'] else ''),
         f'wrote {out / OUTPUT_BAG}, {out / REPORT}' + ('' if not report['plots'] else ', ' + ', '.join(
             str(out / p) for p in report['plots']))])
+
+
+def _km(value) -> str:
+    return '- (no odometry)' if value is None else f'{value:.3f} km'
 
 
 def _m(value) -> str:
@@ -316,7 +320,7 @@ def _transitions(transitions: list[Transition], now_ns: int, writer: BagWriter, 
 
 def build_report(bag, sensors, stack: OfflineStack, collected: EvalRun, wall_s: float, cpu_s: float) -> dict:
     track = OdometryTrack.from_states(collected.odometry)
-    distance_km = track.distance_m() / 1000.0
+    distance_km = track.distance_m() / 1000.0 if sensors.odometry is not None else None
     for takeover in collected.takeovers:
         takeover['time_s'] = round((takeover['stamp_ns'] - bag.start_ns) / 1e9, 3)
     errors = open_loop_errors(track, collected.plans)
@@ -334,9 +338,10 @@ def build_report(bag, sensors, stack: OfflineStack, collected: EvalRun, wall_s: 
         'plan_errors': collected.plan_errors,
         'missing_sensors': collected.missing,
         'duration_s': round(bag.duration_s, 3),
-        'distance_km': round(distance_km, 4),
+        'distance_km': round(distance_km, 4) if distance_km is not None else None,
         'takeovers': collected.takeovers,
-        'km_per_takeover': round(distance_km / len(collected.takeovers), 4) if collected.takeovers else None,
+        'km_per_takeover': round(distance_km / len(collected.takeovers), 4)
+        if collected.takeovers and distance_km is not None else None,
         'ade_m': errors['ade_m'],
         'fde_m': errors['fde_m'],
         'open_loop_samples': errors['samples'],

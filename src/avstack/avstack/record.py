@@ -171,6 +171,14 @@ class Recorder:
 
 # ------------------------------------------------------------------------------------------------ CLI
 
+def stop_on_signals() -> threading.Event:
+    """An event set by Ctrl-C or SIGTERM, so a tool can finish its files instead of dying mid-write."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         'record', help='record live topics into a rosbag2 directory (mcap or sqlite3)',
@@ -198,9 +206,7 @@ def run(args) -> int:
     if args.out.exists():
         print(f'avstack record: {args.out} already exists; choose a new output directory', file=sys.stderr)
         return EXIT_USAGE
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     with RosRuntime() as ros:
         recorder = Recorder(ros, args.out, None if args.all else list(args.topics), args.storage,
                             use_sim_time=args.use_sim_time)

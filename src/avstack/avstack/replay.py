@@ -11,7 +11,6 @@ the start, which every node of the stack treats as a time reset.
 """
 
 import argparse
-import signal
 import sys
 import threading
 import time
@@ -24,6 +23,7 @@ from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 
 from avstack.bag import BagError, message_class, open_bag, publishing_qos
+from avstack.record import stop_on_signals
 from avstack.ros_runtime import RosRuntime
 from stack_common import topics
 from stack_common.qos import STATUS_QOS
@@ -232,9 +232,7 @@ def run(args) -> int:
     except ValueError as error:
         print(f'avstack replay: {error}', file=sys.stderr)
         return EXIT_USAGE
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     with RosRuntime() as ros:
         try:
             player = BagPlayer(ros, args.bag, args.rate, args.loop, args.clock, args.start_offset, args.topics,
