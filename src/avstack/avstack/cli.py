@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     'eval': 'avstack.evaluate',
     'model-info': 'avstack.model_info',
     'train': 'avstack.train',
+    'mine': 'avstack.mine',
     'sim': 'avstack.sim',
     'sim-suite': 'avstack.sim_suite',
 }
