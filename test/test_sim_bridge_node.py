@@ -135,7 +135,8 @@ def test_every_step_publishes_clock_odometry_camera_lidar_and_scene_info_with_on
         with listener.changed:
             by_stamp, clock_ns, scene = dict(listener.by_stamp), list(listener.clock_ns), dict(listener.scene)
     complete = {stamp: frames for stamp, frames in by_stamp.items() if len(frames) == 4}
-    assert len(complete) >= 0.9 * 30, f'only {len(complete)} of ~30 steps arrived with all four topics: {sorted(by_stamp.items())}'
+    assert len(complete) >= 0.9 * 30, \
+        f'only {len(complete)} of ~30 steps arrived with all four topics: {sorted(by_stamp.items())}'
     for frames in complete.values():
         assert frames == {'camera': 'camera_front_topdown', 'lidar': 'lidar_top', 'odometry': 'odom->base_link',
                           'scene_info': ''}

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from avstack.sim_run import BAG_NAME, SimOptions, SimRun, SimRunError
+from avstack.sim_run import BAG_NAME, RESULTS_NAME, SimOptions, SimRun, SimRunError
 from sim_bridge.envs import SCENARIOS
 from stack_common.checkpoint import CheckpointError
 from stack_common.config import ConfigError
@@ -136,6 +136,11 @@ def execute(options: SimOptions, command: str = 'sim') -> tuple[int, dict | None
     except SimRunError as error:
         printer.finish()
         print(f'avstack {command}: {error}; see {log_path}', file=sys.stderr)
+        return EXIT_FAILURE, None
+    except KeyboardInterrupt:
+        printer.finish()
+        print(f'avstack {command}: interrupted; the episodes finished so far are in '
+              f'{options.out / RESULTS_NAME}', file=sys.stderr)
         return EXIT_FAILURE, None
     printer.finish()
     print_summary(result.report)

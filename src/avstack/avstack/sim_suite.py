@@ -63,7 +63,8 @@ def run(args) -> int:
                          Tolerance(args.tolerance, args.tolerance_per_km))
     print()
     print(comparison_table(comparison, 'current', reference_name))
-    suite = {'checkpoint': str(args.checkpoint or 'default'), reference_name: str(args.baseline) if args.baseline else 'expert',
+    suite = {'checkpoint': str(args.checkpoint or 'default'),
+             reference_name: str(args.baseline) if args.baseline else 'expert',
              'seed': args.seed, 'episodes': args.episodes, 'comparison': comparison,
              'reports': {name: str(args.out / name / 'report.json') for name in runs}}
     (args.out / 'suite.json').write_text(json.dumps(suite, indent=2) + '\n')

@@ -63,6 +63,9 @@ class BridgeNode(Node):
 
         self.results_file = open(config['results_path'], 'a') if config['results_path'] else None
         self.plan_arrived = threading.Condition()
+        self.first_plan_seen = False
+        self.plan_waits_ms: list[float] = []
+        self._next_step_s = time.monotonic()
         self.takeover_active = False
         self.takeover_reasons: tuple[str, ...] = ()
         self._stopping = threading.Event()
@@ -89,59 +92,68 @@ class BridgeNode(Node):
 
     # --------------------------------------------------------------------------------- the simulation
     def run_simulation(self) -> None:
-        core, first_plan = self.core, True
+        core = self.core
         self.wait_for_subscribers()
         started_s = time.monotonic()
-        plan_waits_ms: list[float] = []
         while not self._stopping.is_set():
             with self.plan_arrived:
                 if not core.start_next_episode():
                     break
-            if self.route_pub is not None:
-                self.route_pub.publish(String(data=core.route_command))
-            next_step_s = time.monotonic()
+            self.publish_route()
             while not self._stopping.is_set():
                 frame = core.sense()
                 self.publish_frame(frame)
-                missed, wait_ms = False, 0.0
-                if self.waits_for_plans:
-                    timeout_s = self.config['startup_timeout_s'] if first_plan else self.config['lockstep_timeout_s']
-                    arrived, wait_ms = self.wait_for_plan(frame, timeout_s)
-                    missed = not arrived
-                    first_plan = first_plan and not arrived
-                    if missed:
-                        self.counters['deadline_misses'] += 1
-                        self.get_logger().warning(f'no trajectory for t={frame.stamp_ns / 1e9:.2f} s within '
-                                                  f'{timeout_s:.1f} s: planner deadline miss',
-                                                  throttle_duration_sec=WARN_THROTTLE_S)
-                elif not self.lockstep:
-                    next_step_s += core.period_ns / 1e9 / self.config['realtime_factor']
-                    self._stopping.wait(max(next_step_s - time.monotonic(), 0.0))
+                missed, wait_ms = self.hold_step(frame)
                 with self.plan_arrived:
                     result = core.step(self.takeover_active, self.takeover_reasons, missed)
                 self.counters['steps'] += 1
                 if self.counters['steps'] == 1:
                     started_s = time.monotonic()   # the rate is the steady one: model loading is not in it
                 elif self.waits_for_plans:
-                    plan_waits_ms.append(wait_ms)
+                    self.plan_waits_ms.append(wait_ms)
                 self.publish_status('step', {'driver': result.driver, 'plan_wait_ms': round(wait_ms, 1)})
                 if result.finished is not None:
-                    self.publish_status('episode', result.finished.to_dict())
-                    self.get_logger().info(
-                        f'{result.finished.scenario} episode {result.finished.episode}: '
-                        f'{result.finished.distance_m:.0f} m, {len(result.finished.takeovers)} takeovers, '
-                        f'{result.finished.collisions} collisions, ended by {result.finished.end_reason}')
+                    self.finish_episode(result.finished)
                     break
         if not self._stopping.is_set():
-            elapsed_s = time.monotonic() - started_s
-            steps = self.counters['steps']
-            waits = np.asarray(plan_waits_ms or [np.nan])
-            self.publish_status('done', {'steps': steps, 'wall_s': round(elapsed_s, 2),
-                                         'steps_per_s': round((steps - 1) / elapsed_s, 2) if steps > 1 else None,
-                                         'plan_wait_p50_ms': _finite(np.percentile(waits, 50)),
-                                         'plan_wait_p95_ms': _finite(np.percentile(waits, 95)),
-                                         'rejected_plans': self.counters['rejected_plans']})
-            self.get_logger().info('all episodes done')
+            self.finish_run(time.monotonic() - started_s)
+
+    def hold_step(self, frame) -> tuple[bool, float]:
+        """Hold a step: until its plan in lockstep, to the wall clock in realtime; returns (missed, wait_ms).
+
+        The first step of a run with the stack driving waits for the first plan in either mode, so the car
+        does not drive off while the nodes are still loading.
+        """
+        if self.waits_for_plans or (self.config['driver'] == 'model' and not self.first_plan_seen):
+            timeout_s = self.config['lockstep_timeout_s' if self.first_plan_seen else 'startup_timeout_s']
+            arrived, wait_ms = self.wait_for_plan(frame, timeout_s)
+            self.first_plan_seen = self.first_plan_seen or arrived
+            self._next_step_s = time.monotonic()
+            if not arrived:
+                self.counters['deadline_misses'] += 1
+                self.get_logger().warning(f'no trajectory for t={frame.stamp_ns / 1e9:.2f} s within {timeout_s:.1f} s: '
+                                          'planner deadline miss', throttle_duration_sec=WARN_THROTTLE_S)
+            return not arrived, wait_ms
+        if not self.lockstep:
+            self._next_step_s += self.core.period_ns / 1e9 / self.config['realtime_factor']
+            self._stopping.wait(max(self._next_step_s - time.monotonic(), 0.0))
+        return False, 0.0
+
+    def finish_episode(self, record) -> None:
+        self.publish_status('episode', record.to_dict())
+        self.get_logger().info(f'{record.scenario} episode {record.episode}: {record.distance_m:.0f} m, '
+                               f'{len(record.takeovers)} takeovers, {record.collisions} collisions, '
+                               f'ended by {record.end_reason}')
+
+    def finish_run(self, elapsed_s: float) -> None:
+        steps = self.counters['steps']
+        waits = np.asarray(self.plan_waits_ms or [np.nan])
+        self.publish_status('done', {'steps': steps, 'wall_s': round(elapsed_s, 2),
+                                     'steps_per_s': round((steps - 1) / elapsed_s, 2) if steps > 1 else None,
+                                     'plan_wait_p50_ms': _finite(np.percentile(waits, 50)),
+                                     'plan_wait_p95_ms': _finite(np.percentile(waits, 95)),
+                                     'rejected_plans': self.counters['rejected_plans']})
+        self.get_logger().info('all episodes done')
 
     def wait_for_subscribers(self) -> None:
         """Hold the first step until a recorder (or whoever must see every step) matched every data topic."""
@@ -168,6 +180,7 @@ class BridgeNode(Node):
                     return False, (time.monotonic() - start) * 1e3
                 if not self.plan_arrived.wait(min(remaining, self.config['republish_period_s'])) \
                         and not self.core.has_plan_for(frame.stamp_ns):
+                    self.publish_route()
                     self.publish_frame(frame)
         return True, (time.monotonic() - start) * 1e3
 
@@ -179,6 +192,11 @@ class BridgeNode(Node):
         self.lidar_pub.publish(array_to_cloud(frame.lidar, frame.stamp_ns, cfg['lidar']['frame_id']))
         self.camera_pub.publish(rgb_to_image_msg(frame.rgb, frame.stamp_ns, cfg['camera']['frame_id']))
         self.scene_pub.publish(String(data=json.dumps(frame.scene)))
+
+    def publish_route(self) -> None:
+        """The route command of this episode (again while waiting, for a planner that joined late)."""
+        if self.route_pub is not None:
+            self.route_pub.publish(String(data=self.core.route_command))
 
     def publish_status(self, kind: str, fields: dict) -> None:
         core, record = self.core, self.core.record

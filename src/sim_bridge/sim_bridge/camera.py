@@ -20,7 +20,7 @@ import numpy as np
 os.environ.setdefault('SDL_VIDEODRIVER', 'dummy')
 os.environ.setdefault('PYGAME_HIDE_SUPPORT_PROMPT', '1')
 
-import pygame  # noqa: E402  (the video driver must be chosen before pygame is imported)
+import pygame  # noqa: E402  (SDL reads the video driver when the display is initialised)
 from highway_env.road.graphics import RoadGraphics, WorldSurface  # noqa: E402
 
 

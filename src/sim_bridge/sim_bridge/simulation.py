@@ -60,6 +60,8 @@ class SimulationCore:
                          for episode in range(config['episodes'])]
         self.stamp_ns = START_STAMP_NS
         self.env = None
+        self.scenario: str | None = None
+        self.route_command = 'follow'
         self.record: EpisodeRecord | None = None
         self.completed: list[EpisodeRecord] = []
         self.plan: Trajectory | None = None

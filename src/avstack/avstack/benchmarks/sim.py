@@ -52,9 +52,10 @@ def run(options) -> list[Measurement]:
     parts = bridge_step_ms(50 if options.quick else 200)
     model_run, expert_run = model['run'], expert['run']
     rate = model_run['steps_per_s']
+    verdict = 'met' if rate and rate >= TARGET_STEPS_PER_S else 'MISSED'
     return [
         Measurement('lockstep closed loop, default model, highway-v0', rate, 'steps/s',
-                    f'target >= {TARGET_STEPS_PER_S:.0f}: {"met" if rate and rate >= TARGET_STEPS_PER_S else "MISSED"}; '
+                    f'target >= {TARGET_STEPS_PER_S:.0f}: {verdict}; '
                     f'{model_run["steps"]} steps, recording'),
         Measurement('stack latency per step (frame -> plan), p50', model_run['plan_wait_p50_ms'], 'ms'),
         Measurement('stack latency per step (frame -> plan), p95', model_run['plan_wait_p95_ms'], 'ms'),
