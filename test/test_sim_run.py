@@ -60,3 +60,20 @@ def test_a_bad_sim_config_names_the_key(tmp_path, capsys):
     bad.write_text('bridge_node:\n  ros__parameters:\n    hand_back_s: -1.0\n')
     assert main(['sim', '--driver', 'expert', '--sim-config', str(bad), '--out', str(tmp_path / 'o')]) == 2
     assert 'hand_back_s' in capsys.readouterr().err
+
+
+@pytest.mark.timeout(300)
+def test_the_stack_drives_in_lockstep_every_step_gets_its_plan(ros_domain, tmp_path):
+    out = tmp_path / 'model'
+    code = main(['sim', '--scenario', 'highway-v0', '--seed', '0', '--duration', '3', '--out', str(out)])
+    assert code == 0, (out / 'nodes.log').read_text()[-3000:]
+    report = json.loads((out / 'report.json').read_text())
+    highway = report['scenarios']['highway-v0']
+    assert report['driver'] == 'model' and report['lockstep'] is True
+    assert highway['deadline_misses'] == 0 and report['run']['plan_wait_p50_ms'] is not None
+    assert highway['distance_km'] > 0.03
+    # Every takeover names why: the critic's checks or the safety driver's own.
+    assert all(reason.startswith(('critic:', 'safety_driver:')) for reason in highway['takeovers']['reasons'])
+    with Reader(out / 'run_mcap') as bag:
+        counts = {c.topic: c.msgcount for c in bag.connections}
+    assert counts[topics.TRAJECTORY] >= report['run']['steps']
