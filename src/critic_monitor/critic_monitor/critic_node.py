@@ -123,7 +123,9 @@ class CriticNode(Node):
         self.publish_markers()
 
     def on_odometry(self, msg: Odometry) -> None:
-        self.core.on_odometry(odometry_to_ego(msg), self.now_ns())
+        if not self.core.on_odometry(odometry_to_ego(msg), self.now_ns()):
+            self.input_errors['odometry_non_finite'] += 1
+            self.get_logger().warning('odometry with NaN or inf ignored', throttle_duration_sec=WARN_THROTTLE_S)
 
     def on_assessment(self, msg: DiagnosticArray) -> None:
         start, receipt = time.perf_counter(), self.now_ns()

@@ -14,6 +14,7 @@ transition to WAITING at the next update); the takeover statistics keep their
 totals but do not count the jump.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,12 +167,16 @@ class CriticCore:
         self.event_results['collision'] = self._collision(self.plan, receipt_ns)
         return self._update(receipt_ns)
 
-    def on_odometry(self, state: EgoState, receipt_ns: int) -> None:
+    def on_odometry(self, state: EgoState, receipt_ns: int) -> bool:
+        """False when the state is unusable (non-finite): it then counts as no odometry at all."""
+        if not all(math.isfinite(v) for v in (state.x, state.y, state.yaw, state.speed, state.yaw_rate)):
+            return False
         if not self._clock(receipt_ns):
-            return
+            return True
         self.last_seen[('odometry', self.config['odometry_topic'])] = receipt_ns
         self.history.add(state)
         self.statistics.on_odometry(state)
+        return True
 
     def on_assessment(self, assessment: Assessment, receipt_ns: int) -> list[Transition]:
         if not self._clock(receipt_ns) or not self.checks['self_doubt']['enabled']:

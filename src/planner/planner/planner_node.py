@@ -31,15 +31,16 @@ WARN_THROTTLE_S = 5.0
 
 
 class PlannerNode(Node):
-    def __init__(self):
-        super().__init__('planner_node')
+    def __init__(self, **node_kwargs):
+        super().__init__('planner_node', **node_kwargs)
         config = declare_node_config(self, 'planner')
         torch.set_num_threads(config['num_threads'])
         self.core, note = load_planner(config)
         if note:
             self.get_logger().warning(note)
         self.route = config['default_route']
-        self.counters = {'received': 0, 'planned': 0, 'dropped_stale': 0, 'rejected': 0}
+        self.counters = {'received': 0, 'planned': 0, 'dropped_stale': 0, 'rejected': 0, 'internal_error': 0,
+                         'unknown_route': 0}
         self.forward_ms: list[float] = []
 
         self.path_pub = self.create_publisher(Path, topics.TRAJECTORY, PLAN_QOS)
@@ -50,7 +51,7 @@ class PlannerNode(Node):
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
 
         self._newest = None
-        self._wake = threading.Condition()
+        self._wake = threading.Condition()   # guards _newest and counters; notified on every change
         self._stopping = False
         self._worker = threading.Thread(target=self.run_worker, name='planner_worker', daemon=True)
         self._worker.start()
@@ -59,7 +60,7 @@ class PlannerNode(Node):
         try:
             tokens = cloud_to_tokens(msg)
         except (CloudDecodeError, TokenDecodeError) as error:
-            self.counters['rejected'] += 1
+            self._count('rejected')
             self.get_logger().warning(f'dropped a token set: {error}', throttle_duration_sec=WARN_THROTTLE_S)
             return
         with self._wake:
@@ -67,10 +68,11 @@ class PlannerNode(Node):
             if self._newest is not None:
                 self.counters['dropped_stale'] += 1
             self._newest = tokens
-            self._wake.notify()
+            self._wake.notify_all()
 
     def on_route(self, msg: String) -> None:
         if msg.data not in self.core.route_index:
+            self._count('unknown_route')
             self.get_logger().warning(f'unknown route command {msg.data!r}; keeping {self.route!r}',
                                       throttle_duration_sec=WARN_THROTTLE_S)
             return
@@ -86,13 +88,28 @@ class PlannerNode(Node):
             try:
                 plan = self.core.plan(tokens, self.route)
             except ValueError as error:
-                self.counters['rejected'] += 1
+                self._count('rejected')
                 self.get_logger().warning(f'cannot plan: {error}', throttle_duration_sec=WARN_THROTTLE_S)
+                continue
+            except Exception as error:  # noqa: BLE001 - a bad token set must not stop the planner
+                self._count('internal_error')
+                self.get_logger().error(f'planning failed: {type(error).__name__}: {error}',
+                                        throttle_duration_sec=WARN_THROTTLE_S)
                 continue
             self.path_pub.publish(trajectory_to_path(plan.trajectory))
             self.assessment_pub.publish(assessment_to_msg(plan.assessment))
-            self.counters['planned'] += 1
             self.forward_ms.append(plan.forward_ms)
+            self._count('planned')
+
+    def _count(self, counter: str) -> None:
+        with self._wake:
+            self.counters[counter] += 1
+            self._wake.notify_all()
+
+    def wait_for(self, predicate, timeout_s: float) -> bool:
+        """Block until ``predicate(counters)`` holds or the timeout passes (tests, tools)."""
+        with self._wake:
+            return self._wake.wait_for(lambda: predicate(self.counters), timeout_s)
 
     def publish_diagnostics(self) -> None:
         forward = np.asarray(self.forward_ms[-100:] or [0.0])
@@ -106,7 +123,7 @@ class PlannerNode(Node):
     def close(self) -> None:
         with self._wake:
             self._stopping = True
-            self._wake.notify()
+            self._wake.notify_all()
         self._worker.join(timeout=2.0)
 
 

@@ -57,6 +57,8 @@ class PlannerCore:
         cfg = self.model.cfg
         if tokens.dim != cfg.token_dim:
             raise ValueError(f'tokens have D={tokens.dim}, the model expects {cfg.token_dim}')
+        if not np.isfinite(tokens.embedding).all():
+            raise ValueError('token embeddings hold NaN or inf')
         embedding, anchors, mask, modality = pad_tokens(tokens, cfg.max_tokens)
         start = time.perf_counter()
         out = self.forward(
