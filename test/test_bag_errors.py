@@ -49,6 +49,18 @@ def test_corrupt_storage_file(tmp_path, capsys, storage):
     assert_one_line(code, err, data_file.name)
 
 
+def test_sqlite3_corrupt_in_the_middle_fails_while_reading(tmp_path, capsys):
+    bag = small_bag(tmp_path / 'bag', storage='sqlite3')
+    data_file = storage_file(bag)
+    data = bytearray(data_file.read_bytes())
+    middle = len(data) // 3   # inside the message pages: the overflow-page chains of the big messages break
+    data[middle:middle + 8192] = random.Random(1).randbytes(8192)
+    data_file.write_bytes(bytes(data))
+    code, err = eval_error(bag, tmp_path, capsys)
+    assert_one_line(code, err, data_file.name, 'corrupt')
+    assert code == 1
+
+
 def test_missing_metadata_yaml(tmp_path, capsys):
     bag = small_bag(tmp_path / 'bag')
     (bag / 'metadata.yaml').unlink()

@@ -19,10 +19,13 @@ checkpoint: two runs write the same ``output.mcap`` byte for byte.
 import argparse
 import ctypes
 import json
+import os
 import queue
 import sys
 import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +62,9 @@ OUTPUT_TOPICS = (
 )
 PREFETCH = 8   # messages read, decoded and preprocessed ahead on the front thread
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc mallopt parameters
+# The planner is a pure function of the tokens and the costliest stage: a second worker pays off once the
+# other stages (reading and perception, the critic and output, the bag writer) have cores of their own.
+PLANNER_WORKERS = 2 if (os.cpu_count() or 1) >= 4 else 1
 
 
 @dataclass
@@ -213,6 +219,21 @@ def _front_half(bag, sensors, stack: OfflineStack):
     yield stack.encode(stack.front_finish(bag.end_ns))
 
 
+def _ordered_map(function, iterable, workers: int):
+    """``map`` on ``workers`` threads, a bounded number of items in flight, results in input order."""
+    if workers <= 1:
+        yield from map(function, iterable)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix='eval_planner') as pool:
+        pending: deque = deque()
+        for item in iterable:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def _pipelined(iterator, name: str):
     """Run ``iterator`` on its own thread, a few items ahead, order kept (its exceptions re-raised here)."""
     items: queue.Queue = queue.Queue(maxsize=PREFETCH)
@@ -236,6 +257,10 @@ def _pipelined(iterator, name: str):
             put(done)
         except BaseException as error:
             put(error)
+        finally:
+            close = getattr(iterator, 'close', None)
+            if close is not None:
+                close()   # stops the stages upstream of this one, if it was stopped early
 
     thread = threading.Thread(target=produce, name=name, daemon=True)
     thread.start()
@@ -258,9 +283,10 @@ def _run(bag, sensors, stack: OfflineStack, writer: BagWriter, collected: EvalRu
     writer.write(topics.TAKEOVER_REQUEST, bag.start_ns, serialize(
         takeover_to_msg(bag.start_ns, TakeoverState.WAITING.value, []), DIAGNOSTICS))
     try:
-        # Three threads: reading to tokens, planning, then the critic and the output here (see OfflineStack).
+        # Threads: reading to tokens, planning (on two workers where there are cores for them), then the
+        # critic and the output here, in order (see OfflineStack).
         tokens = _pipelined(_front_half(bag, sensors, stack), 'eval_perception')
-        for steps in _pipelined(map(stack.plan, tokens), 'eval_planner'):
+        for steps in _pipelined(_ordered_map(stack.plan, tokens, PLANNER_WORKERS), 'eval_planner'):
             for result in stack.back(steps):
                 if isinstance(result, Passthrough):
                     _input(*result.payload, writer, collected)

@@ -41,6 +41,8 @@ from stack_common.timeutil import NS_PER_S, stamp_to_ns
 from stack_common.tokens import TokenSet
 
 STAGES = ('decode', 'perception', 'planner', 'critic')
+# The critic calls a step may hold that return transitions (on_input and on_odometry do not).
+TRANSITION_CALLS = ('on_lidar', 'tick')
 
 
 # ------------------------------------------------------------------------------------------ decoding
@@ -300,9 +302,10 @@ class OfflineStack:
             elif step.critic[0] == 'start':
                 self.critic = CriticCore(self.critic_config, step.critic[1])
             else:
-                transitions = getattr(self.critic, step.critic[0])(*step.critic[1:])
-                if transitions:
-                    results.append(CriticEvent(step.now_ns, transitions))
+                method, *args = step.critic
+                returned = getattr(self.critic, method)(*args)
+                if method in TRANSITION_CALLS and returned:
+                    results.append(CriticEvent(step.now_ns, returned))
         return results
 
     def _frame(self, step: _Step) -> FrameResult:

@@ -93,6 +93,9 @@ class BagPlayer:
         for name, info in self.bag.topics.items():
             if only_topics is not None and name not in only_topics:
                 continue
+            if clock_hz and name == topics.CLOCK:
+                self.status.skipped[name] = 'replaced by the player\'s own /clock (--clock)'
+                continue
             try:
                 cls = message_class(info.type_name)
             except BagError as error:
