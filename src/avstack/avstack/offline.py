@@ -117,7 +117,6 @@ class FrameResult:
     perception_ms: float = 0.0            # preprocessing + encoders
     planner_ms: float = 0.0
     critic_ms: float = 0.0
-    inputs: FrameInputs | None = None     # the encoders' numpy inputs (what a training cache stores)
 
     @property
     def stamp_ns(self) -> int:
@@ -313,7 +312,7 @@ class OfflineStack:
         now_ns = step.now_ns
         frame = FusedFrame(step.tokens, list(step.inputs.missing))
         result = FrameResult(now_ns, frame, step.plan, step.plan_error, perception_ms=step.perception_ms,
-                             planner_ms=step.planner_ms, inputs=step.inputs)
+                             planner_ms=step.planner_ms)
         start = time.perf_counter()
         critic = self.critic
         if result.plan is not None:
