@@ -104,6 +104,13 @@ class Launcher:
     def pid(self, name: str) -> int:
         return self.running[name].process.pid
 
+    def restart(self, name: str) -> None:
+        """Start node ``name`` again (after it died or was killed), as a respawn would."""
+        entry = self.running[name]
+        if entry.process.poll() is None:
+            raise RuntimeError(f'{name} is still running')
+        self._spawn(entry.spec, entry.respawns + 1)
+
     def watch(self, poll_s: float = 0.1, until: threading.Event | None = None) -> int:
         """Supervise until ``until`` is set or a node dies without respawn; returns the exit code."""
         while not (until and until.is_set()) and not self._stopping:

@@ -43,12 +43,14 @@ class StackObserver(Node):
         self.takeover_active = False
         self.plan_score: float | None = None
         self.critic_state = 'unknown'
+        self.missing_sensors: set[str] = set()   # as perception's latest status names them
         self.changed = threading.Condition()
         self.create_subscription(Path, topics.TRAJECTORY, self.on_trajectory, PLAN_QOS)
         self.create_subscription(DiagnosticArray, topics.TAKEOVER_REQUEST, self.on_takeover, LATCHED_QOS)
         self.create_subscription(Bool, topics.TAKEOVER_ACTIVE, self.on_active, LATCHED_QOS)
         self.create_subscription(DiagnosticArray, topics.ASSESSMENT, self.on_assessment, PLAN_QOS)
         self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self.on_diagnostics, STATUS_QOS)
+        self.create_subscription(DiagnosticArray, topics.PERCEPTION_STATUS, self.on_perception_status, STATUS_QOS)
 
     def _now(self) -> tuple[int, float]:
         return self.get_clock().now().nanoseconds, time.monotonic()
@@ -79,6 +81,12 @@ class StackObserver(Node):
         for status in msg.status:
             if status.name == 'critic/state':
                 self.critic_state = status.message
+
+    def on_perception_status(self, msg: DiagnosticArray) -> None:
+        missing = {m for s in msg.status for kv in s.values if kv.key == 'missing' for m in kv.value.split(',') if m}
+        with self.changed:
+            self.missing_sensors = missing
+            self.changed.notify_all()
 
     def wait_for(self, predicate, timeout_s: float) -> bool:
         """Block until ``predicate(self)`` holds (re-checked on every received message) or the timeout."""
