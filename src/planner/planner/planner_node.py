@@ -96,8 +96,13 @@ class PlannerNode(Node):
                 self.get_logger().error(f'planning failed: {type(error).__name__}: {error}',
                                         throttle_duration_sec=WARN_THROTTLE_S)
                 continue
-            self.path_pub.publish(trajectory_to_path(plan.trajectory))
-            self.assessment_pub.publish(assessment_to_msg(plan.assessment))
+            try:
+                self.path_pub.publish(trajectory_to_path(plan.trajectory))
+                self.assessment_pub.publish(assessment_to_msg(plan.assessment))
+            except Exception:  # noqa: BLE001 - re-raised unless rclpy is shutting down
+                if not self.context.ok():
+                    return   # Ctrl-C: rclpy invalidated the publishers before close() stopped this thread
+                raise
             self.forward_ms.append(plan.forward_ms)
             self._count('planned')
 
