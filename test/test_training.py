@@ -196,3 +196,15 @@ def test_obstacle_points_are_the_tall_cells_not_the_road():
     obstacles, mask = obstacle_points(grid.features(points), grid)
     assert mask.sum() == 1
     np.testing.assert_allclose(obstacles[0], [12.25, 3.25], atol=grid.cell_size_m)
+
+
+def test_a_frame_whose_future_crosses_a_jump_in_the_track_has_no_label():
+    """Simulator episodes in one bag: the ego teleports to the next episode's start."""
+    cfg, _ = preset_configs('tiny')
+    first = [EgoState(int(t * 1e9), 10.0 * t, 0.0, 0.0, 10.0) for t in np.arange(0, 10, 0.1)]
+    second = [EgoState(int(t * 1e9), 500.0 + 10.0 * (t - 10), 50.0, 0.0, 10.0) for t in np.arange(10, 20, 0.1)]
+    labels = LogLabels(first + second, [], cfg)
+    assert labels.for_frame(int(5.9e9)) is not None           # its 4 s future ends at 9.9 s, before the jump
+    assert labels.for_frame(int(6.5e9)) is None               # crosses the jump at 10 s
+    assert labels.for_frame(int(10.0e9)) is not None
+    np.testing.assert_allclose(labels.for_frame(int(10.0e9))['future'][:, 0], 10.0 * T_S, atol=1e-6)

@@ -22,7 +22,7 @@ from avstack.bag import Bag, deserialize, open_bag, resolve_sensor_topics
 from avstack.offline import OfflineConfig, OfflineStack, decoded_inputs
 from planner.model import ModelConfig
 from planner.training.dataset import FrameCacheWriter, field_specs, is_complete
-from planner.training.frames import LogLabels, frame_record, parse_scene_info
+from planner.training.frames import LABELS_VERSION, LogLabels, frame_record, parse_scene_info
 from stack_common import topics
 from stack_common.odometry import odometry_to_ego
 
@@ -51,7 +51,8 @@ def cache_key(bag: Bag, config: OfflineConfig, model_cfg: ModelConfig, mapping: 
     files = [{'path': str(f.resolve()), 'size': f.stat().st_size, 'mtime_ns': f.stat().st_mtime_ns}
              for f in bag.files]
     perception = {k: v for k, v in config.perception.items() if k not in ('checkpoint', 'num_threads')}
-    return {'files': files, 'perception': perception, 'horizon': model_cfg.horizon, 'dt_s': model_cfg.dt_s,
+    return {'files': files, 'perception': perception, 'labels': LABELS_VERSION,
+            'horizon': model_cfg.horizon, 'dt_s': model_cfg.dt_s,
             'scene_tags': list(model_cfg.scene_tags), 'map': mapping}
 
 

@@ -22,6 +22,11 @@ from planner.training.labels import future_poses
 from stack_common.odometry import EgoState
 
 NS_PER_S = 1_000_000_000
+LABELS_VERSION = 2   # part of every cache key: caches built with other label rules are rebuilt
+# A log's odometry track is cut where it jumps (a simulator episode ends, localisation resets) or stops:
+# a frame's future must lie in one continuous stretch.
+TRACK_GAP_S = 0.5
+TRACK_JUMP_M = 2.0
 OBSTACLE_MIN_HEIGHT_M = 0.5      # BEV cells whose highest point is above this are obstacles (not road)
 SCENE_INFO_MAX_GAP_S = 0.15      # a frame's tags come from scene info at most this far from its stamp
 
@@ -44,6 +49,8 @@ class LogLabels:
     def __init__(self, track: list[EgoState], scene_infos: list[SceneInfo], cfg: ModelConfig):
         track = sorted(track, key=lambda s: s.stamp_ns)
         self.t_s = np.array([s.stamp_ns / NS_PER_S for s in track])
+        self.segment = continuous_segments(self.t_s, np.array([[s.x, s.y] for s in track]).reshape(-1, 2),
+                                           np.array([s.speed for s in track]))
         self.xy = np.array([[s.x, s.y] for s in track]).reshape(-1, 2)
         self.yaw = np.array([s.yaw for s in track])
         self.speed = np.array([s.speed for s in track])
@@ -57,6 +64,10 @@ class LogLabels:
         if len(self.t_s) < 2:
             return None
         stamp_s = stamp_ns / NS_PER_S
+        before = np.searchsorted(self.t_s, stamp_s, side='right') - 1        # the sample at or before the frame
+        after = np.searchsorted(self.t_s, stamp_s + self.horizon_s[-1])     # the first one at or past its horizon
+        if before < 0 or after >= len(self.t_s) or self.segment[before] != self.segment[after]:
+            return None   # the future leaves the log or crosses a jump in the track
         future = future_poses(self.t_s, self.xy, self.yaw, stamp_s, self.horizon_s)
         if future is None:
             return None
@@ -87,6 +98,17 @@ class LogLabels:
         if abs(self.scene_stamps[best] - stamp_ns) > SCENE_INFO_MAX_GAP_S * NS_PER_S:
             return None
         return self.scene[best]
+
+
+def continuous_segments(t_s: np.ndarray, xy: np.ndarray, speed: np.ndarray) -> np.ndarray:
+    """A segment id per track sample; a new segment starts after a time gap or a jump in position."""
+    if len(t_s) < 2:
+        return np.zeros(len(t_s), int)
+    dt = np.diff(t_s)
+    step = np.linalg.norm(np.diff(xy, axis=0), axis=1)
+    expected = np.maximum(np.abs(speed[1:]), np.abs(speed[:-1])) * dt
+    breaks = (dt > TRACK_GAP_S) | (step > expected + TRACK_JUMP_M)
+    return np.concatenate([[0], np.cumsum(breaks)])
 
 
 def _to_base_link(points_odom: np.ndarray, x0: float, y0: float, yaw0: float) -> np.ndarray:
