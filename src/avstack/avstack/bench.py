@@ -17,6 +17,7 @@ BENCHMARKS = {
     'sim': 'avstack.benchmarks.sim',
     'eval': 'avstack.benchmarks.eval',
 }
+SOAK = 'avstack.benchmarks.soak'   # not in the table: `make soak` runs it alone
 
 
 def register(subparsers) -> None:
@@ -27,6 +28,10 @@ def register(subparsers) -> None:
     parser.add_argument('--only', nargs='+', choices=list(BENCHMARKS), default=None, help='run only these')
     parser.add_argument('--out', type=Path, default=Path('bench/results.json'), help='JSON results file')
     parser.add_argument('--quick', action='store_true', help='shorter runs (for smoke tests), less precise numbers')
+    parser.add_argument('--soak', action='store_true',
+                        help='instead: run the full stack at 10 Hz for --duration-s and report memory growth, '
+                             'dropped frames and latency drift (make soak)')
+    parser.add_argument('--duration-s', type=float, default=600.0, help='soak duration (default 600)')
     parser.set_defaults(run=run)
 
 
@@ -34,9 +39,9 @@ def run(args) -> int:
     results = {'machine': {'platform': platform.platform(), 'processor': platform.processor(),
                            'python': sys.version.split()[0]}, 'benchmarks': {}}
     print(f'{"benchmark":<12} {"measurement":<52} {"value":>12} unit')
-    for name in args.only or BENCHMARKS:
+    for name in ['soak'] if args.soak else args.only or BENCHMARKS:
         start = time.monotonic()
-        measurements = importlib.import_module(BENCHMARKS[name]).run(args)
+        measurements = importlib.import_module(SOAK if args.soak else BENCHMARKS[name]).run(args)
         results['benchmarks'][name] = {'seconds': round(time.monotonic() - start, 1),
                                        'measurements': [asdict(m) for m in measurements]}
         for m in measurements:
