@@ -174,3 +174,25 @@ def test_the_shipped_sim_config_is_valid():
     from conftest import REPO
     config = load_node_config('sim_bridge', 'bridge_node', REPO / 'config' / 'sim.yaml')
     assert config['lockstep'] is True and config['driver'] == 'model'
+
+
+def test_the_expert_waits_at_the_junction_entry_for_crossing_traffic():
+    core = SimulationCore(bridge_config(scenarios=['intersection-v0']))
+    core.start_next_episode()
+    env, ego = core.env, core.vehicle
+    approach = env.road.network.get_lane(ego.lane_index)
+    assert env.is_approach_lane(ego.lane_index)
+    ego.position = approach.position(approach.length - 5.0, 0.0)    # 5 m before the junction
+    env.road.vehicles = [ego]
+    assert ego.junction_clear()
+    # A car on the crossing road, 2 s from the junction at 10 m/s, going straight across the ego's path.
+    crossing_index = ('o1', 'ir1', 0)
+    crossing_lane = env.road.network.get_lane(crossing_index)
+    crossing = IDMVehicle.make_on_lane(env.road, crossing_index, crossing_lane.length - 20.0, speed=10.0)
+    crossing.plan_route_to('o3')
+    env.road.vehicles.append(crossing)
+    assert not ego.junction_clear()
+    crossing.position = crossing_lane.position(0.0, 0.0)              # 100 m away: a gap
+    crossing.on_state_update()
+    assert ego.junction_clear()
+    core.close()

@@ -68,6 +68,15 @@ class BridgeEnvMixin:
                                                        if k != 'type'})
         self.action_space = self.action_type.space()
 
+    def is_approach_lane(self, lane_index) -> bool:
+        """Whether a lane ends at the entry of a junction (where the expert waits for a gap)."""
+        return False
+
+    def _reset(self) -> None:
+        super()._reset()
+        if self.junction_xy is not None:
+            self.vehicle.is_approach_lane = self.is_approach_lane
+
     def _reward(self, action) -> float:
         return 0.0
 
@@ -116,10 +125,17 @@ class BridgeMergeEnv(BridgeEnvMixin, MergeEnv):
 
 class BridgeRoundaboutEnv(BridgeEnvMixin, RoundaboutEnv):
     junction_xy = (0.0, 0.0)
+    APPROACH_LANES = ('ser', 'ses', 'eer', 'ees', 'ner', 'nes', 'wer', 'wes')   # straight and curved entries
+
+    def is_approach_lane(self, lane_index) -> bool:
+        return lane_index[0] in self.APPROACH_LANES
 
 
 class BridgeIntersectionEnv(BridgeEnvMixin, IntersectionEnv):
     junction_xy = (0.0, 0.0)
+
+    def is_approach_lane(self, lane_index) -> bool:
+        return lane_index[0].startswith('o')     # o<k> -> ir<k>: the incoming lanes
 
     def _goal_reached(self) -> bool:
         return bool(self.has_arrived(self.vehicle))
@@ -145,6 +161,8 @@ def make_env(scenario: str, settings: EnvSettings):
     elif scenario == 'merge-v0':
         config['vehicles_density'] = settings.density
     elif scenario == 'intersection-v0':
-        config['spawn_probability'] = float(np.clip(0.6 * settings.density, 0.0, 1.0))
+        # intersection-v0 tries to spawn a car at every env step, designed for 1 step per second: at our
+        # policy rate the same probability would make traffic policy_hz times denser than the family's.
+        config['spawn_probability'] = float(np.clip(0.6 * settings.density / settings.policy_hz, 0.0, 1.0))
         config['initial_vehicle_count'] = max(int(round(10 * settings.density)), 1)
     return cls(config=config, render_mode='rgb_array')

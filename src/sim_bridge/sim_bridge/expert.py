@@ -9,7 +9,9 @@ Does not own: the critic's decision to request a takeover (critic_monitor), the 
 """
 
 from dataclasses import dataclass, field
+from typing import Callable
 
+import numpy as np
 from highway_env.vehicle.behavior import IDMVehicle
 from highway_env.vehicle.kinematics import Vehicle
 
@@ -17,13 +19,44 @@ STACK, EXPERT = 'stack', 'expert'
 EGO_COLOR = (50, 200, 0)
 
 
+def path_ahead(road, lane_index, start_m: float, length_m: float, route) -> np.ndarray:
+    """Points every metre along the lanes ahead (the current one from ``start_m``, then the route's next)."""
+    network, points, remaining = road.network, [], length_m
+    while remaining > 0:
+        lane = network.get_lane(lane_index)
+        end_m = min(lane.length, start_m + remaining)
+        points += [lane.position(s, 0.0) for s in np.arange(start_m, end_m, 1.0)]
+        remaining -= max(end_m - start_m, 0.0)
+        following = [r for r in (route or []) if r[0] == lane_index[1]]
+        successors = list(network.graph.get(lane_index[1], {}))
+        if remaining <= 0 or not (following or successors):
+            break
+        _from, _to, _id = following[0] if following else (lane_index[1], successors[0], None)
+        lane_index, start_m = (_from, _to, _id if _id is not None else 0), 0.0
+    return np.array(points).reshape(-1, 2)
+
+
 class SafetyDriverVehicle(IDMVehicle):
-    """The ego: commanded from outside, or the IDM/MOBIL expert while ``expert_engaged``."""
+    """The ego: commanded from outside, or the IDM/MOBIL expert while ``expert_engaged``.
+
+    At a junction the expert adds what highway-env's traffic lacks, gap acceptance: within
+    ``ENTRY_ZONE_M`` of the end of an approach lane it waits until no other car's path over the next
+    ``GAP_HORIZON_S`` comes within ``CONFLICT_DISTANCE_M`` of its own path through the junction, and once
+    in the junction it does not stop for the env's priority rules (stopping there is what gets it hit).
+    """
+
+    ENTRY_ZONE_M = 15.0
+    GAP_HORIZON_S = 4.0
+    JUNCTION_PATH_M = 30.0
+    CONFLICT_DISTANCE_M = 3.5
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.expert_engaged = False
         self.destination_node: str | None = None
+        self.cruise_speed_mps = float(self.target_speed)
+        # Set by the env where it has junctions: whether a lane leads into one.
+        self.is_approach_lane: Callable[[tuple], bool] | None = None
 
     # highway-env's junction rules recolour (and un-colour) cars that yield; the ego stays green in the camera.
     color = property(lambda self: EGO_COLOR, lambda self, value: None, lambda self: None)
@@ -46,11 +79,31 @@ class SafetyDriverVehicle(IDMVehicle):
 
     def act(self, action: dict | str | None = None) -> None:
         if self.expert_engaged:
+            if self.is_approach_lane is not None:
+                self.target_speed = self.cruise_speed_mps if self.junction_clear() else 0.0
             IDMVehicle.act(self)    # the commands of the stack are ignored while the expert drives
             if self.speed <= 0.0:   # IDM stopping for a target speed of 0 would otherwise creep backwards
                 self.action['acceleration'] = max(self.action['acceleration'], 0.0)
         else:
             Vehicle.act(self, action)
+
+    def junction_clear(self) -> bool:
+        """False while waiting at the entry of a junction for a gap; True everywhere else."""
+        lane_index, lane = self.lane_index, self.lane
+        if not self.is_approach_lane(lane_index):
+            return True
+        if lane.length - lane.local_coordinates(self.position)[0] > self.ENTRY_ZONE_M:
+            return True
+        mine = path_ahead(self.road, lane_index, lane.length, self.JUNCTION_PATH_M, self.route)
+        for other in self.road.vehicles:
+            if other is self or other.crashed or other.lane_index == lane_index:
+                continue    # a car behind or ahead in the same lane is IDM's to follow
+            theirs = path_ahead(self.road, other.lane_index, other.lane.local_coordinates(other.position)[0],
+                                max(other.speed, 2.0) * self.GAP_HORIZON_S + 3.0, getattr(other, 'route', None))
+            if len(mine) and len(theirs) and \
+                    np.min(np.linalg.norm(mine[:, None] - theirs[None], axis=2)) < self.CONFLICT_DISTANCE_M:
+                return False
+        return True
 
 
 @dataclass
