@@ -12,7 +12,8 @@ with the context tokens through the backbone:
 * ``n_modes`` **driver** queries each decode one trajectory mode
   (``horizon`` waypoints of x, y, heading, residual over the prior) and its logit;
 * the same mode queries feed the **critic** heads: predicted collision risk,
-  progress and comfort per mode, combined into a plan score;
+  progress and comfort per mode, combined into a plan score; the mode driven
+  is the one whose probability times plan score is highest (:func:`choose_mode`);
 * one **analyst** query predicts multi-label scene tags; the novelty score is
   the distance of the analyst embedding to the training distribution
   (statistics stored as buffers at the end of training).
@@ -169,6 +170,16 @@ class DrivingModel(nn.Module):
         prior = torch.zeros(*speed.shape, self.cfg.horizon, 3, device=speed.device, dtype=speed.dtype)
         prior[..., 0] = speed[..., None] * t_s
         return prior
+
+
+def choose_mode(out: ModelOutput) -> torch.Tensor:
+    """(B,) the mode to drive: the driver's probability for it weighted by the critic's plan score.
+
+    The critic head alone cannot tell two safe, comfortable modes apart by how
+    well they fit the scene (that is the driver's knowledge); the driver alone
+    would drive a likely mode its critic scores as a collision.
+    """
+    return (torch.softmax(out.mode_logits.float(), dim=-1) * out.plan_score.float()).argmax(-1)
 
 
 def count_parameters(module: nn.Module) -> int:

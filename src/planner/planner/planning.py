@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from planner.model import DrivingModel
+from planner.model import DrivingModel, choose_mode
 from stack_common.assessment import Assessment
 from stack_common.tokens import TokenSet
 from stack_common.trajectory import Trajectory
@@ -68,7 +68,7 @@ class PlannerCore:
             torch.tensor([self.route_index[route]], device=self.device),
             torch.from_numpy(modality)[None].to(self.device))
         scores = out.plan_score[0].float()
-        best = int(torch.argmax(scores))
+        best = int(choose_mode(out)[0])
         modes = out.trajectories[0].float().cpu().numpy().astype(np.float64)
         forward_ms = (time.perf_counter() - start) * 1e3
         confidence = float(torch.softmax(out.mode_logits[0].float(), dim=0)[best])

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from perception_llm.fusion import EncoderConfig, SensorEncoders
 from planner.checkpoint import save_model
-from planner.model import DrivingModel, ModelConfig, init_weights
+from planner.model import DrivingModel, ModelConfig, choose_mode, init_weights
 from planner.training.dataset import CachedFrames, split_blocks
 from planner.training.objectives import DrivingStack, losses
 
@@ -140,7 +140,7 @@ def train(caches: list[Path], out_dir: Path, model_cfg: ModelConfig, encoder_cfg
 
 @torch.no_grad()
 def evaluate(stack: DrivingStack, frames, batch_size: int, device, cfg: ModelConfig) -> dict:
-    """Frame-averaged validation loss terms; ADE/FDE of the chosen mode (highest plan score), of the best
+    """Frame-averaged validation loss terms; ADE/FDE of the chosen mode (:func:`choose_mode`), of the best
     mode (minADE over the horizon) and of the constant-velocity baseline; scene tag accuracy."""
     if len(frames) == 0:
         return {}
@@ -160,7 +160,7 @@ def evaluate(stack: DrivingStack, frames, batch_size: int, device, cfg: ModelCon
         for name, value in losses(out, batch, cfg.dt_s).items():
             add('loss' if name == 'total' else f'loss/{name}', value.detach().expand(b))
         truth = batch['future'][..., :2]
-        chosen = out.trajectories[torch.arange(b), out.plan_score.argmax(1)][..., :2]
+        chosen = out.trajectories[torch.arange(b), choose_mode(out)][..., :2]
         constant_velocity = torch.stack([batch['speed_mps'][:, None] * t_s, torch.zeros_like(truth[..., 1])], -1)
         for horizon in HORIZONS_S:
             upto = t_s <= horizon + 1e-6
