@@ -24,6 +24,14 @@ def test_train_from_a_bag_writes_a_checkpoint_and_reuses_its_cache(tmp_path, cap
     assert (tmp_path / 'run' / 'ckpt' / 'params.yaml').is_file()
     assert main(arguments) == 0
     assert f'{bag}: {frames} frames (cached' in capsys.readouterr().out
+    # fine-tuning starts from the checkpoint's weights; a different architecture is refused in one line
+    tuned = ['train', '--data', str(bag), '--out', str(tmp_path / 'run' / 'tuned'), '--epochs', '1',
+             '--max-steps', '1', '--init', str(tmp_path / 'run' / 'ckpt')]
+    assert main(tuned) == 0
+    assert json.loads((tmp_path / 'run' / 'tuned' / 'config.json').read_text())['training']['init'] == str(
+        tmp_path / 'run' / 'ckpt')
+    assert main(tuned + ['--preset', 'small']) == 2
+    assert 'differs from the one being trained' in capsys.readouterr().err
 
 
 def test_train_without_bags_or_with_a_broken_one_says_so_in_one_line(tmp_path, capsys):

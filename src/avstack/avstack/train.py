@@ -12,6 +12,7 @@ from avstack.training_data import build_cache, find_bags
 from planner.presets import PRESETS, preset_configs
 from planner.training.train import TrainOptions, train
 from perception_llm.fusion import EncoderConfig
+from stack_common.checkpoint import CheckpointError
 from stack_common.config import ConfigError, merge_documents, read_params_file
 
 EXIT_USAGE = 2
@@ -43,6 +44,8 @@ def register(subparsers) -> None:
     parser.add_argument('--cache', type=Path, default=None, help='frame cache directory (default: OUT/../cache)')
     parser.add_argument('--map', action='append', default=[], metavar='ROLE:=TOPIC',
                         help='name a sensor topic when names differ (e.g. camera/front:=/cam0/image)')
+    parser.add_argument('--init', type=Path, default=None,
+                        help='start from this checkpoint\'s weights (fine-tuning; same preset and perception config)')
     parser.add_argument('--device', default='cpu', help='cpu or cuda')
     parser.set_defaults(run=run)
 
@@ -81,8 +84,13 @@ def run(args) -> int:
         return 1
     options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                            validation_fraction=args.validation_fraction, seed=args.seed, max_steps=args.max_steps)
-    summary = train(caches, args.out, model_cfg, encoder_cfg, options, args.device,
-                    extra={'data': [str(b) for b in bags], 'preset': args.preset})
+    try:
+        summary = train(caches, args.out, model_cfg, encoder_cfg, options, args.device,
+                        extra={'data': [str(b) for b in bags], 'preset': args.preset,
+                               'init': str(args.init) if args.init else None}, init=args.init)
+    except (CheckpointError, ValueError) as error:
+        print(f'avstack train: {error}', file=sys.stderr)
+        return EXIT_USAGE
     if summary:
         last = summary['history'][-1]['validation']
         print(f'best checkpoint in {args.out} (validation loss {summary["best_validation_loss"]:.4f}; last epoch '

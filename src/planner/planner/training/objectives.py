@@ -15,7 +15,8 @@ from planner.model import SPEED_SCALE_MPS, DrivingModel, ModelOutput
 from planner.training.labels import critic_targets
 
 # relative weights of the loss terms
-WEIGHTS = {'trajectory': 1.0, 'mode': 0.5, 'critic': 0.5, 'tags': 0.3, 'ego_speed': 1.0}
+WEIGHTS = {'trajectory': 1.0, 'mode': 1.0, 'critic': 0.5, 'tags': 0.3, 'ego_speed': 1.0}
+MODE_TARGET_TEMPERATURE_M = 0.5
 # per-coordinate scale of the trajectory regression (x, y in metres, heading in radians)
 REGRESSION_SCALE = (1.0, 1.0, 0.1)
 
@@ -46,8 +47,11 @@ def losses(out: ModelOutput, batch: dict, dt_s: float) -> dict[str, torch.Tensor
     distance = (out.trajectories[..., :2] - truth[:, None, :, :2]).norm(dim=-1).mean(-1)   # (B, K)
     best = distance.argmin(1)
     chosen = out.trajectories[torch.arange(len(best)), best]
+    # the mode classifier learns a soft target: modes about as close as the best one share its probability,
+    # so near-ties between modes do not make its target flip from frame to frame
+    target = torch.softmax(-distance.detach() / MODE_TARGET_TEMPERATURE_M, dim=1)
     terms = {'trajectory': F.smooth_l1_loss(chosen / scale, truth / scale),
-             'mode': F.cross_entropy(out.mode_logits, best)}
+             'mode': F.cross_entropy(out.mode_logits, target)}
     # critic: rule-based scores of every predicted mode, recomputed from the log
     with torch.no_grad():
         risk, progress, comfort = critic_targets(out.trajectories.detach(), truth, batch['obstacles'],

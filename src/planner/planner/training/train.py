@@ -24,7 +24,7 @@ from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler, Subs
 from tqdm import tqdm
 
 from perception_llm.fusion import EncoderConfig, SensorEncoders
-from planner.checkpoint import save_model
+from planner.checkpoint import load_model, save_model
 from planner.model import DrivingModel, ModelConfig, choose_mode, init_weights
 from planner.training.dataset import CachedFrames, split_blocks
 from planner.training.objectives import DrivingStack, losses
@@ -57,8 +57,9 @@ def _to(batch: dict, device: torch.device) -> dict:
 
 
 def train(caches: list[Path], out_dir: Path, model_cfg: ModelConfig, encoder_cfg: EncoderConfig,
-          options: TrainOptions, device: str = 'cpu', extra: dict | None = None) -> dict:
-    """Train from cache directories; returns the summary written to ``out_dir/summary.json`` (rank 0)."""
+          options: TrainOptions, device: str = 'cpu', extra: dict | None = None, init: Path | None = None) -> dict:
+    """Train from cache directories, from scratch or from the weights of checkpoint ``init`` (same config);
+    returns the summary written to ``out_dir/summary.json`` (rank 0)."""
     rank, world = _distributed()
     device = torch.device(f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}' if device == 'cuda' else device)
     torch.manual_seed(options.seed)
@@ -69,9 +70,14 @@ def train(caches: list[Path], out_dir: Path, model_cfg: ModelConfig, encoder_cfg
     if len(train_set) == 0:
         raise ValueError('no training frames (logs too short for the planning horizon?)')
 
-    encoders = SensorEncoders.seeded(encoder_cfg)
-    model = DrivingModel(model_cfg)
-    init_weights(model, options.seed)
+    if init is not None:
+        model, encoders, _ = load_model(init)
+        if model.cfg != model_cfg or encoders.config != encoder_cfg:
+            raise ValueError(f'{init}: its model or encoder config differs from the one being trained')
+    else:
+        encoders = SensorEncoders.seeded(encoder_cfg)
+        model = DrivingModel(model_cfg)
+        init_weights(model, options.seed)
     stack = DrivingStack(encoders, model).to(device).train()
     trainable = DistributedDataParallel(stack) if world > 1 else stack
     sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=options.seed) if world > 1 else None
@@ -124,7 +130,6 @@ def train(caches: list[Path], out_dir: Path, model_cfg: ModelConfig, encoder_cfg
             break
     summary = {}
     if rank == 0:
-        from planner.checkpoint import load_model
         best_model, best_encoders, document = load_model(out_dir)
         fit_novelty(DrivingStack(best_encoders, best_model).to(device), train_set, options, device)
         save_model(out_dir, best_model, best_encoders, {k: v for k, v in document.items()
