@@ -6,6 +6,7 @@ lockstep by default (one sim step per trajectory, so results do not depend on CP
 """
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -123,6 +124,7 @@ def execute(options: SimOptions, command: str = 'sim') -> tuple[int, dict | None
     options.out.mkdir(parents=True, exist_ok=True)
     log_path = options.out / 'nodes.log'
     printer = StatusPrinter()
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)   # stop the nodes on SIGTERM too
     try:
         with open(log_path, 'w') as log:
             print(f'[{command}] {options.driver} driving {", ".join(options.scenarios)} x{options.episodes} '
@@ -142,6 +144,8 @@ def execute(options: SimOptions, command: str = 'sim') -> tuple[int, dict | None
         print(f'avstack {command}: interrupted; the episodes finished so far are in '
               f'{options.out / RESULTS_NAME}', file=sys.stderr)
         return EXIT_FAILURE, None
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     printer.finish()
     print_summary(result.report)
     print(f'report: {result.report_path}')
@@ -149,6 +153,10 @@ def execute(options: SimOptions, command: str = 'sim') -> tuple[int, dict | None
     if result.bag is not None:
         print(f'mcap:   {result.bag}')
     return EXIT_OK, result.report
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
 
 
 def run(args) -> int:

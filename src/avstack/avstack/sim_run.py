@@ -36,7 +36,8 @@ BRIDGE_NODE = NodeSpec('bridge_node', 'sim_bridge', 'sim_bridge.bridge_node')
 # the stack did with it.
 RECORDED_TOPICS = [topics.camera_topic('front'), topics.lidar_topic('top'), topics.ODOMETRY, topics.CLOCK,
                    topics.SIM_SCENE_INFO, topics.SIM_STATUS, topics.TRAJECTORY, topics.ASSESSMENT,
-                   topics.TAKEOVER_REQUEST, topics.TAKEOVER_ACTIVE, topics.ROUTE_COMMAND]
+                   topics.TAKEOVER_REQUEST, topics.TAKEOVER_ACTIVE, topics.ROUTE_COMMAND, topics.PERCEPTION_STATUS,
+                   topics.DIAGNOSTICS]
 BAG_NAME = 'run_mcap'
 RESULTS_NAME = 'episodes.jsonl'     # the bridge's episode records (the report is built from them)
 STOP_POLL_S = 0.5

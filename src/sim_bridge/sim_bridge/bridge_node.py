@@ -34,6 +34,7 @@ from stack_common.trajectory import path_to_trajectory
 
 DIAGNOSTICS_PERIOD_S = 1.0
 WARN_THROTTLE_S = 5.0
+STARTUP_RESTAMP_NS = 1_000_000
 
 
 class BridgeNode(Node):
@@ -92,6 +93,14 @@ class BridgeNode(Node):
 
     # --------------------------------------------------------------------------------- the simulation
     def run_simulation(self) -> None:
+        try:
+            self.simulate()
+        except Exception:
+            if self.context.ok():
+                raise
+            # Ctrl-C shut the context down under the worker: the run is over, nothing more to publish.
+
+    def simulate(self) -> None:
         core = self.core
         self.wait_for_subscribers()
         started_s = time.monotonic()
@@ -170,7 +179,13 @@ class BridgeNode(Node):
             self._stopping.wait(0.05)
 
     def wait_for_plan(self, frame, timeout_s: float) -> tuple[bool, float]:
-        """Wait for the plan of ``frame``'s stamp, publishing the frame again now and then for late joiners."""
+        """Wait for the plan of ``frame``'s stamp (or a later one), publishing the step again now and then.
+
+        Before the first plan of the run the step goes out again 1 ms of sim time later each time (the world
+        does not move): the stack drops a stamp it has seen, so a message lost between two nodes that were
+        still connecting would otherwise never be made again. After that, the same frame goes out again for
+        a node that joined late.
+        """
         start = time.monotonic()
         deadline = start + timeout_s
         with self.plan_arrived:
@@ -181,7 +196,9 @@ class BridgeNode(Node):
                 if not self.plan_arrived.wait(min(remaining, self.config['republish_period_s'])) \
                         and not self.core.has_plan_for(frame.stamp_ns):
                     self.publish_route()
-                    self.publish_frame(frame)
+                    if not self.first_plan_seen:
+                        self.core.hold(STARTUP_RESTAMP_NS)
+                    self.publish_frame(self.core.sense() if not self.first_plan_seen else frame)
         return True, (time.monotonic() - start) * 1e3
 
     # ------------------------------------------------------------------------------------ publishing

@@ -130,6 +130,13 @@ class SimulationCore:
         scene = scene_info(self.env, self.scenario, self.stamp_ns, self.tag_rules, self.route_command)
         return SensorFrame(self.stamp_ns, ego, rgb, points, scene)
 
+    def hold(self, delta_ns: int) -> None:
+        """Let sim time pass without moving the world (while the stack starts); the episode's clock waits."""
+        self.stamp_ns += delta_ns
+        if self.record is not None:
+            self.record.start_stamp_ns += delta_ns
+        self._remember_pose()
+
     # ------------------------------------------------------------------------------------------ control
     def accept_plan(self, trajectory: Trajectory) -> bool:
         """Take a plan made at a stamp of this episode (one from before a reset is dropped)."""
