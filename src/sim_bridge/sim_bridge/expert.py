@@ -82,10 +82,14 @@ class SafetyDriverVehicle(IDMVehicle):
             if self.is_approach_lane is not None:
                 self.target_speed = self.cruise_speed_mps if self.junction_clear() else 0.0
             IDMVehicle.act(self)    # the commands of the stack are ignored while the expert drives
-            if self.speed <= 0.0:   # IDM stopping for a target speed of 0 would otherwise creep backwards
-                self.action['acceleration'] = max(self.action['acceleration'], 0.0)
         else:
             Vehicle.act(self, action)
+
+    def step(self, dt: float) -> None:
+        # IDM braking for a target speed of 0 overshoots into reversing within one step: stop at 0 instead.
+        if self.expert_engaged and self.speed + self.action['acceleration'] * dt < 0.0:
+            self.action['acceleration'] = -max(self.speed, 0.0) / dt
+        super().step(dt)
 
     def junction_clear(self) -> bool:
         """False while waiting at the entry of a junction for a gap; True everywhere else."""
