@@ -113,6 +113,11 @@ def test_scene_info_lists_other_vehicles_in_the_odom_frame_and_flags_a_braking_l
     assert core.sense().scene['tags']['lead_vehicle_braking'] is False
 
 
+def test_scene_info_labels_exactly_the_tags_the_model_predicts(core):
+    from planner.model import SCENE_TAGS
+    assert list(core.sense().scene['tags']) == list(SCENE_TAGS)
+
+
 def test_intersection_tag_near_the_junction_only():
     core = SimulationCore(bridge_config(scenarios=['intersection-v0']))
     core.start_next_episode()

@@ -20,9 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TAGS = ('lead_vehicle_braking', 'cut_in', 'merge', 'dense_traffic', 'intersection')
-
-
 @dataclass(frozen=True)
 class TagRules:
     lead_distance_m: float = 40.0
