@@ -55,6 +55,9 @@ def register(subparsers) -> None:
     parser.add_argument('--out', '-o', type=Path, required=True, help='output directory')
     parser.add_argument('--realtime', action='store_true',
                         help='step at wall-clock rate with the newest trajectory (demos) instead of lockstep')
+    parser.add_argument('--expert-noise', type=float, default=None, metavar='RAD',
+                        help='with --driver expert: std of a slow steering disturbance on the expert, so the '
+                             'recorded data shows recoveries from drift (e.g. 0.03)')
     add_run_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -63,6 +66,7 @@ def options_from(args, scenarios: list[str], driver: str, out: Path, checkpoint:
                  realtime: bool = False) -> SimOptions:
     return SimOptions(out=out, scenarios=scenarios, episodes=args.episodes, seed=args.seed, driver=driver,
                       realtime=realtime, duration_s=args.duration, density=args.density, checkpoint=checkpoint,
+                      expert_noise_rad=getattr(args, 'expert_noise', None),
                       config=args.config, sim_config=args.sim_config, record=not args.no_record)
 
 

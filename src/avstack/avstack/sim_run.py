@@ -62,6 +62,7 @@ class SimOptions:
     realtime: bool = False
     duration_s: float | None = None
     density: float | None = None
+    expert_noise_rad: float | None = None  # steering disturbance of the expert (data collection)
     checkpoint: Path | None = None
     config: Path | None = None           # the stack's parameter file (default config/stack.yaml)
     sim_config: Path | None = None       # the sim overrides (default config/sim.yaml)
@@ -95,6 +96,8 @@ def run_parameters(options: SimOptions) -> dict:
         bridge['duration_s'] = float(options.duration_s)
     if options.density is not None:
         bridge['density'] = float(options.density)
+    if options.expert_noise_rad is not None:
+        bridge['expert_steering_noise_rad'] = float(options.expert_noise_rad)
     if options.checkpoint is not None:
         for node in ('perception_node', 'planner_node'):
             document.setdefault(node, {PARAMS_KEY: {}})[PARAMS_KEY]['checkpoint'] = str(options.checkpoint)

@@ -36,6 +36,20 @@ def path_ahead(road, lane_index, start_m: float, length_m: float, route) -> np.n
     return np.array(points).reshape(-1, 2)
 
 
+class SteeringNoise:
+    """An Ornstein-Uhlenbeck disturbance: zero-mean, stationary std ``std_rad``, correlation time ``tau_s``."""
+
+    def __init__(self, std_rad: float, dt_s: float, seed: int, tau_s: float = 1.0):
+        self.std_rad, self.dt_s, self.tau_s = std_rad, dt_s, tau_s
+        self.rng = np.random.default_rng(seed)
+        self.value = 0.0
+
+    def sample(self) -> float:
+        decay = self.dt_s / self.tau_s
+        self.value += -self.value * decay + self.std_rad * np.sqrt(2 * decay) * self.rng.standard_normal()
+        return self.value
+
+
 class SafetyDriverVehicle(IDMVehicle):
     """The ego: commanded from outside, or the IDM/MOBIL expert while ``expert_engaged``.
 
@@ -55,6 +69,8 @@ class SafetyDriverVehicle(IDMVehicle):
         self.expert_engaged = False
         self.destination_node: str | None = None
         self.cruise_speed_mps = float(self.target_speed)
+        # Data collection only: a disturbance on the expert's steering (see SteeringNoise).
+        self.steering_noise: SteeringNoise | None = None
         # Set by the env where it has junctions: whether a lane leads into one.
         self.is_approach_lane: Callable[[tuple], bool] | None = None
 
@@ -82,6 +98,8 @@ class SafetyDriverVehicle(IDMVehicle):
             if self.is_approach_lane is not None:
                 self.target_speed = self.cruise_speed_mps if self.junction_clear() else 0.0
             IDMVehicle.act(self)    # the commands of the stack are ignored while the expert drives
+            if self.steering_noise is not None:
+                self.action['steering'] += self.steering_noise.sample()
         else:
             Vehicle.act(self, action)
 

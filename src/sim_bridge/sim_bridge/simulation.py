@@ -18,7 +18,7 @@ import numpy as np
 from sim_bridge.camera import TopDownCamera
 from sim_bridge.controller import ControllerConfig, Pose2D, TrajectoryController
 from sim_bridge.envs import EnvSettings, make_env
-from sim_bridge.expert import EXPERT, STACK, SafetyDriver
+from sim_bridge.expert import EXPERT, STACK, SafetyDriver, SteeringNoise
 from sim_bridge.lidar import lidar_points
 from sim_bridge.metrics import EpisodeRecord
 from sim_bridge.scene_info import TagRules, route_command, scene_info
@@ -100,6 +100,10 @@ class SimulationCore:
         self._remember_pose()
         if self.driver_mode == 'expert':
             self.vehicle.engage_expert()
+            if cfg['expert_steering_noise_rad'] > 0:
+                self.vehicle.steering_noise = SteeringNoise(
+                    cfg['expert_steering_noise_rad'], 1.0 / (cfg['policy_hz'] * cfg['physics_substeps']),
+                    cfg['seed'] + episode)
         return True
 
     @property
