@@ -225,7 +225,7 @@ def test_collision_passes_a_clear_lane_and_fails_a_box_in_the_path():
     assert transitions[0].state == TakeoverState.TAKEOVER_REQUESTED
     # The box's near face is ~12.75 m ahead; the footprint's front (3.8 m + 0.2 m margin) reaches it after
     # ~8.75 m of the plan, i.e. ~1.1 s at 8 m/s minus the plan's age.
-    assert 0.8 < reason.value < 1.2 and reason.threshold == 10.0
+    assert 0.8 < reason.value < 1.2 and reason.threshold == 1.5
 
 
 def box_points(centre_x: float, centre_y: float, length_m=4.5, width_m=1.9, height_m=1.5, spacing_m=0.1):
