@@ -114,7 +114,7 @@ def test_killed_plans_request_a_takeover_that_the_reset_service_clears_once_plan
         # One /diagnostics status per enabled check, each with its value and threshold.
         expected = {f'critic/{c}' for c in PLAN_CHECKS + WATCHDOGS + ('sensor_loss', 'self_doubt')}
         assert watcher.wait_for(lambda w: expected <= set(w.statuses), 5.0), expected - set(watcher.statuses)
-        assert watcher.wait_for(lambda w: w.value('critic/collision', 'threshold') == '10', 5.0)
+        assert watcher.wait_for(lambda w: w.value('critic/collision', 'threshold') == '1.5', 5.0)
         assert not observer.takeover_active and not observer.takeovers
         # The checked footprint reaches RViz; the lane is clear, so there is no contact marker.
         assert watcher.wait_for(lambda w: w.markers, 5.0)
