@@ -156,6 +156,7 @@ def execute(options: SimOptions, command: str = 'sim') -> tuple[int, dict | None
     print('plots:  ' + ', '.join(str(p) for p in result.plots))
     if result.bag is not None:
         print(f'mcap:   {result.bag}')
+    print(f'ran on ROS_DOMAIN_ID={result.report["ros_domain_id"]} (set ROS_DOMAIN_ID yourself to watch a run live)')
     return EXIT_OK, result.report
 
 

@@ -10,6 +10,7 @@ it is the clock) and, with the model driving, perception, planner and critic (on
 """
 
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -50,6 +51,9 @@ class SimRunError(RuntimeError):
 
 def sim_config() -> Path:
     return share_directory() / 'config' / 'sim.yaml'
+
+
+PRIVATE_DOMAINS = (100, 200)   # where a run picks its own DDS domain when ROS_DOMAIN_ID is not set
 
 
 @dataclass
@@ -129,6 +133,17 @@ class SimStatusObserver(Node):
             return self.changed.wait_for(lambda: self.finished, timeout_s)
 
 
+def own_domain() -> int:
+    """The DDS domain of this run: ROS_DOMAIN_ID when the user set one, else a private one.
+
+    A run publishes a whole world of sensors: two runs (or a run and a live stack) on one domain would
+    drive on each other's cameras and record each other's topics.
+    """
+    if 'ROS_DOMAIN_ID' not in os.environ:
+        os.environ['ROS_DOMAIN_ID'] = str(PRIVATE_DOMAINS[0] + os.getpid() % (PRIVATE_DOMAINS[1] - PRIVATE_DOMAINS[0]))
+    return int(os.environ['ROS_DOMAIN_ID'])
+
+
 @dataclass
 class SimResult:
     report: dict
@@ -154,6 +169,7 @@ class SimRun:
     def run(self, on_status: Callable[[dict | None], None] | None = None, poll_s: float = STOP_POLL_S) -> SimResult:
         options = self.options
         params = self.prepare()
+        domain_id = own_domain()
         results = results_path(options)
         results.unlink(missing_ok=True)
         bag = options.out / BAG_NAME if options.record else None
@@ -181,6 +197,7 @@ class SimRun:
             'driver': options.driver, 'lockstep': not options.realtime, 'seed': options.seed,
             'episodes_per_scenario': options.episodes,
             'checkpoint': str(options.checkpoint) if options.checkpoint else 'default',
+            'ros_domain_id': domain_id,
             'run': {'steps': finished['steps'], 'bridge_wall_s': finished['wall_s'],
                     'steps_per_s': finished['steps_per_s'], 'plan_wait_p50_ms': finished['plan_wait_p50_ms'],
                     'plan_wait_p95_ms': finished['plan_wait_p95_ms'],
