@@ -109,6 +109,16 @@ def reset(ros: RosRuntime, observer: StackObserver) -> Trigger.Response:
     return future.result()
 
 
+def kill_and_restart_planner(launcher: Launcher, observer: StackObserver) -> int:
+    """SIGKILL the planner, see the takeover, start it again; returns the trajectory count at the restart."""
+    killed_at = time.monotonic()
+    os.kill(launcher.pid('planner_node'), signal.SIGKILL)
+    assert observer.wait_for(lambda o: takeover_after(o, killed_at, 'trajectory_timeout'), 5.0)
+    launcher.running['planner_node'].process.wait(5.0)
+    launcher.restart('planner_node')
+    return len(observer.trajectories)
+
+
 @pytest.mark.timeout(300)
 def test_a_restarted_planner_plans_again_and_the_latch_clears_by_reset(ros_domain, tmp_path):
     log, launcher = running_stack(tmp_path, liveness_only(tmp_path))
@@ -116,12 +126,7 @@ def test_a_restarted_planner_plans_again_and_the_latch_clears_by_reset(ros_domai
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
         wait_until_planning(observer)
-        killed_at = time.monotonic()
-        os.kill(launcher.pid('planner_node'), signal.SIGKILL)
-        assert observer.wait_for(lambda o: takeover_after(o, killed_at, 'trajectory_timeout'), 5.0)
-        launcher.running['planner_node'].process.wait(5.0)
-        launcher.restart('planner_node')
-        restarted = len(observer.trajectories)
+        restarted = kill_and_restart_planner(launcher, observer)
         assert observer.wait_for(lambda o: len(o.trajectories) >= restarted + 10, STARTUP_TIMEOUT_S), 'no plans'
         assert observer.takeover_active   # latched: the default policy waits for an operator
         # the critic refuses a reset while any check fails (a plan may still be late after the restart)
@@ -139,11 +144,7 @@ def test_with_auto_clear_the_latch_clears_itself_once_the_restarted_planner_is_n
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
         wait_until_planning(observer)
-        killed_at = time.monotonic()
-        os.kill(launcher.pid('planner_node'), signal.SIGKILL)
-        assert observer.wait_for(lambda o: takeover_after(o, killed_at, 'trajectory_timeout'), 5.0)
-        launcher.running['planner_node'].process.wait(5.0)
-        launcher.restart('planner_node')
-        restarted = len(observer.trajectories)
+        restarted = kill_and_restart_planner(launcher, observer)
         assert observer.wait_for(lambda o: len(o.trajectories) > restarted and not o.takeover_active,
-                                 STARTUP_TIMEOUT_S), 'the latch did not clear'
+                                 STARTUP_TIMEOUT_S), \
+            f'the latch did not clear: {[(r.check, r.message) for r in observer.takeovers[-1].reasons]}'
