@@ -32,5 +32,5 @@ def load_planner(config: dict) -> tuple[PlannerCore, str | None]:
         note = f'no checkpoint found: the {config["preset"]} model uses a fixed-seed initialisation (untrained)'
     else:
         model = load_model(directory)[0]
-    core = PlannerCore(model, config['device'], config['dtype'], config['compile'], config['frame_id'])
-    return core, note
+    source = f'seeded {config["preset"]} model' if note else str(directory)
+    return PlannerCore(model, config['device'], config['dtype'], config['compile'], config['frame_id'], source), note

@@ -55,6 +55,11 @@ class PlannerNode(Node):
         self._stopping = False
         self._worker = threading.Thread(target=self.run_worker, name='planner_worker', daemon=True)
         self._worker.start()
+        cfg = self.core.model.cfg
+        self.get_logger().info(
+            f'{self.core.source}: d_model {cfg.d_model}, {cfg.n_layers} layers, {cfg.n_modes} modes x '
+            f'{cfg.horizon} waypoints, on {config["device"]} ({config["dtype"]}); '
+            f'{topics.FUSED_TOKENS} -> {topics.TRAJECTORY}')
 
     def on_tokens(self, msg: PointCloud2) -> None:
         try:

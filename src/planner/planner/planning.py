@@ -43,11 +43,12 @@ def pad_tokens(tokens: TokenSet, max_tokens: int) -> tuple[np.ndarray, np.ndarra
 
 class PlannerCore:
     def __init__(self, model: DrivingModel, device: str = 'cpu', dtype: str = 'float32',
-                 compile_model: bool = False, frame_id: str = 'base_link'):
+                 compile_model: bool = False, frame_id: str = 'base_link', source: str = 'model'):
         self.device, self.dtype = torch.device(device), DTYPES[dtype]
         self.model = model.to(self.device, self.dtype).eval()
         self.forward = torch.compile(self.model) if compile_model else self.model
         self.frame_id = frame_id
+        self.source = source   # where the weights came from, for logs
         cfg = model.cfg
         self.t_s = cfg.dt_s * np.arange(1, cfg.horizon + 1)
         self.route_index = {name: i for i, name in enumerate(cfg.route_commands)}
