@@ -8,8 +8,9 @@ from rosbags.rosbag2 import Reader
 
 from avstack import cli
 from avstack.bag import deserialize
-from avstack.eval_report import OdometryTrack, PlannedPath, open_loop_errors
+from avstack.eval_report import OdometryTrack, PlannedPath, constant_velocity_plans, open_loop_errors
 from avstack.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
+from planner.training.frames import continuous_segments
 from stack_common import topics
 from stack_common.odometry import EgoState
 from stack_common.trajectory import path_to_trajectory
@@ -106,10 +107,25 @@ def test_open_loop_error_against_the_logged_future():
 def test_distance_skips_gaps_and_jumps():
     track = straight_track(duration_s=10.0)
     assert track.distance_m() == pytest.approx(10.0 * (10.0 - 0.02), rel=1e-6)
-    jumped = OdometryTrack(np.concatenate([track.t_ns, track.t_ns[-1] + 10**7 * np.arange(1, 3)]),
-                           np.concatenate([track.xy, [[5000.0, 0.0], [5000.1, 0.0]]]),
-                           np.concatenate([track.yaw, [0.0, 0.0]]))
+    t = np.concatenate([track.t_ns, track.t_ns[-1] + 10**7 * np.arange(1, 3)])
+    xy = np.concatenate([track.xy, [[5000.0, 0.0], [5000.1, 0.0]]])
+    jumped = OdometryTrack(t, xy, np.zeros(len(t)), np.full(len(t), 10.0), continuous_segments(t / 1e9, xy,
+                                                                                               np.full(len(t), 10.0)))
     assert jumped.distance_m() == pytest.approx(track.distance_m() + 0.1, rel=1e-6)
+
+
+def test_open_loop_errors_skip_plans_whose_future_crosses_a_jump_and_the_baseline_is_constant_velocity():
+    """Simulator episodes in one bag: the ego teleports; no plan is scored against the next episode."""
+    first = [EgoState(int(s * 1e9), 10.0 * s, 0.0, 0.0, 10.0) for s in np.arange(0, 10, 0.02)]
+    second = [EgoState(int(s * 1e9), 900.0 + 10.0 * s, 40.0, 0.0, 10.0) for s in np.arange(10, 20, 0.02)]
+    track = OdometryTrack.from_states(first + second)
+    t_s = np.arange(1, 9) * 0.5
+    plans = [PlannedPath(int(s * 1e9), int(s * 1e9), t_s, np.stack([10.0 * t_s, 0 * t_s], 1)) for s in (8.5, 12.0)]
+    errors = open_loop_errors(track, plans)
+    assert errors['samples'] == {'1s': 2, '2s': 1, '3s': 1}   # 8.5 s + 2 s is in the next episode
+    assert errors['ade_m']['3s'] == pytest.approx(0.0, abs=1e-6)
+    baseline = open_loop_errors(track, constant_velocity_plans(track, plans))
+    assert baseline['ade_m']['3s'] == pytest.approx(0.0, abs=1e-6) and baseline['samples'] == errors['samples']
 
 
 def test_eval_without_odometry_runs_and_reports_no_distance(tmp_path, capsys):

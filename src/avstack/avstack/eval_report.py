@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from planner.training.frames import continuous_segments
+
 HORIZONS_S = (1.0, 2.0, 3.0)
 # Odometry steps longer than this in time or implied speed are gaps or jumps, not driving.
 MAX_GAP_S = 1.0
@@ -25,16 +27,20 @@ STATE_LEVELS = {'WAITING': 0, 'NOMINAL': 1, 'WARNING': 2, 'TAKEOVER_REQUESTED': 
 class OdometryTrack:
     """The logged ego poses, sorted by stamp (odometry frame)."""
 
-    t_ns: np.ndarray   # (M,) int64 header stamps
-    xy: np.ndarray     # (M, 2)
-    yaw: np.ndarray    # (M,)
+    t_ns: np.ndarray     # (M,) int64 header stamps
+    xy: np.ndarray       # (M, 2)
+    yaw: np.ndarray      # (M,)
+    speed: np.ndarray    # (M,) m/s, forward
+    segment: np.ndarray  # (M,) id of the continuous stretch each sample belongs to (a teleport starts a new one)
 
     @classmethod
     def from_states(cls, states) -> 'OdometryTrack':
         ordered = sorted(states, key=lambda s: s.stamp_ns)
-        return cls(np.array([s.stamp_ns for s in ordered], np.int64),
-                   np.array([(s.x, s.y) for s in ordered], np.float64).reshape(-1, 2),
-                   np.array([s.yaw for s in ordered], np.float64))
+        t_ns = np.array([s.stamp_ns for s in ordered], np.int64)
+        xy = np.array([(s.x, s.y) for s in ordered], np.float64).reshape(-1, 2)
+        speed = np.array([s.speed for s in ordered], np.float64)
+        return cls(t_ns, xy, np.array([s.yaw for s in ordered], np.float64), speed,
+                   continuous_segments(t_ns / 1e9, xy, speed))
 
     def __len__(self) -> int:
         return len(self.t_ns)
@@ -52,6 +58,13 @@ class OdometryTrack:
         covered = (t_ns >= self.t_ns[0]) & (t_ns <= self.t_ns[-1]) & ((t1 - t0) <= MAX_GAP_S * 1e9)
         return xy, yaw, covered
 
+    def segment_at(self, t_ns: np.ndarray) -> np.ndarray:
+        """The continuous stretch of the track each stamp falls in (with the sample before it)."""
+        return self.segment[np.clip(np.searchsorted(self.t_ns, t_ns, side='right') - 1, 0, len(self) - 1)]
+
+    def speed_at(self, t_ns: int) -> float:
+        return float(np.interp(t_ns, self.t_ns, self.speed))
+
     def distance_m(self) -> float:
         if len(self) < 2:
             return 0.0
@@ -67,6 +80,13 @@ class PlannedPath:
     now_ns: int          # bag time the plan reached the critic
     t_s: np.ndarray      # (T,)
     xy: np.ndarray       # (T, 2) base_link at stamp
+
+
+def constant_velocity_plans(track: OdometryTrack, plans: list[PlannedPath]) -> list[PlannedPath]:
+    """The baseline: at each plan's stamp, straight on at the logged speed, at the plan's own waypoint times."""
+    return [PlannedPath(p.stamp_ns, p.now_ns, p.t_s, np.stack([track.speed_at(p.stamp_ns) * p.t_s,
+                                                               np.zeros_like(p.t_s)], axis=1))
+            for p in plans if len(track)]
 
 
 def open_loop_errors(track: OdometryTrack, plans: list[PlannedPath], horizons_s=HORIZONS_S) -> dict:
@@ -88,9 +108,10 @@ def open_loop_errors(track: OdometryTrack, plans: list[PlannedPath], horizons_s=
                     continue
                 times = np.concatenate([plan.t_s[plan.t_s < h - 1e-9], [h]])
                 planned = np.stack([np.interp(times, plan.t_s, plan.xy[:, k]) for k in range(2)], axis=1)
-                driven_xy, _, ok = track.pose_at(plan.stamp_ns + np.round(times * 1e9).astype(np.int64))
-                if not ok.all():
-                    continue
+                stamps = plan.stamp_ns + np.round(times * 1e9).astype(np.int64)
+                driven_xy, _, ok = track.pose_at(stamps)
+                if not ok.all() or (track.segment_at(stamps) != track.segment_at(np.array([plan.stamp_ns]))).any():
+                    continue   # the log ends, pauses or jumps (a simulator episode restarts) before the horizon
                 driven = (driven_xy - origin_xy[0]) @ to_base.T
                 error = np.hypot(*(planned - driven).T)
                 ade[label].append(float(error.mean()))

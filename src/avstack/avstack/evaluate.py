@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from avstack.bag import BagError, BagWriter, open_bag, parse_map, resolve_sensor_topics, serialize
 from avstack.eval_report import (
-    OdometryTrack, PlannedPath, latency_summary, open_loop_errors, plot_latency, plot_paths, plot_takeover_timeline,
+    OdometryTrack, PlannedPath, constant_velocity_plans, latency_summary, open_loop_errors, plot_latency, plot_paths,
+    plot_takeover_timeline,
 )
 from avstack.offline import (
     STAGES, DecodeFailure, FrameResult, OfflineConfig, OfflineStack, Passthrough, decoded_inputs,
@@ -140,6 +141,8 @@ def summary(report: dict, out: Path) -> str:
         f'distance {_km(report["distance_km"])}, {len(report["takeovers"])} takeover request(s), km per takeover '
         f'{report["km_per_takeover"] if report["km_per_takeover"] is not None else "-"}',
         'open loop ' + ', '.join(f'{h}: ADE {_m(ade[h])} FDE {_m(fde[h])}' for h in ade),
+        'constant-velocity baseline ' + ', '.join(f'{h}: ADE {_m(report["constant_velocity_ade_m"][h])}'
+                                                  for h in report['constant_velocity_ade_m']),
         'compute p50/p99 ms: ' + ', '.join(f'{s} {_ms(compute[s]["p50_ms"])}/{_ms(compute[s]["p99_ms"])}'
                                              for s in compute),
         f'decode errors: {report["decode_errors"]}' + (' ' + json.dumps(report['decode_errors_by_topic'])
@@ -350,6 +353,8 @@ def build_report(bag, sensors, stack: OfflineStack, collected: EvalRun, wall_s: 
     for takeover in collected.takeovers:
         takeover['time_s'] = round((takeover['stamp_ns'] - bag.start_ns) / 1e9, 3)
     errors = open_loop_errors(track, collected.plans)
+    errors['constant_velocity'] = {k: v for k, v in open_loop_errors(
+        track, constant_velocity_plans(track, collected.plans)).items() if k != 'samples'}
     decode_errors = dict(sorted(stack.decode_failures.items()))
     return {
         'bag': str(bag.path),
@@ -371,6 +376,8 @@ def build_report(bag, sensors, stack: OfflineStack, collected: EvalRun, wall_s: 
         'ade_m': errors['ade_m'],
         'fde_m': errors['fde_m'],
         'open_loop_samples': errors['samples'],
+        'constant_velocity_ade_m': errors['constant_velocity']['ade_m'],
+        'constant_velocity_fde_m': errors['constant_velocity']['fde_m'],
         'decode_errors': sum(decode_errors.values()),
         'decode_errors_by_topic': decode_errors,
         'compute_ms': latency_summary(collected.samples_ms),
