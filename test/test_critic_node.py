@@ -33,6 +33,12 @@ from stack_common.timeutil import NS_PER_S, ns_to_stamp
 
 STARTUP_TIMEOUT_S = 60.0
 WATCHDOGS = ('trajectory_timeout', 'camera_timeout', 'lidar_timeout', 'odometry_timeout')
+# The takeover flow, not its timing (test_fault_injection.py and the benchmarks time the defaults): liveness
+# limits that a loaded test machine, whose sensors and planner stand-in run in one Python process, keeps.
+# The start-up grace ends at the first plan; a long one only covers a slow start.
+FLOW_TIMING = {'checks': {'staleness': {'max_age_s': 1.0}, 'watchdogs': {
+    'trajectory': {'timeout_s': 1.0}, 'camera': {'timeout_s': 2.0}, 'lidar': {'timeout_s': 2.0},
+    'odometry': {'timeout_s': 2.0}}}, 'state_machine': {'startup_grace_s': STARTUP_TIMEOUT_S}}
 
 
 def write_config(tmp_path: Path, **critic_params) -> Path:
@@ -100,7 +106,7 @@ class CriticWatcher(Node):
 
 @pytest.mark.timeout(180)
 def test_killed_plans_request_a_takeover_that_the_reset_service_clears_once_plans_are_back(ros_domain, tmp_path):
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, **FLOW_TIMING)
     scene = SyntheticScene(image_width=320, image_height=180, azimuths=1000)
     with open(tmp_path / 'critic.log', 'w') as log, Launcher(config, nodes=(CRITIC,), output=log) as launcher, \
             RosRuntime(threads=3) as ros:
@@ -146,9 +152,9 @@ def test_killed_plans_request_a_takeover_that_the_reset_service_clears_once_plan
             5.0), observer.takeovers
         event = next(t for t in observer.takeovers
                      if t.monotonic_s >= stopped_at and any(r.check == 'trajectory_timeout' for r in t.reasons))
-        assert event.monotonic_s - stopped_at < 0.3 + 0.1 + 0.2   # timeout + last plan period + slack
+        assert event.monotonic_s - stopped_at < 1.0 + 0.1 + 0.2   # timeout + last plan period + slack
         reason = next(r for r in event.reasons if r.check == 'trajectory_timeout')
-        assert reason.value > reason.threshold == 0.3
+        assert reason.threshold == 1.0 < reason.value <= 1.0 + 0.1
 
         refused = watcher.reset()
         assert not refused.success and 'trajectory_timeout' in refused.message

@@ -80,7 +80,9 @@ class StackObserver(Node):
     def on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             if status.name == 'critic/state':
-                self.critic_state = status.message
+                with self.changed:
+                    self.critic_state = status.message
+                    self.changed.notify_all()
 
     def on_perception_status(self, msg: DiagnosticArray) -> None:
         missing = {m for s in msg.status for kv in s.values if kv.key == 'missing' for m in kv.value.split(',') if m}

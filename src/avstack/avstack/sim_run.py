@@ -71,7 +71,7 @@ class SimOptions:
     config: Path | None = None           # the stack's parameter file (default config/stack.yaml)
     sim_config: Path | None = None       # the sim overrides (default config/sim.yaml)
     record: bool = True
-    silence_timeout_s: float = 120.0     # no status from the bridge for this long: the run failed
+    silence_timeout_s: float = 120.0     # no status from the bridge for this long (first step included): failed
 
 
 def results_path(options: SimOptions) -> Path:
@@ -218,7 +218,9 @@ class SimRun:
                     if code is not None:
                         raise SimRunError(f'{name} exited with code {code} before the run finished')
             silent_s = time.monotonic() - observer.last_receipt_s
-            if silent_s > max(self.options.silence_timeout_s, 0.0) and observer.latest is not None:
+            if silent_s > max(self.options.silence_timeout_s, 0.0):
+                if observer.latest is None:   # the bridge holds its first step until the stack planned it
+                    raise SimRunError(f'no first step after {silent_s:.0f} s: the stack sent no plan for it')
                 raise SimRunError(f'no status from bridge_node for {silent_s:.0f} s')
             if on_status is not None:
                 on_status(observer.latest)
