@@ -108,8 +108,8 @@ class CriticWatcher(Node):
 def test_killed_plans_request_a_takeover_that_the_reset_service_clears_once_plans_are_back(ros_domain, tmp_path):
     config = write_config(tmp_path, **FLOW_TIMING)
     scene = SyntheticScene(image_width=320, image_height=180, azimuths=1000)
-    with open(tmp_path / 'critic.log', 'w') as log, Launcher(config, nodes=(CRITIC,), output=log) as launcher, \
-            RosRuntime(threads=3) as ros:
+    with open(tmp_path / 'critic.log', 'w') as log, RosRuntime(threads=3) as ros, \
+            Launcher(config, nodes=(CRITIC,), output=log) as launcher:
         observer = ros.add(StackObserver(context=ros.context))
         watcher = ros.add(CriticWatcher(context=ros.context))
         ros.add(SyntheticSensorSource(scene=scene, context=ros.context))
@@ -186,7 +186,7 @@ def test_under_sim_time_watchdogs_follow_the_clock_and_a_jump_back_restarts_clea
     config = write_config(tmp_path, state_machine={'startup_grace_s': 2.0})
     start_ns = 1_000 * NS_PER_S
     with open(tmp_path / 'critic.log', 'w') as log, \
-            Launcher(config, nodes=(CRITIC,), use_sim_time=True, output=log) as launcher, RosRuntime() as ros:
+            RosRuntime() as ros, Launcher(config, nodes=(CRITIC,), use_sim_time=True, output=log) as launcher:
         observer = ros.add(StackObserver(context=ros.context))
         watcher = ros.add(CriticWatcher(context=ros.context))
         clock_node = ros.add(Node('sim_clock', context=ros.context))

@@ -93,7 +93,7 @@ def wait_until_nominal(ros: RosRuntime, observer: StackObserver, count: int = 10
 @pytest.mark.timeout(240)
 def test_killed_perception_stops_the_plans_and_the_critic_requests_a_takeover(ros_domain, tmp_path):
     log, launcher = running_stack(tmp_path, liveness_only(tmp_path))
-    with log, launcher, RosRuntime(threads=3) as ros:
+    with log, RosRuntime(threads=3) as ros, launcher:
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
         wait_until_nominal(ros, observer)
@@ -112,7 +112,7 @@ def test_killed_perception_stops_the_plans_and_the_critic_requests_a_takeover(ro
 @pytest.mark.timeout(240)
 def test_a_silent_camera_is_reported_as_degraded_then_taken_over(ros_domain, tmp_path):
     log, launcher = running_stack(tmp_path, liveness_only(tmp_path))
-    with log, launcher, RosRuntime(threads=3) as ros:
+    with log, RosRuntime(threads=3) as ros, launcher:
         observer = ros.add(StackObserver(context=ros.context))
         source = ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
         wait_until_nominal(ros, observer)
@@ -144,7 +144,7 @@ def kill_and_restart_planner(launcher: Launcher, observer: StackObserver) -> int
 @pytest.mark.timeout(300)
 def test_a_restarted_planner_plans_again_and_the_latch_clears_by_reset(ros_domain, tmp_path):
     log, launcher = running_stack(tmp_path, liveness_only(tmp_path))
-    with log, launcher, RosRuntime(threads=3) as ros:
+    with log, RosRuntime(threads=3) as ros, launcher:
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
         wait_until_nominal(ros, observer)
@@ -162,7 +162,7 @@ def test_a_restarted_planner_plans_again_and_the_latch_clears_by_reset(ros_domai
 @pytest.mark.timeout(300)
 def test_with_auto_clear_the_latch_clears_itself_once_the_restarted_planner_is_nominal(ros_domain, tmp_path):
     log, launcher = running_stack(tmp_path, liveness_only(tmp_path, {'auto_clear_after_s': 1.0}))
-    with log, launcher, RosRuntime(threads=3) as ros:
+    with log, RosRuntime(threads=3) as ros, launcher:
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
         wait_until_nominal(ros, observer)

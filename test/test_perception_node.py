@@ -136,8 +136,8 @@ def lidar_message(stamp_ns: int, points: np.ndarray | None = None) -> PointCloud
 
 @pytest.mark.timeout(180)
 def test_each_kind_of_bad_input_is_counted_and_good_input_after_it_is_still_tokenized(ros_domain, tmp_path):
-    with open(tmp_path / 'node.log', 'w') as log, Launcher(STACK_CONFIG, nodes=PERCEPTION, output=log) as launcher, \
-            RosRuntime() as ros:
+    with open(tmp_path / 'node.log', 'w') as log, RosRuntime() as ros, \
+            Launcher(STACK_CONFIG, nodes=PERCEPTION, output=log) as launcher:
         probe = ros.add(PerceptionProbe(context=ros.context))
         assert probe.wait_for(lambda p: p.connected(), STARTUP_TIMEOUT_S), log_tail(tmp_path)
         now = probe.get_clock().now().nanoseconds
@@ -194,8 +194,8 @@ def test_each_kind_of_bad_input_is_counted_and_good_input_after_it_is_still_toke
 
 @pytest.mark.timeout(180)
 def test_a_lost_lidar_is_masked_and_reported_and_its_return_is_noticed(ros_domain, tmp_path):
-    with open(tmp_path / 'node.log', 'w') as log, Launcher(STACK_CONFIG, nodes=PERCEPTION, output=log), \
-            RosRuntime() as ros:
+    with open(tmp_path / 'node.log', 'w') as log, RosRuntime() as ros, \
+            Launcher(STACK_CONFIG, nodes=PERCEPTION, output=log):
         probe = ros.add(PerceptionProbe(context=ros.context))
         assert probe.wait_for(lambda p: p.connected(), STARTUP_TIMEOUT_S), log_tail(tmp_path)
         now = probe.get_clock().now().nanoseconds
@@ -224,8 +224,8 @@ def test_the_real_sample_over_dds_gives_the_tokens_the_core_computes_offline(ros
     offline.add_camera('center', stamp_to_ns(image_msg.header.stamp), rgb, 0)
     [synced] = offline.add_lidar('top', stamp_to_ns(cloud_msg.header.stamp), points, intensity, 0)
     expected = offline.tokenize(synced)
-    with open(tmp_path / 'node.log', 'w') as log, Launcher(config, nodes=PERCEPTION, output=log), \
-            RosRuntime() as ros:
+    with open(tmp_path / 'node.log', 'w') as log, RosRuntime() as ros, \
+            Launcher(config, nodes=PERCEPTION, output=log):
         probe = ros.add(PerceptionProbe(camera_topic=topics.compressed_camera_topic('center'), compressed=True,
                                         context=ros.context))
         assert probe.wait_for(lambda p: p.connected(), STARTUP_TIMEOUT_S), log_tail(tmp_path)

@@ -260,8 +260,8 @@ def test_replay_cli_plays_a_bag_once_and_reports_bad_input(ros_domain, tmp_path,
 def test_the_stack_follows_a_looping_replay_on_sim_time_and_survives_the_jump_back(ros_domain, tmp_path):
     bag = write_synthetic_bag(tmp_path / 'drive', SyntheticBagSpec(duration_s=3.0))
     sensors = [topics.camera_topic('front'), topics.lidar_topic('top'), topics.ODOMETRY]
-    with open(tmp_path / 'nodes.log', 'w') as log, Launcher(STACK_CONFIG, use_sim_time=True, output=log) as launcher, \
-            RosRuntime(threads=3) as ros:
+    with open(tmp_path / 'nodes.log', 'w') as log, RosRuntime(threads=3) as ros, \
+            Launcher(STACK_CONFIG, use_sim_time=True, output=log) as launcher:
         observer = ros.add(StackObserver(context=ros.context,
                                          parameter_overrides=[Parameter('use_sim_time', value=True)]))
         player = BagPlayer(ros, bag, loop=True, clock_hz=100.0)

@@ -28,8 +28,8 @@ PUBLISH_WINDOW_S = 5.0
 def test_sensor_stamps_come_back_as_trajectories_and_a_killed_planner_causes_a_takeover(ros_domain, tmp_path):
     watchdog_s = load_node_config('critic_monitor', 'critic_node', STACK_CONFIG)['checks']['watchdogs'][
         'trajectory']['timeout_s']
-    with open(tmp_path / 'nodes.log', 'w') as log, Launcher(STACK_CONFIG, output=log) as launcher, \
-            RosRuntime(threads=3) as ros:
+    with open(tmp_path / 'nodes.log', 'w') as log, RosRuntime(threads=3) as ros, \
+            Launcher(STACK_CONFIG, output=log) as launcher:
         observer = ros.add(StackObserver(context=ros.context))
         source = ros.add(SyntheticSensorSource(context=ros.context, encoding='bgr8'))
         assert source.scene.image_width == 1280 and source.scene.lidar(0.0).size >= 100_000

@@ -84,7 +84,7 @@ def run_synthetic(args) -> int:
     args.log.parent.mkdir(parents=True, exist_ok=True)
     interactive = sys.stdout.isatty()
     print(f'starting perception_node, planner_node, critic_node (output in {args.log}) ...', flush=True)
-    with open(args.log, 'w') as log, Launcher(config, output=log) as launcher, RosRuntime() as ros:
+    with open(args.log, 'w') as log, RosRuntime() as ros, Launcher(config, output=log) as launcher:
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context))
         start = time.monotonic()

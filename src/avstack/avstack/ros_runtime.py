@@ -10,7 +10,13 @@ from stack_common.transport import configure_dds_transport
 
 
 class RosRuntime:
-    """``with RosRuntime() as ros: node = ros.add(MyNode(context=ros.context))``."""
+    """``with RosRuntime() as ros: node = ros.add(MyNode(context=ros.context))``.
+
+    Stop the processes these nodes talk to before leaving the block (``with RosRuntime() as ros,
+    Launcher(...):``): Fast DDS's TCP transport (LARGE_DATA) can block forever tearing down a participant
+    whose peer is still in the middle of sending to it (eProsima/Fast-DDS#6066); a peer that is gone
+    closed its sockets.
+    """
 
     def __init__(self, threads: int = 2):
         configure_dds_transport()

@@ -82,8 +82,9 @@ def status_line(status: dict | None) -> str:
 class StatusPrinter:
     """A live status line on a terminal; a line every few seconds otherwise (logs, CI)."""
 
-    def __init__(self, stream=sys.stdout, period_s: float = 5.0):
-        self.stream, self.interactive, self.period_s = stream, stream.isatty(), period_s
+    def __init__(self, stream=None, period_s: float = 5.0):
+        self.stream = stream or sys.stdout   # looked up now: sys.stdout may have been replaced since import
+        self.interactive, self.period_s = self.stream.isatty(), period_s
         self._last = None
 
     def __call__(self, status: dict | None) -> None:
@@ -101,7 +102,7 @@ class StatusPrinter:
             self.stream.write('\n')
 
 
-def print_summary(report: dict, stream=sys.stdout) -> None:
+def print_summary(report: dict, stream=None) -> None:   # None: the current sys.stdout
     print(f'{"scenario":<16} {"km":>7} {"takeovers":>9} {"km/takeover":>12} {"collisions":>10} '
           f'{"coll/km":>8} {"v mean":>7} {"misses":>6}', file=stream)
     for scenario, s in list(report['scenarios'].items()) + [('total', report['total'])]:

@@ -192,8 +192,8 @@ def dds_reaction(duration_s: float, watchdog_trials: int, realtime_priority: int
     with tempfile.TemporaryDirectory() as workdir:
         path = Path(workdir) / 'critic.yaml'
         path.write_text(yaml.safe_dump(config))
-        with open(Path(workdir) / 'critic.log', 'w') as log, Launcher(path, nodes=(CRITIC,), output=log), \
-                RosRuntime(threads=4) as ros:
+        with open(Path(workdir) / 'critic.log', 'w') as log, RosRuntime(threads=4) as ros, \
+                Launcher(path, nodes=(CRITIC,), output=log):
             observer = ros.add(StackObserver(context=ros.context))
             watcher = ros.add(TimingWatcher(context=ros.context))
             source = ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))

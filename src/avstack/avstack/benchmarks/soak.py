@@ -32,7 +32,7 @@ def run(options) -> list[Measurement]:
     duration_s = options.duration_s
     memory: list[tuple[float, dict]] = []
     with tempfile.TemporaryDirectory() as workdir, open(Path(workdir) / 'nodes.log', 'w') as log, \
-            Launcher(default_config(), output=log) as launcher, RosRuntime() as ros:
+            RosRuntime() as ros, Launcher(default_config(), output=log) as launcher:
         observer = ros.add(StackObserver(context=ros.context))
         stamps_out = Path(workdir) / 'stamps.json'
         source = source_process(launcher.env, RATE_HZ, duration_s, stamps_out)

@@ -67,7 +67,7 @@ def run(options) -> list[Measurement]:
                     for name, times in stages.items() for q in (50, 99)]
     duration_s = 8.0 if options.quick else 30.0
     with tempfile.TemporaryDirectory() as workdir, open(Path(workdir) / 'nodes.log', 'w') as log, \
-            Launcher(default_config(), output=log) as launcher, RosRuntime() as ros:
+            RosRuntime() as ros, Launcher(default_config(), output=log) as launcher:
         observer = ros.add(StackObserver(context=ros.context))
         results = {}
         for rate_hz in RATES_HZ[:2] if options.quick else RATES_HZ:
