@@ -142,24 +142,6 @@ def test_planner_core_plans_the_best_scored_mode_at_the_token_stamp():
     assert set(plan.assessment.tags) == set(cfg.scene_tags)
 
 
-def test_a_batch_of_frames_plans_as_each_frame_alone():
-    model, _ = small_model()
-    cfg = model.cfg
-    rng = np.random.default_rng(1)
-    token_sets = [TokenSet(i, np.full((n, 3), np.nan, np.float32), np.full(n, Modality.CAMERA, np.uint8),
-                           np.zeros(n, np.uint8), rng.normal(size=(n, cfg.token_dim)).astype(np.float32))
-                  for i, n in enumerate((20, 35, 7))]
-    core = PlannerCore(model)
-    batched = core.plan_batch(token_sets, 'left')
-    for tokens, plan in zip(token_sets, batched):
-        alone = core.plan(tokens, 'left')
-        assert plan.trajectory.stamp_ns == tokens.stamp_ns
-        assert plan.assessment.chosen_mode == alone.assessment.chosen_mode
-        np.testing.assert_allclose(plan.modes, alone.modes, atol=1e-5)
-        assert plan.assessment.plan_score == pytest.approx(alone.assessment.plan_score, abs=1e-5)
-    assert not np.allclose(batched[0].modes, batched[1].modes)
-
-
 def test_too_many_tokens_is_a_clear_error():
     model, _ = small_model()
     tokens = TokenSet(0, np.zeros((model.cfg.max_tokens + 1, 3), np.float32),
@@ -167,5 +149,3 @@ def test_too_many_tokens_is_a_clear_error():
                       np.zeros((model.cfg.max_tokens + 1, model.cfg.token_dim), np.float32))
     with pytest.raises(ValueError, match='exceed the model input'):
         pad_tokens(tokens, model.cfg.max_tokens)
-    with pytest.raises(ValueError, match='exceed the model input'):
-        PlannerCore(model).plan(tokens)

@@ -66,7 +66,6 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc mallopt parameters
 # The planner is a pure function of the tokens and the costliest stage: a second worker pays off once the
 # other stages (reading and perception, the critic and output, the bag writer) have cores of their own.
 PLANNER_WORKERS = 2 if (os.cpu_count() or 1) >= 4 else 1
-PLAN_BATCH = 16   # frames planned in one forward pass (a fixed count: the same bag gives the same batches)
 
 
 @dataclass
@@ -223,19 +222,6 @@ def _front_half(bag, sensors, stack: OfflineStack):
     yield stack.encode(stack.front_finish(bag.end_ns))
 
 
-def _in_batches(step_lists, frames: int):
-    """Consecutive step lists joined until they hold ``frames`` frames (the rest at the end)."""
-    batch, count = [], 0
-    for steps in step_lists:
-        batch += steps
-        count += sum(step.inputs is not None for step in steps)
-        if count >= frames:
-            yield batch
-            batch, count = [], 0
-    if batch:
-        yield batch
-
-
 def _ordered_map(function, iterable, workers: int):
     """``map`` on ``workers`` threads, a bounded number of items in flight, results in input order."""
     if workers <= 1:
@@ -251,9 +237,9 @@ def _ordered_map(function, iterable, workers: int):
             yield pending.popleft().result()
 
 
-def _pipelined(iterator, name: str, depth: int = PREFETCH):
-    """Run ``iterator`` on its own thread, ``depth`` items ahead, order kept (its exceptions re-raised here)."""
-    items: queue.Queue = queue.Queue(maxsize=depth)
+def _pipelined(iterator, name: str):
+    """Run ``iterator`` on its own thread, a few items ahead, order kept (its exceptions re-raised here)."""
+    items: queue.Queue = queue.Queue(maxsize=PREFETCH)
     done = object()
     stop = threading.Event()
 
@@ -303,9 +289,7 @@ def _run(bag, sensors, stack: OfflineStack, writer: BagWriter, collected: EvalRu
         # Threads: reading to tokens, planning (on two workers where there are cores for them), then the
         # critic and the output here, in order (see OfflineStack).
         tokens = _pipelined(_front_half(bag, sensors, stack), 'eval_perception')
-        batches = _in_batches(tokens, PLAN_BATCH)
-        # A batch holds its frames' raw messages too: keep few of them in flight.
-        for steps in _pipelined(_ordered_map(stack.plan, batches, PLANNER_WORKERS), 'eval_planner', depth=2):
+        for steps in _pipelined(_ordered_map(stack.plan, tokens, PLANNER_WORKERS), 'eval_planner'):
             for result in stack.back(steps):
                 if isinstance(result, Passthrough):
                     _input(*result.payload, writer, collected)

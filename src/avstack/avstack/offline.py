@@ -276,21 +276,15 @@ class OfflineStack:
         return steps
 
     def plan(self, steps: list[_Step]) -> list[_Step]:
-        """Plans every frame of ``steps``, in one forward pass: frames are independent for the planner, and a
-        batch costs far less per frame than one at a time (each frame's planner time is its share)."""
-        batch = []
         for step in self.encode(steps):
             if step.tokens is not None and not step.planned:
-                step.planned = True
+                start = time.perf_counter()
                 try:
-                    self.planner.validate(step.tokens)
+                    step.plan = self.planner.plan(step.tokens, self.route)
                 except ValueError as error:  # the planner node drops such a set with a warning, so does this
                     step.plan_error = str(error)
-                    continue
-                batch.append(step)
-        if batch:
-            for step, plan in zip(batch, self.planner.plan_batch([step.tokens for step in batch], self.route)):
-                step.plan, step.planner_ms = plan, plan.forward_ms
+                step.planner_ms = (time.perf_counter() - start) * 1e3
+                step.planned = True
         return steps
 
     def _critic_lidars(self, topic: str) -> list[str]:

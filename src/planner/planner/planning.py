@@ -27,15 +27,11 @@ class Plan:
     forward_ms: float
 
 
-def check_count(count: int, max_tokens: int) -> None:
-    if count > max_tokens:
-        raise ValueError(f'{count} tokens exceed the model input of {max_tokens} (more sensors than it was built for?)')
-
-
 def pad_tokens(tokens: TokenSet, max_tokens: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(embedding (N, D), anchors (N, 3), mask (N,), modality (N,))`` padded to ``max_tokens``."""
     count = len(tokens)
-    check_count(count, max_tokens)
+    if count > max_tokens:
+        raise ValueError(f'{count} tokens exceed the model input of {max_tokens} (more sensors than it was built for?)')
     embedding = np.zeros((max_tokens, tokens.dim), np.float32)
     anchors = np.full((max_tokens, 3), np.nan, np.float32)
     mask = np.zeros(max_tokens, bool)
@@ -57,50 +53,32 @@ class PlannerCore:
         self.t_s = cfg.dt_s * np.arange(1, cfg.horizon + 1)
         self.route_index = {name: i for i, name in enumerate(cfg.route_commands)}
 
-    def validate(self, tokens: TokenSet) -> None:
-        """Raises ValueError for a token set the model cannot plan on."""
-        if tokens.dim != self.model.cfg.token_dim:
-            raise ValueError(f'tokens have D={tokens.dim}, the model expects {self.model.cfg.token_dim}')
+    @torch.inference_mode()
+    def plan(self, tokens: TokenSet, route: str = 'follow') -> Plan:
+        cfg = self.model.cfg
+        if tokens.dim != cfg.token_dim:
+            raise ValueError(f'tokens have D={tokens.dim}, the model expects {cfg.token_dim}')
         if not np.isfinite(tokens.embedding).all():
             raise ValueError('token embeddings hold NaN or inf')
-        check_count(len(tokens), self.model.cfg.max_tokens)
-
-    def plan(self, tokens: TokenSet, route: str = 'follow') -> Plan:
-        return self.plan_batch([tokens], route)[0]
-
-    @torch.inference_mode()
-    def plan_batch(self, token_sets: list[TokenSet], route: str = 'follow') -> list[Plan]:
-        """One plan per token set from one forward pass: the node plans one set at a time, offline evaluation
-        batches independent frames. Raises ValueError when a set is unusable (see :meth:`validate`)."""
-        cfg = self.model.cfg
-        for tokens in token_sets:
-            self.validate(tokens)
-        embedding, anchors, mask, modality = (np.stack(part) for part in zip(
-            *(pad_tokens(tokens, cfg.max_tokens) for tokens in token_sets)))
+        embedding, anchors, mask, modality = pad_tokens(tokens, cfg.max_tokens)
         start = time.perf_counter()
         out = self.forward(
-            torch.from_numpy(embedding).to(self.device, self.dtype),
-            torch.from_numpy(anchors).to(self.device, self.dtype),
-            torch.from_numpy(mask).to(self.device),
-            torch.full((len(token_sets),), self.route_index[route], device=self.device),
-            torch.from_numpy(modality).to(self.device))
-        best = choose_mode(out).cpu().numpy()
-        scores = out.plan_score.float().cpu().numpy()
-        confidence = torch.softmax(out.mode_logits.float(), dim=-1).cpu().numpy()
-        risk, progress, comfort = (t.float().cpu().numpy() for t in (out.collision_risk, out.progress, out.comfort))
-        novelty = out.novelty.float().cpu().numpy()
-        tags = torch.sigmoid(out.tag_logits.float()).cpu().numpy()
-        modes = out.trajectories.float().cpu().numpy().astype(np.float64)
-        forward_ms = (time.perf_counter() - start) * 1e3 / len(token_sets)
-        plans = []
-        for i, tokens in enumerate(token_sets):
-            k = int(best[i])
-            assessment = Assessment(
-                stamp_ns=tokens.stamp_ns, chosen_mode=k, plan_score=float(scores[i, k]),
-                confidence=float(confidence[i, k]), collision_risk=float(risk[i, k]), progress=float(progress[i, k]),
-                comfort=float(comfort[i, k]), novelty=float(novelty[i]),
-                tags={name: float(p) for name, p in zip(cfg.scene_tags, tags[i])})
-            trajectory = Trajectory(tokens.stamp_ns, self.frame_id, self.t_s.copy(), modes[i, k, :, :2],
-                                    modes[i, k, :, 2])
-            plans.append(Plan(trajectory, assessment, modes[i], forward_ms))
-        return plans
+            torch.from_numpy(embedding)[None].to(self.device, self.dtype),
+            torch.from_numpy(anchors)[None].to(self.device, self.dtype),
+            torch.from_numpy(mask)[None].to(self.device),
+            torch.tensor([self.route_index[route]], device=self.device),
+            torch.from_numpy(modality)[None].to(self.device))
+        scores = out.plan_score[0].float()
+        best = int(choose_mode(out)[0])
+        modes = out.trajectories[0].float().cpu().numpy().astype(np.float64)
+        forward_ms = (time.perf_counter() - start) * 1e3
+        confidence = float(torch.softmax(out.mode_logits[0].float(), dim=0)[best])
+        tags = torch.sigmoid(out.tag_logits[0].float()).cpu().numpy()
+        assessment = Assessment(
+            stamp_ns=tokens.stamp_ns, chosen_mode=best, plan_score=float(scores[best]), confidence=confidence,
+            collision_risk=float(out.collision_risk[0, best]), progress=float(out.progress[0, best]),
+            comfort=float(out.comfort[0, best]), novelty=float(out.novelty[0]),
+            tags={name: float(p) for name, p in zip(cfg.scene_tags, tags)})
+        trajectory = Trajectory(tokens.stamp_ns, self.frame_id, self.t_s.copy(),
+                                modes[best, :, :2], modes[best, :, 2])
+        return Plan(trajectory, assessment, modes, forward_ms)
