@@ -189,6 +189,21 @@ def test_plan_check_passes_a_good_plan_and_fails_a_bad_one_with_its_value(check,
     assert f'{check}: ' in transitions[-1].describe() and f'{reason.value:.4g} vs' in transitions[-1].describe()
 
 
+@pytest.mark.parametrize('speed, profile, ok', [
+    (25.0, lambda t: 25.0, True),                      # highway speed, a 4 s plan: the horizon holds no whole stop
+    (25.0, lambda t: max(25 - 2.5 * t, 0.0), True),    # slowing down gently
+    (25.0, lambda t: max(25 - 12.5 * t, 0.0), False),  # stops within 2 s: far harder than 3 m/s^2
+    (2.4, lambda t: max(2.4 - 2.5 * t, 0.0), True),    # comes to rest gently: no margin asked beyond the stop
+    (6.5, lambda t: max(6.5 - 6.5 * t, 0.0), False),   # comes to rest at 6.5 m/s^2
+], ids=['cruise', 'slowing', 'hard-stop', 'gentle-stop', 'firm-stop'])
+def test_stopping_asks_for_room_to_brake_at_3_mps2_within_the_plan(speed, profile, ok):
+    drive = started(speed, config={'checks': {'consistency': {'trajectory_shift': {'enabled': False}}}})
+    drive.plan(profile_plan(drive.now, profile))
+    result = drive.result('stopping')
+    assert result.ok == ok, result
+    assert (result.value >= result.threshold) == ok
+
+
 def test_trajectory_shift_passes_a_consistent_plan_and_fails_a_jump():
     drive = started(8.0)
     drive.plan(drive.straight(drive.now))
