@@ -17,7 +17,6 @@ checkpoint: two runs write the same ``output.mcap`` byte for byte.
 """
 
 import argparse
-import ctypes
 import json
 import os
 import queue
@@ -45,6 +44,7 @@ from stack_common import topics
 from stack_common.assessment import assessment_to_msg
 from stack_common.checkpoint import CheckpointError
 from stack_common.config import ConfigError
+from stack_common.memory import reuse_large_allocations
 from stack_common.qos import LATCHED_QOS, PLAN_QOS, TOKENS_QOS
 from stack_common.takeover import TakeoverReason, takeover_to_msg
 from stack_common.tokens import tokens_to_cloud
@@ -62,7 +62,6 @@ OUTPUT_TOPICS = (
     (topics.TAKEOVER_REQUEST, DIAGNOSTICS, LATCHED_QOS),
 )
 PREFETCH = 8   # messages read, decoded and preprocessed ahead on the front thread
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc mallopt parameters
 # The planner is a pure function of the tokens and the costliest stage: a second worker pays off once the
 # other stages (reading and perception, the critic and output, the bag writer) have cores of their own.
 PLANNER_WORKERS = 2 if (os.cpu_count() or 1) >= 4 else 1
@@ -197,22 +196,6 @@ def evaluate(bag_path: Path, out: Path, config: OfflineConfig, mapping: dict[str
         report['plots'] = list(PLOTS)
     (out / REPORT).write_text(json.dumps(report, indent=2) + '\n')
     return report
-
-
-def reuse_large_allocations() -> None:
-    """Keep freed multi-megabyte buffers in the heap instead of returning them to the kernel (glibc).
-
-    Every image and cloud is a few fresh megabytes: by default each is mmap'ed
-    and unmapped again, and the page faults of zeroing new pages cost more
-    than copying the data (measured: writing the inputs to output.mcap took
-    24 ms per frame instead of 7). Elsewhere than glibc this does nothing.
-    """
-    try:
-        libc = ctypes.CDLL('libc.so.6')
-    except OSError:
-        return
-    libc.mallopt(M_MMAP_THRESHOLD, 256 * 1024 * 1024)
-    libc.mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024)
 
 
 def _front_half(bag, sensors, stack: OfflineStack):

@@ -13,6 +13,7 @@ from rclpy.node import Node
 
 from stack_common.checkpoint import CheckpointError
 from stack_common.config import ConfigError
+from stack_common.memory import reuse_large_allocations
 from stack_common.transport import configure_dds_transport
 
 EXIT_CONFIG_ERROR = 2
@@ -20,6 +21,7 @@ EXIT_CONFIG_ERROR = 2
 
 def run_node(make_node: Callable[[], Node], args=None) -> int:
     configure_dds_transport()
+    reuse_large_allocations()
     rclpy.init(args=args)
     node = None
     try:
