@@ -22,18 +22,16 @@ import signal
 import time
 
 import pytest
-import yaml
-from std_srvs.srv import Trigger
 
 from avstack.launcher import Launcher
 from avstack.observer import StackObserver
 from avstack.ros_runtime import RosRuntime
 from avstack.sensor_source import SyntheticSensorSource
-from stack_common.config import load_node_config, merge_documents, read_params_file
+from stack_common.config import load_node_config
 
 from conftest import STACK_CONFIG
+from stack_helpers import STARTUP_TIMEOUT_S, liveness_only, reset, wait_until_nominal
 
-STARTUP_TIMEOUT_S = 90.0
 MARGIN_S = 0.1
 PIPELINE_S = 0.3   # a set in flight through perception and the planner, under load
 IN_FLIGHT_S = 0.5  # a 1280x720 frame published just before the silence, on its way under load
@@ -52,42 +50,6 @@ def running_stack(tmp_path, config):
     log = open(tmp_path / 'nodes.log', 'w')
     launcher = Launcher(config, output=log)
     return log, launcher
-
-
-def liveness_only(tmp_path, state_machine: dict | None = None):
-    """The shipped config with only the liveness checks on. The start-up grace ends at the first plan, so a
-    long one only lets a loaded machine load the model before missing plans count."""
-    plan_checks = {name: {'enabled': False} for name in ('stopping', 'collision', 'self_doubt')}
-    plan_checks['kinematics'] = {k: {'enabled': False} for k in (
-        'interval', 'curvature', 'lateral_acceleration', 'longitudinal_acceleration', 'longitudinal_deceleration',
-        'lateral_jerk', 'relative_heading')}
-    plan_checks['consistency'] = {'trajectory_shift': {'enabled': False}, 'start_deviation': {'enabled': False}}
-    state_machine = {'startup_grace_s': STARTUP_TIMEOUT_S, **(state_machine or {})}
-    overlay = {'critic_node': {'ros__parameters': {'checks': plan_checks, 'state_machine': state_machine}}}
-    config = tmp_path / 'liveness_only.yaml'
-    config.write_text(yaml.safe_dump(merge_documents(read_params_file(STACK_CONFIG), overlay)))
-    return config
-
-
-def reset(ros: RosRuntime, observer: StackObserver) -> Trigger.Response:
-    client = observer.create_client(Trigger, '/critic_node/reset')
-    assert client.wait_for_service(timeout_sec=10.0)
-    future = client.call_async(Trigger.Request())
-    deadline = time.monotonic() + 10.0
-    while not future.done() and time.monotonic() < deadline:
-        observer.wait_for(lambda o: future.done(), 0.5)
-    return future.result()
-
-
-def wait_until_nominal(ros: RosRuntime, observer: StackObserver, count: int = 10) -> None:
-    """Plans arrive and the critic is NOMINAL. A request latched while a loaded machine was starting the
-    nodes (a late plan) is reset: faults are injected into a stack that was nominal."""
-    assert observer.wait_for(lambda o: len(o.trajectories) >= count, STARTUP_TIMEOUT_S), 'no trajectories: nodes.log'
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not observer.wait_for(lambda o: o.critic_state == 'NOMINAL', 2.0):
-        assert time.monotonic() < deadline, f'the critic is {observer.critic_state}, never NOMINAL: nodes.log'
-        if observer.critic_state == 'TAKEOVER_REQUESTED':
-            reset(ros, observer)
 
 
 @pytest.mark.timeout(240)

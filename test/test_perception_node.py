@@ -22,6 +22,7 @@ from avstack.launcher import STACK_NODES, Launcher
 from avstack.ros_runtime import RosRuntime
 from avstack.synthetic import SyntheticScene
 from perception_llm.pipeline import PerceptionCore
+from perception_llm.weights import load_encoders
 from stack_common import topics
 from stack_common.image import rgb_to_compressed_msg, rgb_to_image_msg
 from stack_common.odometry import EgoState, ego_to_odometry
@@ -220,7 +221,8 @@ def test_the_real_sample_over_dds_gives_the_tokens_the_core_computes_offline(ros
     image_msg, cloud_msg = scene_messages(scene)
     rgb, points, intensity = decoded(scene)
     png = rgb_to_compressed_msg(rgb, stamp_to_ns(image_msg.header.stamp), 'center_camera', 'png')
-    offline = PerceptionCore(real_config(scene, compressed=True))
+    config_offline = real_config(scene, compressed=True)
+    offline = PerceptionCore(config_offline, load_encoders(config_offline)[0])   # the weights the node loads
     offline.add_camera('center', stamp_to_ns(image_msg.header.stamp), rgb, 0)
     [synced] = offline.add_lidar('top', stamp_to_ns(cloud_msg.header.stamp), points, intensity, 0)
     expected = offline.tokenize(synced)

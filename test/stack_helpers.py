@@ -1,0 +1,50 @@
+"""Helpers of the tests that run the whole stack: a liveness-only config, and a stack brought to NOMINAL."""
+
+import time
+
+import yaml
+from std_srvs.srv import Trigger
+
+from avstack.observer import StackObserver
+from avstack.ros_runtime import RosRuntime
+from stack_common.config import merge_documents, read_params_file
+
+from conftest import STACK_CONFIG
+
+STARTUP_TIMEOUT_S = 90.0
+
+
+def reset(ros: RosRuntime, observer: StackObserver) -> Trigger.Response:
+    client = observer.create_client(Trigger, '/critic_node/reset')
+    assert client.wait_for_service(timeout_sec=10.0)
+    future = client.call_async(Trigger.Request())
+    deadline = time.monotonic() + 10.0
+    while not future.done() and time.monotonic() < deadline:
+        observer.wait_for(lambda o: future.done(), 0.5)
+    return future.result()
+
+
+def liveness_only(tmp_path, state_machine: dict | None = None):
+    """The shipped config with only the liveness checks on. The start-up grace ends at the first plan, so a
+    long one only lets a loaded machine load the model before missing plans count."""
+    plan_checks = {name: {'enabled': False} for name in ('stopping', 'collision', 'self_doubt')}
+    plan_checks['kinematics'] = {k: {'enabled': False} for k in (
+        'interval', 'curvature', 'lateral_acceleration', 'longitudinal_acceleration', 'longitudinal_deceleration',
+        'lateral_jerk', 'relative_heading')}
+    plan_checks['consistency'] = {'trajectory_shift': {'enabled': False}, 'start_deviation': {'enabled': False}}
+    state_machine = {'startup_grace_s': STARTUP_TIMEOUT_S, **(state_machine or {})}
+    overlay = {'critic_node': {'ros__parameters': {'checks': plan_checks, 'state_machine': state_machine}}}
+    config = tmp_path / 'liveness_only.yaml'
+    config.write_text(yaml.safe_dump(merge_documents(read_params_file(STACK_CONFIG), overlay)))
+    return config
+
+
+def wait_until_nominal(ros: RosRuntime, observer: StackObserver, count: int = 10) -> None:
+    """Plans arrive and the critic is NOMINAL. A request latched while a loaded machine was starting the
+    nodes (a late plan) is reset: faults are injected into a stack that was nominal."""
+    assert observer.wait_for(lambda o: len(o.trajectories) >= count, STARTUP_TIMEOUT_S), 'no trajectories: nodes.log'
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not observer.wait_for(lambda o: o.critic_state == 'NOMINAL', 2.0):
+        assert time.monotonic() < deadline, f'the critic is {observer.critic_state}, never NOMINAL: nodes.log'
+        if observer.critic_state == 'TAKEOVER_REQUESTED':
+            reset(ros, observer)
