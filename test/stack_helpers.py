@@ -40,11 +40,17 @@ def liveness_only(tmp_path, state_machine: dict | None = None):
 
 
 def wait_until_nominal(ros: RosRuntime, observer: StackObserver, count: int = 10) -> None:
-    """Plans arrive and the critic is NOMINAL. A request latched while a loaded machine was starting the
-    nodes (a late plan) is reset: faults are injected into a stack that was nominal."""
+    """Plans arrive and the critic stays NOMINAL over ``count`` of them. A request latched while a loaded
+    machine was starting the nodes (a late first plan) is reset: faults are injected into a nominal stack."""
     assert observer.wait_for(lambda o: len(o.trajectories) >= count, STARTUP_TIMEOUT_S), 'no trajectories: nodes.log'
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not observer.wait_for(lambda o: o.critic_state == 'NOMINAL', 2.0):
+    while True:
         assert time.monotonic() < deadline, f'the critic is {observer.critic_state}, never NOMINAL: nodes.log'
         if observer.critic_state == 'TAKEOVER_REQUESTED':
             reset(ros, observer)
+        if not observer.wait_for(lambda o: o.critic_state == 'NOMINAL', 2.0):
+            continue
+        seen = len(observer.trajectories)
+        observer.wait_for(lambda o: len(o.trajectories) >= seen + count or o.critic_state != 'NOMINAL', 10.0)
+        if observer.critic_state == 'NOMINAL' and len(observer.trajectories) >= seen + count:
+            return
