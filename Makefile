@@ -8,8 +8,7 @@ PACKAGES := $(notdir $(patsubst %/package.xml,%,$(wildcard src/*/package.xml)))
 SETUP_FILES := $(foreach p,$(PACKAGES),src/$(p)/setup.py src/$(p)/package.xml)
 STAMP := $(VENV)/.installed
 
-# Every process of the stack and its tests uses Fast DDS's large-data transports (see README).
-export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
+# Every process of the stack and its tests loads the stack's Fast DDS transport profile itself (see README).
 export SDL_VIDEODRIVER ?= dummy
 export PYTHONDONTWRITEBYTECODE := 1
 

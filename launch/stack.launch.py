@@ -15,6 +15,8 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+from stack_common.transport import PROFILE_FILE, PROFILE_VARIABLE
+
 NODES = (
     ('perception_llm', 'perception_node'),
     ('planner', 'planner_node'),
@@ -33,8 +35,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('use_sim_time', default_value='false', description='follow /clock'),
         DeclareLaunchArgument('respawn', default_value='false', description='restart a node that exits'),
         DeclareLaunchArgument('output', default_value='screen', description='node output: screen or log'),
-        # Sensor-sized messages need Fast DDS's large-data transports; users' drivers must set the same.
-        SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA'),
+        # Sensor-sized messages need the stack's Fast DDS transport profile; users' drivers must load it too.
+        SetEnvironmentVariable(PROFILE_VARIABLE, str(PROFILE_FILE)),
         SetEnvironmentVariable('OMP_NUM_THREADS', '1'),
     ]
     for package, executable in NODES:

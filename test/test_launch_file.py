@@ -20,7 +20,8 @@ def test_launch_file_declares_the_three_nodes_and_arguments():
     arguments = {n.args[0].value for n in ast.walk(tree) if isinstance(n, ast.Call)
                  and getattr(n.func, 'id', '') == 'DeclareLaunchArgument'}
     assert {'config', 'use_sim_time', 'respawn'} <= arguments
-    assert "'FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA'" in LAUNCH_FILE.read_text()
+    assert 'stack_common.transport' in imports and 'SetEnvironmentVariable(PROFILE_VARIABLE, str(PROFILE_FILE))' \
+        in LAUNCH_FILE.read_text()
 
 
 def test_launch_file_loads_with_launch_ros():
