@@ -285,9 +285,10 @@ def test_the_stack_follows_a_looping_replay_on_sim_time_and_survives_the_jump_ba
         node_output = (tmp_path / 'nodes.log').read_text()   # before the nodes are stopped
     assert running == {'perception_node': None, 'planner_node': None, 'critic_node': None}, running
     assert 'Traceback' not in node_output and 'Exception' not in node_output, node_output
-    # On sim time the nodes' clocks are the bag's: a plan reaches the observer shortly after its sensor stamp.
+    # On sim time the nodes' clocks are the bag's: a plan reaches the observer near its sensor stamp (wall time
+    # would be years off; the observer's /clock, 100 Hz from a loaded process, may trail the plans a little).
     latencies_s = [(r.receipt_ns - r.stamp_ns) / 1e9 for r in trajectories]
-    assert 0.0 <= float(np.median(latencies_s)) < 1.0, latencies_s
+    assert abs(float(np.median(latencies_s))) < 1.0, latencies_s
     assert {r.stamp_ns for r in trajectories} <= set(camera_stamps(bag))
 
 

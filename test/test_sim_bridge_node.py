@@ -47,6 +47,7 @@ class BridgeListener(Node):
         self.statuses: list[dict] = []
         self.scene: dict[int, dict] = {}
         self.odometry_count: Counter[int] = Counter()
+        self.answered: set[int] = set()   # stamps the echo planner sent a plan for
         self.echo = threading.Event()
         if echo_plans:
             self.echo.set()
@@ -90,6 +91,8 @@ class BridgeListener(Node):
             plan = Trajectory(ego.stamp_ns, 'base_link', t_s, np.stack([ego.speed * t_s, 0 * t_s], axis=1),
                               np.zeros(8))
             self.path_pub.publish(trajectory_to_path(plan))
+            with self.changed:
+                self.answered.add(ego.stamp_ns)
 
     def on_status(self, msg: String) -> None:
         with self.changed:
@@ -162,9 +165,13 @@ def test_lockstep_waits_for_plans_and_a_takeover_hands_control_to_the_expert_and
 
             # Lockstep: without a plan for the current stamp, sim time stands still.
             listener.echo.clear()
-            # The bridge publishes its newest step again while it waits for its plan: then it is waiting. (An
-            # older step may have gone out twice too, when an echo was slow on a loaded machine.)
-            assert listener.wait_for(lambda n: n.odometry_count[max(n.odometry_count)] >= 2, 10.0)
+            # The bridge publishes a step again while it waits for its plan: once the newest step, which the echo
+            # did not answer, went out twice, the bridge is waiting. (A step answered just before the echo
+            # stopped may go out twice too, when the answer is slow on a loaded machine, and then move on.)
+            def waiting(n) -> bool:
+                newest = max(n.odometry_count)
+                return newest not in n.answered and n.odometry_count[newest] >= 2
+            assert listener.wait_for(waiting, 10.0)
             frozen = max(listener.odometry_count)
             assert not listener.wait_for(lambda n: n.steps()[-1]['stamp_ns'] > frozen, 2.0), \
                 'the bridge stepped without plans'
