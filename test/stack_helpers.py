@@ -6,7 +6,6 @@ import yaml
 from std_srvs.srv import Trigger
 
 from avstack.observer import StackObserver
-from avstack.ros_runtime import RosRuntime
 from stack_common.config import merge_documents, read_params_file
 
 from conftest import STACK_CONFIG
@@ -14,7 +13,7 @@ from conftest import STACK_CONFIG
 STARTUP_TIMEOUT_S = 90.0
 
 
-def reset(ros: RosRuntime, observer: StackObserver) -> Trigger.Response:
+def reset(observer: StackObserver) -> Trigger.Response:
     client = observer.create_client(Trigger, '/critic_node/reset')
     assert client.wait_for_service(timeout_sec=10.0)
     future = client.call_async(Trigger.Request())
@@ -24,14 +23,16 @@ def reset(ros: RosRuntime, observer: StackObserver) -> Trigger.Response:
     return future.result()
 
 
+LIVENESS_CHECKS = ('validity', 'staleness', 'watchdogs', 'sensor_loss')
+
+
 def liveness_only(tmp_path, state_machine: dict | None = None):
-    """The shipped config with only the liveness checks on. The start-up grace ends at the first plan, so a
-    long one only lets a loaded machine load the model before missing plans count."""
-    plan_checks = {name: {'enabled': False} for name in ('stopping', 'collision', 'self_doubt')}
-    plan_checks['kinematics'] = {k: {'enabled': False} for k in (
-        'interval', 'curvature', 'lateral_acceleration', 'longitudinal_acceleration', 'longitudinal_deceleration',
-        'lateral_jerk', 'relative_heading')}
-    plan_checks['consistency'] = {'trajectory_shift': {'enabled': False}, 'start_deviation': {'enabled': False}}
+    """The shipped config with only the liveness checks on (every other check of its critic section off).
+    The start-up grace ends at the first plan, so a long one only lets a loaded machine load the model before
+    missing plans count."""
+    checks = read_params_file(STACK_CONFIG)['critic_node']['ros__parameters']['checks']
+    plan_checks = {name: {'enabled': False} if 'enabled' in section else {k: {'enabled': False} for k in section}
+                   for name, section in checks.items() if name not in LIVENESS_CHECKS}
     state_machine = {'startup_grace_s': STARTUP_TIMEOUT_S, **(state_machine or {})}
     overlay = {'critic_node': {'ros__parameters': {'checks': plan_checks, 'state_machine': state_machine}}}
     config = tmp_path / 'liveness_only.yaml'
@@ -39,7 +40,7 @@ def liveness_only(tmp_path, state_machine: dict | None = None):
     return config
 
 
-def wait_until_nominal(ros: RosRuntime, observer: StackObserver, count: int = 10) -> None:
+def wait_until_nominal(observer: StackObserver, count: int = 10) -> None:
     """Plans arrive and the critic stays NOMINAL over ``count`` of them. A request latched while a loaded
     machine was starting the nodes (a late first plan) is reset: faults are injected into a nominal stack."""
     assert observer.wait_for(lambda o: len(o.trajectories) >= count, STARTUP_TIMEOUT_S), 'no trajectories: nodes.log'
@@ -47,7 +48,7 @@ def wait_until_nominal(ros: RosRuntime, observer: StackObserver, count: int = 10
     while True:
         assert time.monotonic() < deadline, f'the critic is {observer.critic_state}, never NOMINAL: nodes.log'
         if observer.critic_state == 'TAKEOVER_REQUESTED':
-            reset(ros, observer)
+            reset(observer)
         if not observer.wait_for(lambda o: o.critic_state == 'NOMINAL', 2.0):
             continue
         seen = len(observer.trajectories)

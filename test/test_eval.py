@@ -10,7 +10,6 @@ from avstack import cli
 from avstack.bag import deserialize
 from avstack.eval_report import OdometryTrack, PlannedPath, constant_velocity_plans, open_loop_errors
 from avstack.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
-from planner.training.frames import continuous_segments
 from stack_common import topics
 from stack_common.odometry import EgoState
 from stack_common.trajectory import path_to_trajectory
@@ -107,10 +106,10 @@ def test_open_loop_error_against_the_logged_future():
 def test_distance_skips_gaps_and_jumps():
     track = straight_track(duration_s=10.0)
     assert track.distance_m() == pytest.approx(10.0 * (10.0 - 0.02), rel=1e-6)
-    t = np.concatenate([track.t_ns, track.t_ns[-1] + 10**7 * np.arange(1, 3)])
-    xy = np.concatenate([track.xy, [[5000.0, 0.0], [5000.1, 0.0]]])
-    jumped = OdometryTrack(t, xy, np.zeros(len(t)), np.full(len(t), 10.0), continuous_segments(t / 1e9, xy,
-                                                                                               np.full(len(t), 10.0)))
+    states = [EgoState(int(t), x, y, yaw, v) for t, (x, y), yaw, v in zip(track.t_ns, track.xy, track.yaw, track.speed)]
+    end_ns = int(track.t_ns[-1])
+    jumped = OdometryTrack.from_states(states + [EgoState(end_ns + 10**7, 5000.0, 0.0, 0.0, 10.0),
+                                                 EgoState(end_ns + 2 * 10**7, 5000.1, 0.0, 0.0, 10.0)])
     assert jumped.distance_m() == pytest.approx(track.distance_m() + 0.1, rel=1e-6)
 
 

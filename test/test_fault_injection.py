@@ -58,7 +58,7 @@ def test_killed_perception_stops_the_plans_and_the_critic_requests_a_takeover(ro
     with log, RosRuntime(threads=3) as ros, launcher:
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
-        wait_until_nominal(ros, observer)
+        wait_until_nominal(observer)
         killed_at = time.monotonic()
         os.kill(launcher.pid('perception_node'), signal.SIGKILL)
         bound_s = PIPELINE_S + watchdog_s('trajectory') + MARGIN_S
@@ -77,7 +77,7 @@ def test_a_silent_camera_is_reported_as_degraded_then_taken_over(ros_domain, tmp
     with log, RosRuntime(threads=3) as ros, launcher:
         observer = ros.add(StackObserver(context=ros.context))
         source = ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
-        wait_until_nominal(ros, observer)
+        wait_until_nominal(observer)
         planned_before = len(observer.trajectories)
         silenced_at = time.monotonic()
         source.camera_enabled.clear()
@@ -109,13 +109,13 @@ def test_a_restarted_planner_plans_again_and_the_latch_clears_by_reset(ros_domai
     with log, RosRuntime(threads=3) as ros, launcher:
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
-        wait_until_nominal(ros, observer)
+        wait_until_nominal(observer)
         restarted = kill_and_restart_planner(launcher, observer)
         assert observer.wait_for(lambda o: len(o.trajectories) >= restarted + 10, STARTUP_TIMEOUT_S), 'no plans'
         assert observer.takeover_active   # latched: the default policy waits for an operator
         # the critic refuses a reset while any check fails (a plan may still be late after the restart)
         deadline = time.monotonic() + 20.0
-        while not (response := reset(ros, observer)).success and time.monotonic() < deadline:
+        while not (response := reset(observer)).success and time.monotonic() < deadline:
             assert response.message.startswith('still failing'), response.message
         assert response.success, response.message
         assert observer.wait_for(lambda o: not o.takeover_active, 5.0)
@@ -127,7 +127,7 @@ def test_with_auto_clear_the_latch_clears_itself_once_the_restarted_planner_is_n
     with log, RosRuntime(threads=3) as ros, launcher:
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
-        wait_until_nominal(ros, observer)
+        wait_until_nominal(observer)
         restarted = kill_and_restart_planner(launcher, observer)
         assert observer.wait_for(lambda o: len(o.trajectories) > restarted and not o.takeover_active,
                                  STARTUP_TIMEOUT_S), \

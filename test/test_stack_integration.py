@@ -47,7 +47,7 @@ def test_sensor_stamps_come_back_as_trajectories_and_a_killed_planner_causes_a_t
         returned = len(set(window) & observer.returned_stamps())
         assert returned >= 0.8 * len(window), f'{returned} of {len(window)} camera stamps came back'
 
-        wait_until_nominal(ros, observer)
+        wait_until_nominal(observer)
         killed_at = time.monotonic()
         os.kill(launcher.pid('planner_node'), signal.SIGKILL)
 

@@ -56,7 +56,7 @@ BAD_DRIFT_MPS = 4.0
 
 
 def lane_plan(stamp_ns: int, speed_mps: float, drift_mps: float = 0.0) -> Trajectory:
-    """Straight down the ego lane; ``BAD_DRIFT_MPS`` sideways makes it cross into the fence at ~1.3 s."""
+    """Straight down the ego lane; ``drift_mps`` sideways (``BAD_DRIFT_MPS``) takes it into the fence."""
     x, y = speed_mps * PLAN_TIMES_S, drift_mps * PLAN_TIMES_S
     heading = np.full(len(PLAN_TIMES_S), np.arctan2(drift_mps, speed_mps))
     return Trajectory(stamp_ns, 'base_link', PLAN_TIMES_S.copy(), np.stack([x, y], 1), heading)
@@ -85,7 +85,8 @@ class PlannerStandIn(Node):
             return
         self.count += 1
         bad = self.bad_every > 0 and self.count % self.bad_every == 0
-        msg = trajectory_to_path(lane_plan(self.get_clock().now().nanoseconds, self.speed_mps, BAD_DRIFT_MPS if bad else 0.0))
+        drift_mps = BAD_DRIFT_MPS if bad else 0.0
+        msg = trajectory_to_path(lane_plan(self.get_clock().now().nanoseconds, self.speed_mps, drift_mps))
         self.last_sent = time.monotonic()
         if bad:
             self.bad_sent.append(self.last_sent)
@@ -172,7 +173,8 @@ def core_reaction(trials: int) -> dict[str, np.ndarray]:
             if core.state != TakeoverState.TAKEOVER_REQUESTED or core.reset(now + 30_000_000)[0]:
                 break
         assert core.state == TakeoverState.NOMINAL, core.machine.reasons
-        assert any(t.requests_takeover for t in timed('bad plan', plan(now, BAD_DRIFT_MPS))), 'the bad plan was not caught'
+        caught = timed('bad plan', plan(now, BAD_DRIFT_MPS))
+        assert any(t.requests_takeover for t in caught), 'the bad plan was not caught'
         for _ in range(10):
             nominal_cycle()
             if core.reset(now + 30_000_000)[0]:
