@@ -32,6 +32,10 @@ def run_node(make_node: Callable[[], Node], args=None) -> int:
         return EXIT_CONFIG_ERROR
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # Ctrl-C shut the context down under a callback (rclpy may then fail to take a message): a clean stop.
     finally:
         if node is not None:
             close = getattr(node, 'close', None)
