@@ -30,8 +30,9 @@ from avstack.ros_runtime import RosRuntime
 
 DISCOVERY_PERIOD_S = 0.2
 MIN_DEPTH = 100      # a burst waits here while the executor catches up (rosbag2 loses it with 10)
-DRAIN_QUIET_S = 0.1       # stop once no message arrived for this long ...
-DRAIN_MAX_S = 1.0         # ... or after this long
+DRAIN_QUIET_S = 0.3       # stop once no message arrived for this long ...
+DRAIN_MAX_S = 5.0         # ... or after this long (a loaded machine takes a burst slowly)
+DRAIN_POLL_S = 0.05
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
@@ -107,8 +108,10 @@ class RecorderNode(Node):
         self._stopping = True
         deadline = time.monotonic() + DRAIN_MAX_S
         with self.received:
-            self.received.wait_for(lambda: time.monotonic() - self.last_receipt_s >= DRAIN_QUIET_S
-                                   or time.monotonic() >= deadline, DRAIN_MAX_S)
+            self.last_receipt_s = max(self.last_receipt_s, time.monotonic())   # quiet counts from the stop
+            # re-checked as time passes, not only when a message arrives
+            while time.monotonic() - self.last_receipt_s < DRAIN_QUIET_S and time.monotonic() < deadline:
+                self.received.wait(DRAIN_POLL_S)
         for subscription in self._recording.values():
             self.destroy_subscription(subscription)
 
