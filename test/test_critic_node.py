@@ -152,7 +152,8 @@ def test_killed_plans_request_a_takeover_that_the_reset_service_clears_once_plan
             5.0), observer.takeovers
         event = next(t for t in observer.takeovers
                      if t.monotonic_s >= stopped_at and any(r.check == 'trajectory_timeout' for r in t.reasons))
-        assert event.monotonic_s - stopped_at < 1.0 + 0.1 + 0.2   # timeout + last plan period + slack
+        # timeout + a plan in flight from this (loaded) process; the critic's own clock is checked just below
+        assert event.monotonic_s - stopped_at < 1.0 + 1.0
         reason = next(r for r in event.reasons if r.check == 'trajectory_timeout')
         assert reason.threshold == 1.0 < reason.value <= 1.0 + 0.1
 

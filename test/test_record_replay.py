@@ -242,9 +242,9 @@ def test_replay_publishes_recorded_bytes_and_its_clock_drives_sim_time_across_a_
     logged = dict(zip(plans, log_times))
     assert all(START_NS <= t <= log_times[-1] + 1_000_000_000 for t, _ in received)
     offsets_s = [(t - logged[d]) / 1e9 for t, d in received]
-    # Half a second of bag time (a quarter at rate 2) covers a loaded machine's /clock lag; wall time would be
+    # A second of bag time (half of one at rate 2) covers a loaded machine's /clock lag; wall time would be
     # years off.
-    assert abs(float(np.median(offsets_s))) < 0.5, offsets_s
+    assert abs(float(np.median(offsets_s))) < 1.0, offsets_s
 
 
 def test_replay_cli_plays_a_bag_once_and_reports_bad_input(ros_domain, tmp_path, capsys):
