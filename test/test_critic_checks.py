@@ -85,7 +85,8 @@ class Drive:
                 self.core.on_odometry(self.ego(self.now), self.now)
             if t % (5 * TICK_NS) == 0:
                 if self.alive['camera']:
-                    self.core.on_input('camera', CAMERA, self.now)
+                    for topic in self.config['camera_topics']:
+                        self.core.on_input('camera', topic, self.now)
                 if self.alive['lidar']:
                     out += self.core.on_lidar('top', self.lidar_points(), self.now, self.now)
             if plan_period and t % plan_period == 0:
@@ -332,7 +333,9 @@ def test_time_jumping_back_restarts_the_core_cleanly():
     assert drive.core.tick(drive.now + TICK_NS) == []
     assert drive.core.state == TakeoverState.WAITING and drive.core.restarts == 1
     assert drive.core.plan is None and not drive.core.clouds and len(drive.core.history) == 0
-    transitions = drive.plan(drive.straight(drive.now))
+    assert drive.plan(drive.straight(drive.now)) == [], 'start-up again: the sensors are not heard yet'
+    assert drive.core.waiting_for() == [CAMERA, topics.lidar_topic('top'), topics.ODOMETRY]
+    transitions = drive.run(0.3, plans_hz=10)
     assert [(t.previous, t.state) for t in transitions] == [(TakeoverState.WAITING, TakeoverState.NOMINAL)]
 
 

@@ -318,8 +318,8 @@ def _transitions(transitions: list[Transition], now_ns: int, writer: BagWriter, 
     for transition in transitions:
         collected.states.append((transition.stamp_ns, transition.state.value))
         active = transition.state == TakeoverState.TAKEOVER_REQUESTED
-        if not active and transition.previous != TakeoverState.TAKEOVER_REQUESTED:
-            continue  # as the critic node: requests and their withdrawal are published, other changes logged
+        if not active and transition.previous not in (TakeoverState.TAKEOVER_REQUESTED, TakeoverState.WAITING):
+            continue  # as the critic node: requests, their withdrawal and the end of start-up are published
         reasons = [TakeoverReason(r.check, r.message, r.value, r.threshold) for r in transition.reasons] \
             if active else []
         writer.write(topics.TAKEOVER_REQUEST, now_ns,

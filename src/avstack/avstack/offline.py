@@ -54,8 +54,9 @@ class SensorInput:
     sensor: SensorTopic
     stamp_ns: int                         # header stamp
     log_time_ns: int                      # receipt in the bag: the cores' "now"
+    frame_id: str = ''                    # header frame: the frame policy places the points by it
     rgb: np.ndarray | None = None         # (H, W, 3) uint8
-    points: np.ndarray | None = None      # (N, 3) float32 in the sensor frame
+    points: np.ndarray | None = None      # (N, 3) float32 in ``frame_id``
     intensity: np.ndarray | None = None   # (N,) float32
     ego: EgoState | None = None
     decode_ms: float = 0.0
@@ -82,7 +83,7 @@ def decode(message: BagMessage, sensor: SensorTopic) -> SensorInput | DecodeFail
     try:
         msg = deserialize(message.data, message.type_name)
         stamp_ns = stamp_to_ns(msg.header.stamp)
-        item = SensorInput(sensor, stamp_ns, message.log_time_ns)
+        item = SensorInput(sensor, stamp_ns, message.log_time_ns, msg.header.frame_id)
         if sensor.key == 'odometry':
             item.ego = odometry_to_ego(msg)
         elif sensor.key.startswith('camera/'):
@@ -229,12 +230,13 @@ class OfflineStack:
             return steps
         if kind == 'camera':
             steps.append(_Step(now, critic=('on_input', 'camera', item.sensor.topic, now)))
-            return steps + self._preprocess(self.perception.add_camera(item.name, item.stamp_ns, item.rgb, now), now)
-        if kind == 'lidar':
-            steps += [_Step(now, critic=('on_lidar', name, item.points, item.stamp_ns, now))
-                      for name in self._critic_lidars(item.sensor.topic)]
             return steps + self._preprocess(
-                self.perception.add_lidar(item.name, item.stamp_ns, item.points, item.intensity, now), now)
+                self.perception.add_camera(item.name, item.stamp_ns, item.rgb, now, item.frame_id), now)
+        if kind == 'lidar':
+            steps += [_Step(now, critic=('on_lidar', name, item.points, item.stamp_ns, now, item.frame_id))
+                      for name in self._critic_lidars(item.sensor.topic)]
+            return steps + self._preprocess(self.perception.add_lidar(
+                item.name, item.stamp_ns, item.points, item.intensity, now, item.frame_id), now)
         steps.append(_Step(now, critic=('on_odometry', item.ego, now)))
         self.perception.add_odometry(item.ego)
         return steps
