@@ -1,4 +1,4 @@
-"""Helpers of the tests that run the whole stack: a liveness-only config, and a stack brought to NOMINAL."""
+"""Helpers of the tests that run the whole stack: a liveness-only config, a stack seen NOMINAL, the reset service."""
 
 import time
 
@@ -14,6 +14,7 @@ STARTUP_TIMEOUT_S = 90.0
 
 
 def reset(observer: StackObserver) -> Trigger.Response:
+    """Call the critic's ~/reset (tests of the reset service and of real faults only)."""
     client = observer.create_client(Trigger, '/critic_node/reset')
     assert client.wait_for_service(timeout_sec=10.0)
     future = client.call_async(Trigger.Request())
@@ -26,32 +27,33 @@ def reset(observer: StackObserver) -> Trigger.Response:
 LIVENESS_CHECKS = ('validity', 'staleness', 'watchdogs', 'sensor_loss')
 
 
-def liveness_only(tmp_path, state_machine: dict | None = None):
-    """The shipped config with only the liveness checks on (every other check of its critic section off).
-    The start-up grace ends at the first plan, so a long one only lets a loaded machine load the model before
-    missing plans count."""
+def liveness_only(tmp_path, state_machine: dict | None = None, **critic_params):
+    """The shipped config with only the liveness checks on (every other check of its critic section off), and
+    ``critic_params`` set. The start-up grace only lets a loaded machine load the model before missing plans
+    count."""
     checks = read_params_file(STACK_CONFIG)['critic_node']['ros__parameters']['checks']
     plan_checks = {name: {'enabled': False} if 'enabled' in section else {k: {'enabled': False} for k in section}
                    for name, section in checks.items() if name not in LIVENESS_CHECKS}
     state_machine = {'startup_grace_s': STARTUP_TIMEOUT_S, **(state_machine or {})}
-    overlay = {'critic_node': {'ros__parameters': {'checks': plan_checks, 'state_machine': state_machine}}}
+    overlay = {'critic_node': {'ros__parameters': {'checks': plan_checks, 'state_machine': state_machine,
+                                                   **critic_params}}}
     config = tmp_path / 'liveness_only.yaml'
     config.write_text(yaml.safe_dump(merge_documents(read_params_file(STACK_CONFIG), overlay)))
     return config
 
 
 def wait_until_nominal(observer: StackObserver, count: int = 10) -> None:
-    """Plans arrive and the critic stays NOMINAL over ``count`` of them. A request latched while a loaded
-    machine was starting the nodes (a late first plan) is reset: faults are injected into a nominal stack."""
+    """Plans arrive and the critic, started in whatever order the nodes and sensors came up, stays NOMINAL over
+    ``count`` of them without ever having requested a takeover: faults are injected into a nominal stack."""
     assert observer.wait_for(lambda o: len(o.trajectories) >= count, STARTUP_TIMEOUT_S), 'no trajectories: nodes.log'
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        assert time.monotonic() < deadline, f'the critic is {observer.critic_state}, never NOMINAL: nodes.log'
-        if observer.critic_state == 'TAKEOVER_REQUESTED':
-            reset(observer)
-        if not observer.wait_for(lambda o: o.critic_state == 'NOMINAL', 2.0):
-            continue
-        seen = len(observer.trajectories)
-        observer.wait_for(lambda o: len(o.trajectories) >= seen + count or o.critic_state != 'NOMINAL', 10.0)
-        if observer.critic_state == 'NOMINAL' and len(observer.trajectories) >= seen + count:
-            return
+    assert observer.wait_for(lambda o: o.critic_state == 'NOMINAL' or o.takeovers, STARTUP_TIMEOUT_S), \
+        f'the critic is {observer.critic_state}, never NOMINAL: nodes.log'
+    seen = len(observer.trajectories)
+    observer.wait_for(lambda o: len(o.trajectories) >= seen + count or o.takeovers, 10.0)
+    assert not observer.takeovers, f'a takeover at start-up: {takeover_reasons(observer)}'
+    assert observer.critic_state == 'NOMINAL' and len(observer.trajectories) >= seen + count, \
+        f'{observer.critic_state} after {len(observer.trajectories) - seen} more plans: nodes.log'
+
+
+def takeover_reasons(observer: StackObserver) -> list[list[tuple[str, str]]]:
+    return [[(r.check, r.message) for r in t.reasons] for t in observer.takeovers]
