@@ -135,3 +135,14 @@ def test_eval_without_odometry_runs_and_reports_no_distance(tmp_path, capsys):
     assert report['distance_km'] is None and report['km_per_takeover'] is None
     assert report['ade_m'] == {'1s': None, '2s': None, '3s': None}
     assert 'no odometry' in capsys.readouterr().out
+
+
+def test_a_lockstep_recording_reports_duration_and_real_time_factor_from_the_sensor_stamps(tmp_path, capsys):
+    """A lockstep simulator wrote 3 s of sim time in 1 s of wall time: the drive lasted 3 s, not 1 s."""
+    bag = small_bag(tmp_path / 'bag', duration_s=3.0, recording_speedup=3.0)
+    assert cli.main(['eval', str(bag), '--out', str(tmp_path / 'out'), '--no-plots']) == 0
+    report = json.loads((tmp_path / 'out' / 'report.json').read_text())
+    assert report['duration_s'] == pytest.approx(2.98, abs=0.01)       # first to last stamp, odometry at 50 Hz
+    assert report['bag_duration_s'] == pytest.approx(2.98 / 3, abs=0.03)
+    assert report['real_time_factor'] == pytest.approx(report['duration_s'] / report['wall_s'], rel=0.01)
+    assert 'over 3.0 s of driving (sensor stamps; recorded over 1.0 s)' in capsys.readouterr().out
