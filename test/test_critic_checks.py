@@ -122,7 +122,7 @@ def reasons_of(transitions, check: str):
 
 def started(speed_mps: float = 8.0, **kwargs) -> Drive:
     drive = Drive(speed_mps, **kwargs)
-    drive.run(1.0, plans_hz=10)
+    drive.run(1.5, plans_hz=10)   # start-up: every input heard, then the checks pass for nominal_hold_s
     assert drive.core.state == TakeoverState.NOMINAL, [t.describe() for t in drive.transitions]
     return drive
 
@@ -335,7 +335,7 @@ def test_time_jumping_back_restarts_the_core_cleanly():
     assert drive.core.plan is None and not drive.core.clouds and len(drive.core.history) == 0
     assert drive.plan(drive.straight(drive.now)) == [], 'start-up again: the sensors are not heard yet'
     assert drive.core.waiting_for() == [CAMERA, topics.lidar_topic('top'), topics.ODOMETRY]
-    transitions = drive.run(0.3, plans_hz=10)
+    transitions = drive.run(1.5, plans_hz=10)
     assert [(t.previous, t.state) for t in transitions] == [(TakeoverState.WAITING, TakeoverState.NOMINAL)]
 
 

@@ -67,9 +67,10 @@ def test_inputs_starting_in_any_order_within_the_timeout_give_no_takeover(order)
     bringup.run(4.0)
     assert not bringup.requests(), [t.describe() for t in bringup.transitions]
     assert [(t.previous, t.state) for t in bringup.transitions] == [(TakeoverState.WAITING, TakeoverState.NOMINAL)]
-    # it left WAITING when the last input was first heard, not later
+    # it left WAITING once every input had been heard and the checks had passed for nominal_hold_s, not later
     last_start = max(bringup.starts_ns.values())
-    assert bringup.transitions[0].stamp_ns - last_start <= 5 * TICK_NS
+    hold_ns = int(bringup.config['state_machine']['nominal_hold_s'] * S)
+    assert 0 <= bringup.transitions[0].stamp_ns - last_start - hold_ns <= 5 * TICK_NS
 
 
 def test_a_first_plan_before_the_first_camera_message_latches_nothing():
@@ -131,7 +132,9 @@ def test_a_stack_warming_up_stays_waiting_until_its_plans_pass_then_runs_without
     assert bringup.core.state == TakeoverState.WAITING and not bringup.transitions
     assert bringup.core.waiting_for() == [] and bringup.core.startup_failures(bringup.now) == ['staleness']
     bringup.core.on_trajectory = fresh_plan
-    bringup.run(1.0)
+    bringup.run(0.9)
+    assert bringup.core.state == TakeoverState.WAITING, 'the checks must pass for nominal_hold_s first'
+    bringup.run(0.5)
     assert [(t.previous, t.state) for t in bringup.transitions] == [(TakeoverState.WAITING, TakeoverState.NOMINAL)]
 
 
@@ -146,7 +149,7 @@ def test_a_check_still_failing_when_start_up_times_out_requests_the_takeover():
 
 def test_stopping_requests_a_takeover_naming_it_and_nothing_changes_after():
     bringup = Bringup({name: 0.0 for name in INPUTS}, {'state_machine': {'auto_clear_after_s': 0.5}})
-    bringup.run(1.0)
+    bringup.run(1.5)
     assert bringup.core.state == TakeoverState.NOMINAL
     (stop,) = bringup.core.stop(bringup.now)
     assert stop.state == TakeoverState.TAKEOVER_REQUESTED and [r.check for r in stop.reasons] == ['critic_stopped']

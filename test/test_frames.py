@@ -129,7 +129,7 @@ def test_ground_in_base_link_read_as_sensor_frame_would_be_a_takeover():
     """What the issue saw: a base_link cloud moved again by the extrinsic lifts the ground into the band."""
     drive = FramedDrive('lidar_top', flat_ground(0.02), lidar=False)
     drive.sensor_from_base = np.eye(4)   # the base_link points handed over as if in the lidar frame
-    drive.run(1.0, plans_hz=10)
+    drive.run(1.5, plans_hz=10)
     assert not drive.result('collision').ok and 'footprint meets a point' in drive.result('collision').message
 
 
@@ -137,7 +137,7 @@ def test_ground_in_base_link_read_as_sensor_frame_would_be_a_takeover():
 def test_a_box_in_the_path_still_requests_a_takeover_in_either_frame(frame_id):
     ground = flat_ground(0.02)
     drive = FramedDrive(frame_id, ground, lidar=False)
-    drive.run(1.0, plans_hz=10)
+    drive.run(1.5, plans_hz=10)
     assert drive.core.state == TakeoverState.NOMINAL
     ahead_x = 15.0
     drive.cloud_base = np.concatenate([ground, box_points(ahead_x, 0.0)])
@@ -149,14 +149,14 @@ def test_a_box_in_the_path_still_requests_a_takeover_in_either_frame(frame_id):
 def test_a_cloud_in_an_unexpected_frame_gets_the_extrinsic_and_a_warning_naming_both_frames():
     drive = FramedDrive('velodyne', flat_ground(0.02), lidar=False)
     drive.sensor_from_base = np.linalg.inv(sensor_to_base((0.0, 0.0, 1.8)))
-    drive.run(1.0, plans_hz=10)
+    drive.run(1.5, plans_hz=10)
     assert drive.core.state == TakeoverState.NOMINAL and drive.result('collision').ok
     assert drive.warnings and "'velodyne'" in drive.warnings[0] and "'lidar_top'" in drive.warnings[0]
 
 
 def test_lateral_acceleration_of_20_mps2_still_requests_a_takeover():
     drive = FramedDrive('base_link', flat_ground(0.02), lidar=False, speed_mps=20.0)
-    drive.run(1.0, plans_hz=10)
+    drive.run(1.5, plans_hz=10)
     transitions = drive.plan(profile_plan(drive.now, speed=lambda t: 20.0, curvature=lambda t: 0.05))
     (reason,) = reasons_of(transitions, 'lateral_acceleration')
     assert reason.value == pytest.approx(20.0, rel=0.05) and transitions[-1].state == TakeoverState.TAKEOVER_REQUESTED

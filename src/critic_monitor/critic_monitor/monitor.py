@@ -8,9 +8,10 @@ takeover without waiting for the timer; watchdogs run on the timer, so a
 silent input is noticed without any message at all.
 
 Start-up in any order: the core stays WAITING, latching nothing, until every
-watched input has been heard once, a first plan is in and every check passes
-(a stack still warming up, its first plans late or stale, is not yet
-running); each watchdog counts from its input's first message.
+watched input has been heard once, a first plan is in and every check has
+passed for ``nominal_hold_s`` (a stack still warming up, its first plans late
+or stale, is not yet running: the same hold that brings WARNING back to
+NOMINAL); each watchdog counts from its input's first message.
 ``startup_timeout_s`` after the first plan (``startup_grace_s`` after the
 start when no plan comes) the wait ends regardless: an input never heard
 then fails its watchdog, naming it, as does any check still failing.
@@ -123,6 +124,7 @@ class CriticCore:
             Transition(now_ns, previous, TakeoverState.WAITING)]
         self.start_ns = now_ns
         self.first_plan_ns: int | None = None
+        self._clean_since_ns: int | None = None   # start-up: since when nothing is awaited and every check passes
         self.last_seen: dict[tuple[str, str], int] = {}   # (watchdog, topic) -> receipt time
         self.event_results: dict[str, CheckResult] = {}   # plan, cloud and assessment checks
         self.sensor_loss: list[str] = []
@@ -262,15 +264,20 @@ class CriticCore:
         return [result.check for result in self.results(now_ns) if not result.ok]
 
     def _start_up(self, now_ns: int) -> None:
-        """End WAITING once nothing is awaited and every check passes, or when the start-up time is over (what
-        is missing or failing then requests a takeover)."""
+        """End WAITING once nothing has been awaited and every check has passed for ``nominal_hold_s``, or when
+        the start-up time is over (what is missing or failing then requests a takeover)."""
         if self.machine.monitoring:
             return
+        if self.waiting_for() or self.startup_failures(now_ns):
+            self._clean_since_ns = None
+        elif self._clean_since_ns is None:
+            self._clean_since_ns = now_ns
         if self.first_plan_ns is not None:
             over = now_ns - self.first_plan_ns >= self.startup_timeout_ns
         else:
             over = now_ns - self.start_ns >= self.startup_grace_ns
-        if over or not (self.waiting_for() or self.startup_failures(now_ns)):
+        if over or (self._clean_since_ns is not None
+                    and now_ns - self._clean_since_ns >= self.machine.nominal_hold_ns):
             self.machine.start_monitoring()
 
     # --- checks -------------------------------------------------------------------------------
