@@ -29,17 +29,24 @@ LIVENESS_CHECKS = ('validity', 'staleness', 'watchdogs', 'sensor_loss')
 # more while other jobs share it: the default 0.3 s staleness limit would request takeovers that these tests,
 # about processes and watchdogs, are not about (test_critic_checks.py holds the staleness check itself).
 LOADED_MACHINE_STALENESS_S = 1.0
+# On a machine loaded beyond its cores a plan or sensor gap can pass a watchdog's timeout now and then: a real
+# takeover, but not the fault a test injects. Such a request clears by itself once every check has passed
+# this long (the stack's auto-clear policy; no reset), so the test can still start from a NOMINAL stack.
+LOADED_MACHINE_AUTO_CLEAR_S = 2.0
 
 
 def liveness_only(tmp_path, state_machine: dict | None = None, **critic_params):
     """The shipped config with only the liveness checks on (every other check of its critic section off), plans
-    stale only after ``LOADED_MACHINE_STALENESS_S`` and ``critic_params`` set; the watchdogs keep the shipped
-    timeouts. The start-up grace only lets a loaded machine load the model before missing plans count."""
+    stale only after ``LOADED_MACHINE_STALENESS_S``, a request clearing after ``LOADED_MACHINE_AUTO_CLEAR_S`` of
+    passing checks (unless ``state_machine`` says otherwise) and ``critic_params`` set; the watchdogs keep the
+    shipped timeouts. The start-up grace only lets a loaded machine load the model before missing plans
+    count."""
     checks = read_params_file(STACK_CONFIG)['critic_node']['ros__parameters']['checks']
     plan_checks = {name: {'enabled': False} if 'enabled' in section else {k: {'enabled': False} for k in section}
                    for name, section in checks.items() if name not in LIVENESS_CHECKS}
     plan_checks['staleness'] = {'max_age_s': LOADED_MACHINE_STALENESS_S}
-    state_machine = {'startup_grace_s': STARTUP_TIMEOUT_S, **(state_machine or {})}
+    state_machine = {'startup_grace_s': STARTUP_TIMEOUT_S, 'auto_clear_after_s': LOADED_MACHINE_AUTO_CLEAR_S,
+                     **(state_machine or {})}
     overlay = {'critic_node': {'ros__parameters': {'checks': plan_checks, 'state_machine': state_machine,
                                                    **critic_params}}}
     config = tmp_path / 'liveness_only.yaml'
@@ -48,16 +55,25 @@ def liveness_only(tmp_path, state_machine: dict | None = None, **critic_params):
 
 
 def wait_until_nominal(observer: StackObserver, count: int = 10) -> None:
-    """Plans arrive and the critic, started in whatever order the nodes and sensors came up, stays NOMINAL over
-    ``count`` of them without ever having requested a takeover: faults are injected into a nominal stack."""
+    """Plans arrive, the critic's start-up (in whatever order the nodes and sensors came up) latched nothing, and
+    the critic stays NOMINAL over ``count`` plans without a takeover: faults are injected into a nominal stack.
+    A takeover after start-up (a loaded machine's hiccup) must clear by itself first: no reset is called."""
     assert observer.wait_for(lambda o: len(o.trajectories) >= count, STARTUP_TIMEOUT_S), 'no trajectories: nodes.log'
-    assert observer.wait_for(lambda o: o.critic_state == 'NOMINAL' or o.takeovers, STARTUP_TIMEOUT_S), \
+    assert observer.wait_for(lambda o: o.first_nominal_s is not None or o.takeovers, STARTUP_TIMEOUT_S), \
         f'the critic is {observer.critic_state}, never NOMINAL: nodes.log'
-    seen = len(observer.trajectories)
-    observer.wait_for(lambda o: len(o.trajectories) >= seen + count or o.takeovers, 10.0)
-    assert not observer.takeovers, f'a takeover at start-up: {takeover_reasons(observer)}'
-    assert observer.critic_state == 'NOMINAL' and len(observer.trajectories) >= seen + count, \
-        f'{observer.critic_state} after {len(observer.trajectories) - seen} more plans: nodes.log'
+    assert observer.first_nominal_s is not None and not [
+        t for t in observer.takeovers if t.monotonic_s < observer.first_nominal_s], \
+        f'a takeover at start-up: {takeover_reasons(observer)}'
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        assert observer.wait_for(lambda o: o.critic_state == 'NOMINAL' and not o.takeover_active,
+                                 deadline - time.monotonic()), \
+            f'the critic is {observer.critic_state}, never NOMINAL again: {takeover_reasons(observer)}'
+        seen, requests = len(observer.trajectories), len(observer.takeovers)
+        observer.wait_for(lambda o: len(o.trajectories) >= seen + count or len(o.takeovers) > requests, 10.0)
+        if len(observer.takeovers) == requests and observer.critic_state == 'NOMINAL' \
+                and len(observer.trajectories) >= seen + count:
+            return
 
 
 def takeover_reasons(observer: StackObserver) -> list[list[tuple[str, str]]]:
