@@ -265,6 +265,7 @@ class RigSource(Node):
     def _run(self) -> None:
         start, k = time.monotonic(), 0
         while not self._stop.wait(max(start + k * 0.1 - time.monotonic(), 0.0)):
+            sending = time.monotonic()
             stamp_ns = self.get_clock().now().nanoseconds
             self.odometry_pub.publish(ego_to_odometry(EgoState(stamp_ns, SPEED_MPS * k * 0.1, 0.0, 0.0, SPEED_MPS)))
             points = self.cloud_base if self.frame_id == 'base_link' else transform_points(
@@ -276,7 +277,7 @@ class RigSource(Node):
                 self.camera_pub.publish(rgb_to_image_msg(np.zeros((48, 64, 3), np.uint8), stamp_ns, 'cam', 'rgb8'))
             plan = self.plan(stamp_ns - 50_000_000)
             self.plan_pub.publish(trajectory_to_path(plan))
-            self.sent.setdefault(self.label, time.monotonic())
+            self.sent.setdefault(self.label, sending)
             k += 1
 
     @property
