@@ -43,7 +43,6 @@ class StackObserver(Node):
         self.takeover_active = False
         self.plan_score: float | None = None
         self.critic_state = 'unknown'
-        self.first_nominal_s: float | None = None   # time.monotonic() when the critic was first seen NOMINAL
         self.missing_sensors: set[str] = set()   # as perception's latest status names them
         self.changed = threading.Condition()
         self.create_subscription(Path, topics.TRAJECTORY, self.on_trajectory, PLAN_QOS)
@@ -83,8 +82,6 @@ class StackObserver(Node):
             if status.name == 'critic/state':
                 with self.changed:
                     self.critic_state = status.message
-                    if status.message == 'NOMINAL' and self.first_nominal_s is None:
-                        self.first_nominal_s = time.monotonic()
                     self.changed.notify_all()
 
     def on_perception_status(self, msg: DiagnosticArray) -> None:
