@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 export SDL_VIDEODRIVER ?= dummy
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test bench soak colcon-build clean
+.PHONY: setup demo test bench soak update-refs colcon-build clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(VENV)/bin/avstack bench --soak --duration-s 600 --out bench/soak.json
+
+# After a change that alters the stack's outputs on purpose (e.g. a new checkpoint): commit the new references.
+update-refs: $(STAMP)
+	$(PY) -m avstack.process_replay update test/references/process_replay.json
 
 clean:
 	rm -rf $(VENV) build install log .pytest_cache

@@ -5,11 +5,17 @@
 
 All three nodes read the same parameter file (config/stack.yaml by default);
 `avstack up` starts the same nodes from the same file on machines without the
-launch packages.
+launch packages, and both behave the same when a node dies: the monitor
+outlives what it monitors. A dead perception_node or planner_node leaves the
+others running (launch's default), so the critic's watchdog requests the
+takeover and it stands. A dead critic_node (without respawn) shuts the whole
+launch down: nothing would monitor the stack; a vehicle interface sees the
+critic's takeover_active heartbeat fall silent.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable, Shutdown
+from launch.conditions import UnlessCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -22,6 +28,7 @@ NODES = (
     ('planner', 'planner_node'),
     ('critic_monitor', 'critic_node'),
 )
+MONITOR = 'critic_node'
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -40,8 +47,11 @@ def generate_launch_description() -> LaunchDescription:
         SetEnvironmentVariable('OMP_NUM_THREADS', '1'),
     ]
     for package, executable in NODES:
+        # Without respawn, the monitor's exit ends the launch; any other node's exit leaves the rest running.
+        on_exit = [Shutdown(reason=f'{MONITOR} exited: nothing monitors the stack any more',
+                            condition=UnlessCondition(respawn))] if executable == MONITOR else None
         actions.append(Node(
             package=package, executable=executable, name=executable, output=LaunchConfiguration('output'),
             parameters=[config, {'use_sim_time': ParameterValue(use_sim_time, value_type=bool)}],
-            respawn=ParameterValue(respawn, value_type=bool), respawn_delay=1.0))
+            respawn=ParameterValue(respawn, value_type=bool), respawn_delay=1.0, on_exit=on_exit))
     return LaunchDescription(actions)

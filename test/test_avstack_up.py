@@ -1,17 +1,37 @@
-"""`avstack up`: output prefixed per node, Ctrl-C stops everything, a dead node stops the stack (exit != 0)
-unless --respawn restarts it."""
+"""`avstack up`: output prefixed per node, Ctrl-C stops everything with the critic's last word a takeover
+request, start-up in any order needs no reset, and the monitor outlives what it monitors: a killed or hung
+planner is taken over within the watchdog bound while the critic keeps running; a dead critic stops the stack;
+--respawn restarts a node.
+
+The stack runs with only the critic's liveness checks (stack_helpers.liveness_only): these tests are about
+processes, start-up and watchdogs, not about an untrained model's plans. Sensors come from this process.
+"""
 
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 
 import psutil
 import pytest
+from rclpy.node import Node
+from std_msgs.msg import Bool
+
+from avstack.observer import StackObserver
+from avstack.ros_runtime import RosRuntime
+from avstack.sensor_source import SyntheticSensorSource
+from stack_common import topics
+from stack_common.config import load_node_config
+from stack_common.qos import LATCHED_QOS
+
+from conftest import STACK_CONFIG
+from stack_helpers import STARTUP_TIMEOUT_S, liveness_only, takeover_reasons, wait_until_nominal
 
 NODES = ('perception_node', 'planner_node', 'critic_node')
-STARTUP_TIMEOUT_S = 90.0
+MARGIN_S = 0.1   # the critic's 50 Hz timer, scheduling and the DDS hop to this process
+LINGER_S = 3.0   # how long the stopped critic serves its last request to late joiners here
 
 
 class Up:
@@ -46,36 +66,180 @@ class Up:
         assert self.wait_for(lambda lines: all(any(l.startswith(f'[{n}]') for l in lines) for n in NODES),
                              STARTUP_TIMEOUT_S), ''.join(self.lines)
 
+    def log(self) -> str:
+        with self.changed:
+            return ''.join(self.lines[-40:])
+
+    def stop(self) -> int:
+        """Ctrl-C and wait for the exit code; what still runs after a minute is killed."""
+        if self.process.poll() is None:
+            nodes = psutil.Process(self.process.pid).children(recursive=True)
+            self.process.send_signal(signal.SIGINT)
+            try:
+                return self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                for process in [*nodes, self.process]:
+                    process.kill()
+        return self.process.wait(10)
+
+
+@pytest.fixture
+def stack():
+    """Starts `avstack up ARGS...`; whatever the test's outcome, no stack outlives it."""
+    started: list[Up] = []
+
+    def start(*arguments: str) -> Up:
+        started.append(Up(*arguments))
+        return started[-1]
+    yield start
+    for up in started:
+        up.stop()
+
 
 def gone(pids: list[int]) -> bool:
     return not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
 
 
+def watchdog_s() -> float:
+    return load_node_config('critic_monitor', 'critic_node', STACK_CONFIG)['checks']['watchdogs']['trajectory'][
+        'timeout_s']
+
+
+class LateSubscriber(Node):
+    """Subscribes to /critic/takeover_active only when created: what a vehicle interface started late sees."""
+
+    def __init__(self, **kwargs):
+        super().__init__('late_subscriber', **kwargs)
+        self.values: list[bool] = []
+        self.received = threading.Event()
+        self.create_subscription(Bool, topics.TAKEOVER_ACTIVE, self.on_active, LATCHED_QOS)
+
+    def on_active(self, msg: Bool) -> None:
+        self.values.append(msg.data)
+        self.received.set()
+
+
 @pytest.mark.timeout(180)
-def test_ctrl_c_stops_every_node_and_exits_0(ros_domain):
-    up = Up()
-    up.wait_ready()
-    children = [c.pid for c in psutil.Process(up.process.pid).children()]
-    assert len(children) == 3
-    up.process.send_signal(signal.SIGINT)
-    assert up.process.wait(30) == 0
+def test_ctrl_c_stops_every_node_and_exits_0_leaving_a_takeover_request_for_a_late_subscriber(ros_domain, tmp_path,
+                                                                                              stack):
+    up = stack('--config', str(liveness_only(tmp_path, shutdown_linger_s=LINGER_S)))
+    with RosRuntime() as ros:
+        observer = ros.add(StackObserver(context=ros.context))
+        up.wait_ready()
+        assert observer.wait_for(lambda o: o.critic_state == 'WAITING', 10.0), 'the critic reports WAITING'
+        assert not observer.takeover_active
+        children = [c.pid for c in psutil.Process(up.process.pid).children()]
+        assert len(children) == 3
+        up.process.send_signal(signal.SIGINT)
+        assert observer.wait_for(lambda o: o.takeover_active and o.takeovers, 10.0), up.log()
+        assert [r.check for r in observer.takeovers[-1].reasons] == ['critic_stopped']
+        late = ros.add(LateSubscriber(context=ros.context))
+        assert late.received.wait(LINGER_S) and late.values[-1] is True, 'a late subscriber heard no takeover'
+        assert up.process.wait(30) == 0
     assert gone(children)
 
 
+def start_stack_and_sensors(stack, up_arguments, ros: RosRuntime, sensors_first: bool, **source_kwargs):
+    """`avstack up` and the synthetic sensors, the sensors started before the nodes or once every node is up."""
+    source = ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20, **source_kwargs)) \
+        if sensors_first else None
+    up = stack(*up_arguments)
+    up.wait_ready()
+    return up, source or ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20, **source_kwargs))
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize('fault, sensors_first', [(signal.SIGKILL, False), (signal.SIGSTOP, True)],
+                         ids=['kill-9, sensors after the nodes', 'SIGSTOP, sensors before the nodes'])
+def test_a_dead_or_hung_planner_is_taken_over_within_the_watchdog_bound_and_the_critic_outlives_it(
+        ros_domain, tmp_path, stack, fault, sensors_first):
+    with RosRuntime(threads=3) as ros:
+        observer = ros.add(StackObserver(context=ros.context))
+        up, _ = start_stack_and_sensors(stack, ['--config', str(liveness_only(tmp_path))], ros, sensors_first)
+        try:
+            wait_until_nominal(observer)   # no reset: start-up in this order latched nothing
+            planner, critic = up.node_pid('planner.planner_node'), up.node_pid('critic_monitor.critic_node')
+            faulted_at = time.monotonic()
+            os.kill(planner, fault)
+
+            def taken_over(o: StackObserver) -> bool:
+                return any(t.monotonic_s >= faulted_at and any(r.check == 'trajectory_timeout' for r in t.reasons)
+                           for t in o.takeovers)
+            assert observer.wait_for(taken_over, 5.0), f'no takeover naming the planner: {takeover_reasons(observer)}'
+            event = next(t for t in observer.takeovers if t.monotonic_s >= faulted_at)
+            reaction_s = event.monotonic_s - faulted_at
+            assert reaction_s <= watchdog_s() + MARGIN_S, f'takeover {reaction_s * 1e3:.0f} ms after the fault'
+
+            # The critic keeps running and publishing; the launcher keeps it (and the rest) running.
+            if fault == signal.SIGKILL:
+                assert up.wait_for(lambda lines: any('planner_node exited with -9; critic_node keeps watching' in l
+                                                     for l in lines), 5.0), up.log()
+            seen = len(observer.trajectories)
+            assert not observer.wait_for(lambda o: not o.takeover_active or len(o.trajectories) > seen, 2.0)
+            assert up.process.poll() is None and psutil.Process(critic).status() != psutil.STATUS_ZOMBIE
+        finally:
+            code = up.stop()
+    assert (code != 0) == (fault == signal.SIGKILL), f'exit code {code}: non-zero exactly when a node died'
+    assert observer.takeover_active
+
+
+@pytest.mark.timeout(240)
+def test_a_first_plan_before_the_first_camera_message_needs_no_reset(ros_domain, tmp_path, stack):
+    """Lidar and odometry flow before the nodes start, the camera only once they are up: perception plans
+    without the camera (a partial set), so the critic's first plan comes before its first camera message."""
+    with RosRuntime(threads=3) as ros:
+        observer = ros.add(StackObserver(context=ros.context))
+        up, source = start_stack_and_sensors(stack, ['--config', str(liveness_only(tmp_path))], ros, True,
+                                             camera=False)
+        assert observer.wait_for(lambda o: o.trajectories, STARTUP_TIMEOUT_S), up.log()
+        assert observer.critic_state == 'WAITING' and not observer.takeovers
+        source.camera_enabled.set()
+        wait_until_nominal(observer)
+        assert up.stop() == 0
+
+
+@pytest.mark.timeout(240)
+def test_a_sensor_that_never_starts_gives_exactly_one_request_naming_it(ros_domain, tmp_path, stack):
+    config = liveness_only(tmp_path, {'startup_timeout_s': 3.0})
+    with RosRuntime(threads=3) as ros:
+        observer = ros.add(StackObserver(context=ros.context))
+        started = time.monotonic()
+        up, _ = start_stack_and_sensors(stack, ['--config', str(config)], ros, True, camera=False)
+        assert observer.wait_for(lambda o: o.takeovers, STARTUP_TIMEOUT_S), up.log()
+        event = observer.takeovers[0]
+        # the critic's watchdog names the topic; perception reports the same camera missing from its sets
+        watchdog, *others = event.reasons
+        assert watchdog.check == 'camera_timeout' and topics.camera_topic('front') in watchdog.message
+        assert all(r.check == 'sensor_loss' and 'camera/front' in r.message for r in others), \
+            takeover_reasons(observer)
+        # startup_timeout_s after the critic's first plan (which this process may hear earlier or later: discovery)
+        assert event.monotonic_s - started >= 3.0
+        # one request, latched (a further reason may update it: a loaded machine's stale plan)
+        assert not up.wait_for(lambda lines: len(new_requests(lines)) > 1, 2.0), new_requests(up.lines)
+        up.stop()
+
+
+def new_requests(lines: list[str]) -> list[str]:
+    """The critic's log lines of a new takeover request (not of an update of a latched one)."""
+    return [l for l in lines if l.startswith('[critic_node]') and '-> TAKEOVER_REQUESTED' in l
+            and 'TAKEOVER_REQUESTED -> TAKEOVER_REQUESTED' not in l]
+
+
 @pytest.mark.timeout(180)
-def test_a_dead_node_stops_the_stack_with_a_nonzero_exit(ros_domain):
-    up = Up()
+def test_a_dead_critic_stops_the_stack_with_a_nonzero_exit(ros_domain, stack):
+    up = stack()
     up.wait_ready()
     children = [c.pid for c in psutil.Process(up.process.pid).children()]
-    os.kill(up.node_pid('planner.planner_node'), signal.SIGKILL)
+    os.kill(up.node_pid('critic_monitor.critic_node'), signal.SIGKILL)
     assert up.process.wait(30) != 0
-    assert up.wait_for(lambda lines: any('planner_node exited' in l for l in lines), 5.0)
+    assert up.wait_for(lambda lines: any('critic_node exited with -9; nothing monitors the stack' in l
+                                         for l in lines), 5.0), up.log()
     assert gone(children)
 
 
 @pytest.mark.timeout(180)
-def test_with_respawn_a_dead_node_is_started_again(ros_domain):
-    up = Up('--respawn')
+def test_with_respawn_a_dead_node_is_started_again(ros_domain, stack):
+    up = stack('--respawn')
     up.wait_ready()
     first = up.node_pid('planner.planner_node')
     os.kill(first, signal.SIGKILL)
@@ -84,5 +248,4 @@ def test_with_respawn_a_dead_node_is_started_again(ros_domain):
     seen = len(up.lines)
     assert up.wait_for(lambda lines: any(l.startswith('[planner_node]') for l in lines[seen:]), STARTUP_TIMEOUT_S)
     assert up.node_pid('planner.planner_node') != first and up.process.poll() is None
-    up.process.send_signal(signal.SIGINT)
-    assert up.process.wait(30) == 0
+    assert up.stop() == 0

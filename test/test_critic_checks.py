@@ -85,7 +85,8 @@ class Drive:
                 self.core.on_odometry(self.ego(self.now), self.now)
             if t % (5 * TICK_NS) == 0:
                 if self.alive['camera']:
-                    self.core.on_input('camera', CAMERA, self.now)
+                    for topic in self.config['camera_topics']:
+                        self.core.on_input('camera', topic, self.now)
                 if self.alive['lidar']:
                     out += self.core.on_lidar('top', self.lidar_points(), self.now, self.now)
             if plan_period and t % plan_period == 0:
@@ -121,7 +122,7 @@ def reasons_of(transitions, check: str):
 
 def started(speed_mps: float = 8.0, **kwargs) -> Drive:
     drive = Drive(speed_mps, **kwargs)
-    drive.run(1.0, plans_hz=10)
+    drive.run(1.5, plans_hz=10)   # start-up: every input heard, then the checks pass for nominal_hold_s
     assert drive.core.state == TakeoverState.NOMINAL, [t.describe() for t in drive.transitions]
     return drive
 
@@ -332,7 +333,9 @@ def test_time_jumping_back_restarts_the_core_cleanly():
     assert drive.core.tick(drive.now + TICK_NS) == []
     assert drive.core.state == TakeoverState.WAITING and drive.core.restarts == 1
     assert drive.core.plan is None and not drive.core.clouds and len(drive.core.history) == 0
-    transitions = drive.plan(drive.straight(drive.now))
+    assert drive.plan(drive.straight(drive.now)) == [], 'start-up again: the sensors are not heard yet'
+    assert drive.core.waiting_for() == [CAMERA, topics.lidar_topic('top'), topics.ODOMETRY]
+    transitions = drive.run(1.5, plans_hz=10)
     assert [(t.previous, t.state) for t in transitions] == [(TakeoverState.WAITING, TakeoverState.NOMINAL)]
 
 

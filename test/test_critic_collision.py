@@ -13,7 +13,7 @@ from critic_monitor.state_machine import TakeoverState
 from stack_common.odometry import EgoState
 from stack_common.pointcloud import points_xyz
 
-from test_critic_checks import PLAN_LATENCY_NS, S, T0, critic_config, profile_plan, reasons_of, started
+from test_critic_checks import CAMERA, PLAN_LATENCY_NS, S, T0, critic_config, profile_plan, reasons_of, started
 
 VEHICLE = {'length_m': 4.8, 'width_m': 1.9, 'rear_overhang_m': 1.0}
 BODY = Footprint.from_config(VEHICLE)
@@ -90,14 +90,16 @@ def test_a_standing_plan_sweeps_one_footprint():
 
 
 def scene_core(box_y_m: float) -> tuple[CriticCore, int]:
-    """A core that has seen a ~100k-point synthetic sweep with a parked car 20 m ahead at ``box_y_m``."""
+    """A core that has seen a ~100k-point synthetic sweep with a parked car 20 m ahead at ``box_y_m`` (and
+    every other input; no start-up time: the first plan is judged at once)."""
     scene = SyntheticScene(boxes=(Box(20.0, box_y_m, 4.5, 1.9, 1.5),))
-    core = CriticCore(critic_config(), T0)
+    core = CriticCore(critic_config({'state_machine': {'startup_timeout_s': 0.0}}), T0)
     now = T0
     for i in range(5):
         now = T0 + i * S // 10
         ego = scene.ego(i * 0.1)
         core.on_odometry(EgoState(now, ego.x, ego.y, ego.yaw, ego.speed), now)
+        core.on_input('camera', CAMERA, now)
     cloud = scene.lidar(0.4)
     assert cloud.size > 90_000
     core.on_lidar('top', points_xyz(cloud), now, now)

@@ -4,17 +4,23 @@ import json
 
 import numpy as np
 import pytest
+import yaml
+from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Reader
 
 from avstack import cli
 from avstack.bag import deserialize
 from avstack.eval_report import OdometryTrack, PlannedPath, constant_velocity_plans, open_loop_errors
-from avstack.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
+from avstack.synthetic_bag import START_NS, SyntheticBagSpec, write_synthetic_bag
 from stack_common import topics
+from stack_common.camera_info import Intrinsics, intrinsics_to_camera_info
+from stack_common.config import merge_documents, read_params_file
 from stack_common.odometry import EgoState
+from stack_common.tokens import Modality, cloud_to_tokens
 from stack_common.trajectory import path_to_trajectory
 
 from bagtools import small_bag
+from conftest import STACK_CONFIG
 
 OUTPUT_TOPICS = {topics.FUSED_TOKENS, topics.TRAJECTORY, topics.ASSESSMENT, topics.TAKEOVER_REQUEST}
 INPUT_TOPICS = {topics.camera_topic('front'), topics.lidar_topic('top'), topics.ODOMETRY}
@@ -135,3 +141,37 @@ def test_eval_without_odometry_runs_and_reports_no_distance(tmp_path, capsys):
     assert report['distance_km'] is None and report['km_per_takeover'] is None
     assert report['ade_m'] == {'1s': None, '2s': None, '3s': None}
     assert 'no odometry' in capsys.readouterr().out
+
+
+def test_a_lockstep_recording_reports_duration_and_real_time_factor_from_the_sensor_stamps(tmp_path, capsys):
+    """A lockstep simulator wrote 3 s of sim time in 1 s of wall time: the drive lasted 3 s, not 1 s."""
+    bag = small_bag(tmp_path / 'bag', duration_s=3.0, recording_speedup=3.0)
+    assert cli.main(['eval', str(bag), '--out', str(tmp_path / 'out'), '--no-plots']) == 0
+    report = json.loads((tmp_path / 'out' / 'report.json').read_text())
+    assert report['duration_s'] == pytest.approx(2.98, abs=0.01)       # first to last stamp, odometry at 50 Hz
+    assert report['bag_duration_s'] == pytest.approx(2.98 / 3, abs=0.03)
+    assert report['real_time_factor'] == pytest.approx(report['duration_s'] / report['wall_s'], rel=0.01)
+    assert 'over 3.0 s of driving (sensor stamps; recorded over 1.0 s)' in capsys.readouterr().out
+
+
+def test_a_camera_without_intrinsics_takes_them_from_the_bags_camera_info(tmp_path):
+    """As live: K and D of the latest camera_info in the bag; until then the camera tokens have no position."""
+    info = intrinsics_to_camera_info(Intrinsics(800.0, 800.0, 640.0, 360.0, (), (1280, 720)), 0, 'cam')
+    topic = '/sensors/camera/front/camera_info'
+    bag = write_synthetic_bag(tmp_path / 'bag', SyntheticBagSpec(duration_s=1.0, extra_messages=(
+        (topic, 'sensor_msgs/msg/CameraInfo', 450_000_000, serialize_message(info)),)))
+    config = tmp_path / 'camera_info.yaml'
+    config.write_text(yaml.safe_dump(merge_documents(read_params_file(STACK_CONFIG), {'perception_node': {
+        'ros__parameters': {'camera': {'front': {'intrinsics': [], 'camera_info_topic': topic}}}}})))
+    assert cli.main(['eval', str(bag), '--out', str(tmp_path / 'out'), '--config', str(config), '--no-plots']) == 0
+    report = json.loads((tmp_path / 'out' / 'report.json').read_text())
+    assert report['inputs'][topic] == 1 and report['decode_errors'] == 0
+    placed = {}
+    for topic_name, type_name, _, data in read_output(tmp_path / 'out' / 'output.mcap'):
+        if topic_name == topics.FUSED_TOKENS:
+            tokens = cloud_to_tokens(deserialize(data, type_name))
+            camera = tokens.anchors[tokens.modality == Modality.CAMERA]
+            placed[tokens.stamp_ns] = int(np.isfinite(camera).all(axis=1).sum())
+    before = [n for stamp, n in placed.items() if stamp < START_NS + 400_000_000]
+    after = [n for stamp, n in placed.items() if stamp >= START_NS + 500_000_000]
+    assert before and after and not any(before) and all(n > 32 for n in after), placed

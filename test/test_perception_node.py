@@ -16,14 +16,17 @@ from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 
 from avstack.launcher import STACK_NODES, Launcher
 from avstack.ros_runtime import RosRuntime
 from avstack.synthetic import SyntheticScene
+from avstack.up import resolve_config
 from perception_llm.pipeline import PerceptionCore
 from perception_llm.weights import load_encoders
 from stack_common import topics
+from stack_common.camera_info import Intrinsics, intrinsics_to_camera_info
+from stack_common.config import load_node_config
 from stack_common.image import rgb_to_compressed_msg, rgb_to_image_msg
 from stack_common.odometry import EgoState, ego_to_odometry
 from stack_common.pointcloud import array_to_cloud
@@ -38,6 +41,7 @@ PERCEPTION = tuple(n for n in STACK_NODES if n.name == 'perception_node')
 STARTUP_TIMEOUT_S = 60.0
 MS = 1_000_000
 SCENE = SyntheticScene(rings=16, azimuths=1000)     # a light sweep: this test is about handling, not load
+CAMERA_INFO = '/sensors/camera/front/camera_info'
 
 
 class PerceptionProbe(Node):
@@ -49,6 +53,7 @@ class PerceptionProbe(Node):
         self.changed = threading.Condition()
         self.tokens = {}              # stamp -> TokenSet
         self.missing = {}             # stamp -> missing sensors from /perception/status
+        self.no_intrinsics = {}       # stamp -> cameras without intrinsics, from /perception/status
         self.counters: dict[str, str] = {}
         self.camera_pub = self.create_publisher(CompressedImage if compressed else Image, camera_topic, SENSOR_QOS)
         self.lidar_pub = self.create_publisher(PointCloud2, lidar_topic, SENSOR_QOS)
@@ -68,6 +73,7 @@ class PerceptionProbe(Node):
         values = {kv.key: kv.value for kv in msg.status[0].values}
         with self.changed:
             self.missing[stamp_to_ns(msg.header.stamp)] = [m for m in values['missing'].split(',') if m]
+            self.no_intrinsics[stamp_to_ns(msg.header.stamp)] = [m for m in values['no_intrinsics'].split(',') if m]
             self.changed.notify_all()
 
     def on_diagnostics(self, msg: DiagnosticArray) -> None:
@@ -102,15 +108,16 @@ class PerceptionProbe(Node):
                 and self.count_publishers(topics.FUSED_TOKENS) > 0)
 
     def frame(self, stamp_ns: int, camera=True, lidar=True, odometry=True, cloud=None,
-              camera_frame='camera_front_optical'):
-        """One synthetic frame; ``cloud`` replaces the lidar's structured points."""
-        t_s = (stamp_ns % 10**11) / 1e9
+              camera_frame='camera_front_optical', lidar_frame='lidar_top', t_s=None):
+        """One synthetic frame (of scene time ``t_s``, default from the stamp); ``cloud`` replaces the lidar's
+        structured points, given in ``lidar_frame``."""
+        t_s = (stamp_ns % 10**11) / 1e9 if t_s is None else t_s
         if odometry:
             ego = SCENE.ego(t_s)
             ego.stamp_ns = stamp_ns
             self.odometry_pub.publish(ego_to_odometry(ego))
         if lidar:
-            self.lidar_pub.publish(array_to_cloud(SCENE.lidar(t_s) if cloud is None else cloud, stamp_ns, 'lidar_top'))
+            self.lidar_pub.publish(array_to_cloud(SCENE.lidar(t_s) if cloud is None else cloud, stamp_ns, lidar_frame))
         if camera:
             self.camera_pub.publish(rgb_to_image_msg(SCENE.camera(t_s), stamp_ns, camera_frame, 'bgr8'))
 
@@ -241,3 +248,44 @@ def test_the_real_sample_over_dds_gives_the_tokens_the_core_computes_offline(ros
         assert np.array_equal(received.modality, expected.tokens.modality)
         assert np.allclose(received.embedding, expected.tokens.embedding, atol=1e-5)
         assert np.array_equal(received.anchors, expected.tokens.anchors, equal_nan=True)
+
+
+@pytest.mark.timeout(180)
+def test_a_cloud_in_base_link_is_used_as_it_is_and_camera_info_gives_the_camera_its_intrinsics(ros_domain, tmp_path):
+    """The shipped lidar is 1.8 m up in lidar_top; the same sweep sent in base_link (raised by 1.8 m) must give
+    the same tokens. The camera has no intrinsics in the config, only a camera_info topic."""
+    config = tmp_path / 'camera_info.yaml'
+    config.write_text(yaml.safe_dump({'perception_node': {'ros__parameters': {'camera': {'front': {
+        'intrinsics': [], 'camera_info_topic': CAMERA_INFO}}}}}))
+    params = resolve_config([STACK_CONFIG, config])
+    sweep = SCENE.lidar(0.5)
+    in_base = sweep.copy()
+    in_base['z'] += load_node_config('perception_llm', 'perception_node', params)['lidar']['top']['translation_m'][2]
+    with open(tmp_path / 'node.log', 'w') as log, RosRuntime() as ros, \
+            Launcher(params, nodes=PERCEPTION, output=log):
+        probe = ros.add(PerceptionProbe(context=ros.context))
+        info_pub = probe.create_publisher(CameraInfo, CAMERA_INFO, SENSOR_QOS)
+        assert probe.wait_for(lambda p: p.connected(), STARTUP_TIMEOUT_S), log_tail(tmp_path)
+        now = probe.get_clock().now().nanoseconds
+        sensor_stamp, base_stamp, calibrated = now, now + 100 * MS, now + 200 * MS
+        assert probe.until_received(lambda: probe.frame(sensor_stamp, cloud=sweep, t_s=0.5), sensor_stamp)
+        probe.frame(base_stamp, cloud=in_base, lidar_frame='base_link', t_s=0.5)
+        assert probe.wait_for(lambda p: base_stamp in p.tokens and base_stamp in p.no_intrinsics, 5.0)
+        lidar = [probe.tokens[s].modality == Modality.LIDAR for s in (sensor_stamp, base_stamp)]
+        np.testing.assert_allclose(probe.tokens[base_stamp].embedding[lidar[1]],
+                                   probe.tokens[sensor_stamp].embedding[lidar[0]], atol=1e-5)
+        assert 'flagged/lidar/top/frame_mismatch' not in probe.counters
+
+        # until a camera_info came, the status says the camera has no intrinsics and its tokens no position
+        assert probe.no_intrinsics[base_stamp] == ['camera/front']
+        camera = probe.tokens[base_stamp].modality == Modality.CAMERA
+        assert np.isnan(probe.tokens[base_stamp].anchors[camera]).all()
+        info = intrinsics_to_camera_info(Intrinsics(800.0, 800.0, 640.0, 360.0, (), (1280, 720)), now, 'cam')
+
+        def send() -> None:
+            info_pub.publish(info)
+            probe.frame(calibrated, cloud=sweep, t_s=0.5)
+        assert probe.until_received(send, calibrated)
+        assert probe.wait_for(lambda p: p.no_intrinsics.get(calibrated) == [], 5.0), probe.no_intrinsics
+        anchors = probe.tokens[calibrated].anchors[probe.tokens[calibrated].modality == Modality.CAMERA]
+        assert np.isfinite(anchors).all(axis=1).sum() > 64, 'the road and the fences have positions now'

@@ -11,6 +11,7 @@ from rosbags.rosbag2 import Reader
 from std_msgs.msg import String
 
 from avstack.cli import main
+from sim_bridge.envs import SCENARIOS, scenario_id
 from stack_common import topics
 
 DURATION_S = 6.0
@@ -19,7 +20,7 @@ DURATION_S = 6.0
 @pytest.mark.timeout(240)
 def test_a_seeded_expert_run_finishes_without_collision_and_records_every_step(ros_domain, tmp_path):
     out = tmp_path / 'run'
-    code = main(['sim', '--driver', 'expert', '--scenario', 'highway-v0', '--seed', '3',
+    code = main(['sim', '--driver', 'expert', '--scenario', 'highway', '--seed', '3',   # the family name
                  '--duration', str(DURATION_S), '--out', str(out)])
     assert code == 0, (out / 'nodes.log').read_text()[-3000:]
 
@@ -53,6 +54,13 @@ def test_a_bad_option_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as error:
         main(['sim', '--scenario', 'parking-v0', '--out', str(tmp_path)])
     assert error.value.code == 2
+    assert "unknown scenario 'parking-v0': choose one of highway-v0, merge-v0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('name', ['highway', 'highway-v0', 'Highway', ' merge ', 'intersection'])
+def test_a_scenario_is_named_with_or_without_its_version(name):
+    assert scenario_id(name) == f'{name.strip().lower().removesuffix("-v0")}-v0'
+    assert scenario_id(name) in SCENARIOS
 
 
 def test_a_bad_sim_config_names_the_key(tmp_path, capsys):

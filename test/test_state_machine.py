@@ -9,8 +9,8 @@ S = 1_000_000_000
 T0 = 1_000 * S
 PERIOD = S // 50   # a 50 Hz timer
 
-CFG = {'startup_grace_s': 10.0, 'escalate_count': 10, 'escalate_window_s': 1.0, 'nominal_hold_s': 1.0,
-       'auto_clear_after_s': 0.0}
+CFG = {'startup_grace_s': 10.0, 'startup_timeout_s': 5.0, 'escalate_count': 10, 'escalate_window_s': 1.0,
+       'nominal_hold_s': 1.0, 'auto_clear_after_s': 0.0}
 
 OK_RESULTS = [passed('validity', CRITICAL), passed('sensor_loss', WARN)]
 CRITICAL_FAILURE = [failed('validity', CRITICAL, '3 non-finite values in the plan', 3, 0), passed('sensor_loss', WARN)]
@@ -19,7 +19,7 @@ WARNING = [passed('validity', CRITICAL), failed('sensor_loss', WARN, 'perception
 
 def machine(**overrides) -> TakeoverStateMachine:
     m = TakeoverStateMachine({**CFG, **overrides}, T0)
-    m.arm()
+    m.start_monitoring()
     return m
 
 
@@ -27,19 +27,30 @@ def states(transitions):
     return [(t.previous, t.state) for t in transitions]
 
 
-def test_waiting_until_the_first_plan_or_the_grace_period_ends():
+def test_waiting_latches_nothing_until_monitoring_starts_then_judges_at_once():
     m = TakeoverStateMachine(CFG, T0)
-    assert m.update(T0 + 5 * S, CRITICAL_FAILURE, tick=True) == []
+    assert m.update(T0 + 50 * S, CRITICAL_FAILURE, tick=True) == []
     assert m.state == TakeoverState.WAITING and not m.takeover_active
-    transitions = m.update(T0 + 10 * S, CRITICAL_FAILURE, tick=True)
+    m.start_monitoring()
+    transitions = m.update(T0 + 50 * S + 1, CRITICAL_FAILURE)
     assert states(transitions) == [(TakeoverState.WAITING, TakeoverState.NOMINAL),
                                    (TakeoverState.NOMINAL, TakeoverState.TAKEOVER_REQUESTED)]
 
 
-def test_first_plan_ends_waiting_at_once():
-    m = TakeoverStateMachine(CFG, T0)
-    m.arm()
+def test_monitoring_with_passing_checks_is_nominal():
+    m = machine()
     assert states(m.update(T0 + S, OK_RESULTS)) == [(TakeoverState.WAITING, TakeoverState.NOMINAL)]
+
+
+def test_a_request_from_outside_names_its_reason_and_joins_a_latched_one():
+    m = machine()
+    m.update(T0, CRITICAL_FAILURE)
+    stopped = failed('critic_stopped', CRITICAL, 'the critic stopped')
+    [transition] = m.request(T0 + S, [stopped])
+    assert (transition.previous, transition.state) == (TakeoverState.TAKEOVER_REQUESTED,) * 2
+    assert [r.check for r in transition.reasons] == ['validity', 'critic_stopped']
+    idle = TakeoverStateMachine(CFG, T0)   # still waiting: the request comes all the same
+    assert states(idle.request(T0, [stopped])) == [(TakeoverState.WAITING, TakeoverState.TAKEOVER_REQUESTED)]
 
 
 def test_a_critical_failure_requests_at_once_with_its_measured_value():

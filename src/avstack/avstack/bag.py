@@ -41,6 +41,7 @@ IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
 CAMERA_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
 CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
+CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 ODOMETRY_TYPE = 'nav_msgs/msg/Odometry'
 STORAGES = ('mcap', 'sqlite3')
 DEFAULT_DEPTH = 10
@@ -294,10 +295,11 @@ class SensorTopics:
     cameras: dict[str, SensorTopic]   # sensor name -> topic
     lidars: dict[str, SensorTopic]
     odometry: SensorTopic | None
+    camera_infos: dict[str, SensorTopic] = field(default_factory=dict)   # camera name -> its camera_info topic
 
     def all(self) -> list[SensorTopic]:
         return list(self.cameras.values()) + list(self.lidars.values()) + (
-            [self.odometry] if self.odometry else [])
+            [self.odometry] if self.odometry else []) + list(self.camera_infos.values())
 
     def by_topic(self) -> dict[str, SensorTopic]:
         return {t.topic: t for t in self.all()}
@@ -379,7 +381,13 @@ def resolve_sensor_topics(bag: Bag, perception_config: dict, mapping: dict[str, 
     for sensor in [*cameras.values(), *lidars.values(), *([odometry] if odometry else [])]:
         if not is_known_type(sensor.type_name):
             raise BagError(f'{sensor.topic}: unknown message type {sensor.type_name!r}')
-    return SensorTopics(cameras, lidars, odometry)
+    # A camera's configured camera_info topic, when the bag has it (optional, as live).
+    camera_infos = {}
+    for name in perception_config['cameras']:
+        topic = perception_config['camera'].get(name, {}).get('camera_info_topic')
+        if topic and topic in bag.topics and bag.topics[topic].type_name == CAMERA_INFO_TYPE:
+            camera_infos[name] = SensorTopic(f'camera_info/{name}', topic, CAMERA_INFO_TYPE)
+    return SensorTopics(cameras, lidars, odometry, camera_infos)
 
 
 # -------------------------------------------------------------------------------------------- writing

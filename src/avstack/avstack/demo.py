@@ -20,7 +20,7 @@ from avstack.ros_runtime import RosRuntime
 from avstack.sensor_source import SyntheticSensorSource
 from avstack.sim import execute
 from avstack.sim_run import SimOptions
-from sim_bridge.envs import SCENARIOS
+from sim_bridge.envs import SCENARIOS, scenario_id
 from stack_common.config import ConfigError
 
 EXIT_USAGE = 2
@@ -44,7 +44,8 @@ def register(subparsers) -> None:
     parser.add_argument('--duration', type=float, default=None,
                         help=f'sim seconds of the drive (default {SIM_DURATION_S:.0f}); '
                              f'wall seconds with --synthetic (default {SYNTHETIC_DURATION_S:.0f})')
-    parser.add_argument('--scenario', choices=SCENARIOS, default='highway-v0', help='scenario family to drive')
+    parser.add_argument('--scenario', type=scenario_id, default='highway-v0', metavar='SCENARIO',
+                        help=f'scenario family to drive: {", ".join(SCENARIOS)}, the version optional')
     parser.add_argument('--checkpoint', type=Path, default=None, help='model checkpoint (default: the shipped one)')
     parser.add_argument('--realtime', action='store_true', help='drive at wall-clock rate instead of lockstep')
     parser.add_argument('--out', type=Path, default=Path('out/demo'),

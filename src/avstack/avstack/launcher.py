@@ -3,8 +3,16 @@
 Each node is ``python -m <module> --ros-args --params-file <config> ...`` in
 its own process group, with its output prefixed by its name, the large-data
 DDS transport in its environment, SIGINT/SIGTERM forwarded, and everything
-stopped when the launcher stops. A node that dies is respawned when
-configured, otherwise the whole stack stops with a non-zero exit code.
+stopped when the launcher stops, the monitor (critic_node) last.
+
+The monitor outlives what it monitors, as in ``launch/stack.launch.py``: a
+node that dies is respawned when configured; otherwise the others keep
+running, so the critic's watchdog requests the takeover and it stands, and
+the launcher exits non-zero once it is stopped. When the monitor itself dies
+(without respawn), nothing watches the stack any more: the launcher stops
+everything and exits non-zero; a vehicle interface sees the critic's heartbeat
+fall silent. Without a monitor among the nodes (``--nodes``), a dead node
+stops the stack at once.
 """
 
 import os
@@ -36,6 +44,7 @@ STACK_NODES = (
 # Each node is one process doing its own work; BLAS/OpenMP thread pools inside every
 # one of them would oversubscribe small machines (torch threads are a node parameter).
 SINGLE_THREADED_MATH = {'OMP_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
+MONITOR = 'critic_node'
 STOP_TIMEOUT_S = 5.0
 RESPAWN_DELAY_S = 1.0
 
@@ -68,6 +77,7 @@ class Launcher:
             {**SINGLE_THREADED_MATH, **os.environ, 'PYTHONUNBUFFERED': '1', **(extra_env or {})})
         self.output = output
         self.running: dict[str, NodeProcess] = {}
+        self.failed: dict[str, int] = {}   # node -> exit code, nodes that died and were not respawned
         self._lock = threading.Lock()
         self._stopping = False
 
@@ -112,35 +122,56 @@ class Launcher:
         self._spawn(entry.spec, entry.respawns + 1)
 
     def watch(self, poll_s: float = 0.1, until: threading.Event | None = None) -> int:
-        """Supervise until ``until`` is set or a node dies without respawn; returns the exit code."""
+        """Supervise until ``until`` is set, or the monitor (or, without one, any node) dies without respawn;
+        returns the exit code: non-zero once a node died without respawn."""
+        monitored = MONITOR in self.running
         while not (until and until.is_set()) and not self._stopping:
             for name, entry in list(self.running.items()):
                 code = entry.process.poll()
-                if code is None:
+                if code is None or name in self.failed:
                     continue
                 if self.respawn:
                     self._log(f'{name} exited with {code}; respawning in {RESPAWN_DELAY_S:.0f} s')
                     time.sleep(RESPAWN_DELAY_S)
                     self._spawn(entry.spec, entry.respawns + 1)
                     continue
-                self._log(f'{name} exited with {code}; stopping the stack')
-                self.stop()
-                return code if code else 1
+                self.failed[name] = code
+                if name == MONITOR or not monitored:
+                    self._log(f'{name} exited with {code}; '
+                              + ('nothing monitors the stack any more: ' if monitored else '') + 'stopping the stack')
+                    self.stop()
+                    return self.exit_code()
+                self._log(f'{name} exited with {code}; {MONITOR} keeps watching (its watchdog requests the '
+                          f'takeover); the other nodes keep running; Ctrl-C stops the stack')
             if until is not None:
                 until.wait(poll_s)
             else:
                 time.sleep(poll_s)
-        return 0
+        return self.exit_code()
+
+    def exit_code(self) -> int:
+        """0, or the exit code of the first node that died without respawn (1 for a clean exit or a signal)."""
+        code = next(iter(self.failed.values()), 0)
+        return 0 if not self.failed else (code if code > 0 else 1)
 
     def stop(self) -> None:
-        """SIGINT every node, then SIGTERM / SIGKILL what is still running after the timeout."""
+        """SIGINT the nodes, the monitor last, then SIGTERM / SIGKILL what is still running after the timeout."""
         self._stopping = True
-        entries = list(self.running.values())
+        entries = [e for e in self.running.values() if e.spec.name != MONITOR]
+        self._signal_until_gone(entries)
+        self._signal_until_gone([e for e in self.running.values() if e.spec.name == MONITOR])
+        for entry in self.running.values():
+            for reader in entry.readers:
+                reader.join(timeout=1.0)
+
+    @staticmethod
+    def _signal_until_gone(entries: list[NodeProcess]) -> None:
         for sig, timeout in ((signal.SIGINT, STOP_TIMEOUT_S), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
             alive = [e for e in entries if e.process.poll() is None]
             for entry in alive:
                 try:
                     os.killpg(entry.process.pid, sig)
+                    os.killpg(entry.process.pid, signal.SIGCONT)   # a stopped (hung) node must see it too
                 except ProcessLookupError:
                     pass
             deadline = time.monotonic() + timeout
@@ -149,9 +180,6 @@ class Launcher:
                     entry.process.wait(max(deadline - time.monotonic(), 0.0))
                 except subprocess.TimeoutExpired:
                     pass
-        for entry in entries:
-            for reader in entry.readers:
-                reader.join(timeout=1.0)
 
     def _log(self, text: str) -> None:
         if self.output is not None:

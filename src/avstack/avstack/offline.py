@@ -33,6 +33,7 @@ from perception_llm.pipeline import FrameInputs, FusedFrame, PerceptionCore
 from perception_llm.weights import load_encoders
 from planner.loading import load_planner
 from planner.planning import Plan
+from stack_common.camera_info import CameraInfoError, Intrinsics, camera_info_to_intrinsics
 from stack_common.config import load_node_config
 from stack_common.image import ImageDecodeError, compressed_msg_to_rgb, image_msg_to_rgb
 from stack_common.odometry import EgoState, odometry_to_ego
@@ -49,15 +50,17 @@ TRANSITION_CALLS = ('on_lidar', 'tick')
 
 @dataclass
 class SensorInput:
-    """One decoded sensor message: exactly one of ``rgb``, ``points`` or ``ego`` is set."""
+    """One decoded sensor message: exactly one of ``rgb``, ``points``, ``ego`` or ``intrinsics`` is set."""
 
     sensor: SensorTopic
     stamp_ns: int                         # header stamp
     log_time_ns: int                      # receipt in the bag: the cores' "now"
+    frame_id: str = ''                    # header frame: the frame policy places the points by it
     rgb: np.ndarray | None = None         # (H, W, 3) uint8
-    points: np.ndarray | None = None      # (N, 3) float32 in the sensor frame
+    points: np.ndarray | None = None      # (N, 3) float32 in ``frame_id``
     intensity: np.ndarray | None = None   # (N,) float32
     ego: EgoState | None = None
+    intrinsics: Intrinsics | None = None  # a camera_info
     decode_ms: float = 0.0
 
     @property
@@ -82,14 +85,16 @@ def decode(message: BagMessage, sensor: SensorTopic) -> SensorInput | DecodeFail
     try:
         msg = deserialize(message.data, message.type_name)
         stamp_ns = stamp_to_ns(msg.header.stamp)
-        item = SensorInput(sensor, stamp_ns, message.log_time_ns)
+        item = SensorInput(sensor, stamp_ns, message.log_time_ns, msg.header.frame_id)
         if sensor.key == 'odometry':
             item.ego = odometry_to_ego(msg)
+        elif sensor.key.startswith('camera_info/'):
+            item.intrinsics = camera_info_to_intrinsics(msg)
         elif sensor.key.startswith('camera/'):
             item.rgb = compressed_msg_to_rgb(msg) if sensor.compressed else image_msg_to_rgb(msg)
         else:
             item.points, item.intensity = points_xyz_intensity(cloud_to_array(msg))
-    except (MessageDecodeError, ImageDecodeError, CloudDecodeError) as error:
+    except (MessageDecodeError, ImageDecodeError, CloudDecodeError, CameraInfoError) as error:
         return DecodeFailure(sensor, message.log_time_ns, error.reason, str(error))
     item.decode_ms = (time.perf_counter() - start) * 1e3
     return item
@@ -227,14 +232,21 @@ class OfflineStack:
             if kind == 'camera':  # the critic subscribes to cameras raw: a message arrived all the same
                 steps.append(_Step(now, critic=('on_input', 'camera', item.sensor.topic, now)))
             return steps
+        if kind == 'camera_info':
+            try:
+                self.perception.set_intrinsics(item.name, item.intrinsics)
+            except ValueError:   # the node drops it with a warning; counted here
+                self.decode_failures[f'{item.sensor.topic}/unusable'] += 1
+            return steps
         if kind == 'camera':
             steps.append(_Step(now, critic=('on_input', 'camera', item.sensor.topic, now)))
-            return steps + self._preprocess(self.perception.add_camera(item.name, item.stamp_ns, item.rgb, now), now)
-        if kind == 'lidar':
-            steps += [_Step(now, critic=('on_lidar', name, item.points, item.stamp_ns, now))
-                      for name in self._critic_lidars(item.sensor.topic)]
             return steps + self._preprocess(
-                self.perception.add_lidar(item.name, item.stamp_ns, item.points, item.intensity, now), now)
+                self.perception.add_camera(item.name, item.stamp_ns, item.rgb, now, item.frame_id), now)
+        if kind == 'lidar':
+            steps += [_Step(now, critic=('on_lidar', name, item.points, item.stamp_ns, now, item.frame_id))
+                      for name in self._critic_lidars(item.sensor.topic)]
+            return steps + self._preprocess(self.perception.add_lidar(
+                item.name, item.stamp_ns, item.points, item.intensity, now, item.frame_id), now)
         steps.append(_Step(now, critic=('on_odometry', item.ego, now)))
         self.perception.add_odometry(item.ego)
         return steps

@@ -34,7 +34,8 @@ class SyntheticSensorSource(Node):
     def __init__(self, scene: SyntheticScene | None = None, rate_hz: float = 10.0, encoding: str = 'bgr8',
                  camera_topic: str = topics.camera_topic('front'), lidar_topic: str = topics.lidar_topic('top'),
                  odometry_topic: str = topics.ODOMETRY, name: str = 'synthetic_sensors', replay_frames: int = 0,
-                 **node_kwargs):
+                 camera: bool = True, **node_kwargs):
+        """``camera``: publish camera images from the start (``camera_enabled`` switches them later)."""
         super().__init__(name, **node_kwargs)
         self.scene = scene or SyntheticScene()
         self.encoding = encoding
@@ -42,7 +43,8 @@ class SyntheticSensorSource(Node):
         self.lidar_pub = self.create_publisher(PointCloud2, lidar_topic, SENSOR_QOS)
         self.odometry_pub = self.create_publisher(Odometry, odometry_topic, SENSOR_QOS)
         self.camera_enabled = threading.Event()
-        self.camera_enabled.set()
+        if camera:
+            self.camera_enabled.set()
         self.published_stamps: list[int] = []
         self.period_s = 1.0 / rate_hz
         self.replay_frames = replay_frames

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from avstack.sim_run import BAG_NAME, RESULTS_NAME, SimOptions, SimRun, SimRunError
-from sim_bridge.envs import SCENARIOS
+from sim_bridge.envs import SCENARIOS, scenario_id
 from stack_common.checkpoint import CheckpointError
 from stack_common.config import ConfigError
 
@@ -46,8 +46,9 @@ def register(subparsers) -> None:
         description='Run the bridge and the stack (or the expert alone) as real processes over DDS for N '
                     'seeded episodes per scenario and write DIR/report.json, plots and an MCAP of the run.',
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--scenario', nargs='+', choices=SCENARIOS, default=['highway-v0'],
-                        help='scenario families, in order (default highway-v0)')
+    parser.add_argument('--scenario', nargs='+', type=scenario_id, default=['highway-v0'], metavar='SCENARIO',
+                        help=f'scenario families, in order: {", ".join(SCENARIOS)}, the version optional '
+                             f'(default highway-v0)')
     parser.add_argument('--driver', choices=('model', 'expert'), default='model',
                         help='model: the stack drives, the safety driver takes over on request; '
                              'expert: IDM/MOBIL drives everything (data collection, no stack nodes)')

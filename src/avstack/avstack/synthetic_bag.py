@@ -50,6 +50,8 @@ class SyntheticBagSpec:
     odometry_topic: str = topics.ODOMETRY
     storage: str = 'mcap'
     distro: str = 'kilted'
+    # log time runs this many times faster than the stamps: a lockstep simulator's recording (1: real time)
+    recording_speedup: float = 1.0
     # (topic, type, offset from the start in ns, bytes): also on a sensor topic (e.g. a corrupt message)
     extra_messages: tuple[tuple[str, str, int, bytes], ...] = ()
     # (type, .msg text) for extra message types this machine does not have
@@ -90,6 +92,11 @@ def _times(rate_hz: float, duration_s: float) -> np.ndarray:
     return np.arange(0.0, duration_s - 1e-9, 1.0 / rate_hz)
 
 
+def _log_time(spec: SyntheticBagSpec, stamp_ns: int, sensor: str) -> int:
+    """When the recorder received a message stamped ``stamp_ns``."""
+    return START_NS + round((stamp_ns - START_NS) / spec.recording_speedup) + TRANSPORT_NS[sensor]
+
+
 def _messages(scene: SyntheticScene, spec: SyntheticBagSpec, camera_topic: str):
     """``(log time, topic, bytes)`` of all sensors in log-time order, rendered as they are written."""
     sources = [_odometry(scene, spec) if spec.odometry_topic else (), _lidar(scene, spec) if spec.lidar_topic else (),
@@ -101,14 +108,14 @@ def _odometry(scene: SyntheticScene, spec: SyntheticBagSpec):
     for t_s in _times(spec.odometry_hz, spec.duration_s):
         ego = scene.ego(t_s)
         ego.stamp_ns += START_NS
-        yield ego.stamp_ns + TRANSPORT_NS['odometry'], spec.odometry_topic, serialize_message(ego_to_odometry(ego))
+        yield _log_time(spec, ego.stamp_ns, 'odometry'), spec.odometry_topic, serialize_message(ego_to_odometry(ego))
 
 
 def _lidar(scene: SyntheticScene, spec: SyntheticBagSpec):
     for t_s in _times(spec.lidar_hz, spec.duration_s):
         stamp = scene.ego(t_s).stamp_ns + START_NS
         cloud = array_to_cloud(scene.lidar(t_s), stamp, 'lidar_top')
-        yield stamp + TRANSPORT_NS['lidar'], spec.lidar_topic, serialize_message(cloud)
+        yield _log_time(spec, stamp, 'lidar'), spec.lidar_topic, serialize_message(cloud)
 
 
 def _camera(scene: SyntheticScene, spec: SyntheticBagSpec, camera_topic: str):
@@ -117,7 +124,7 @@ def _camera(scene: SyntheticScene, spec: SyntheticBagSpec, camera_topic: str):
         rgb = scene.camera(t_s)
         msg = (rgb_to_compressed_msg(rgb, stamp, 'camera_front_optical') if spec.compressed
                else rgb_to_image_msg(rgb, stamp, 'camera_front_optical', 'bgr8'))
-        yield stamp + TRANSPORT_NS['camera'], camera_topic, serialize_message(msg)
+        yield _log_time(spec, stamp, 'camera'), camera_topic, serialize_message(msg)
 
 
 def as_distro(bag_dir: Path, distro: str) -> None:

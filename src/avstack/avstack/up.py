@@ -20,7 +20,13 @@ def register(subparsers) -> None:
         'up', help='start perception, planner and critic as separate processes',
         description='Start the stack the way `ros2 launch avstack stack.launch.py` does, for machines without '
                     'the launch packages: one process per node with --params-file, output prefixed per node, '
-                    'Ctrl-C stops everything. Exits non-zero when a node dies (unless --respawn).')
+                    'Ctrl-C stops everything (the critic last; its last act is a takeover request). The monitor '
+                    'outlives what it monitors: when perception or the planner dies (and --respawn is not given), '
+                    'the other nodes keep running, so the critic\'s takeover request stands, and `avstack up` exits '
+                    'non-zero once stopped. When the critic dies, nothing monitors the stack: everything stops, exit '
+                    'non-zero.',
+        epilog='exit codes: 0 stopped by Ctrl-C with every node alive, 1 (or the node\'s own code) a node died '
+               'without --respawn, 2 bad usage or configuration.')
     parser.add_argument('--config', type=Path, action='append', default=None,
                         help='parameter file (default: config/stack.yaml); repeat to lay override files over it, '
                              'later ones winning, e.g. --config config/stack.yaml '

@@ -103,8 +103,8 @@ def check_staleness(age_s: float, cfg: dict) -> CheckResult:
 
 
 def check_silence(name: str, silent_s: float | None, cfg: dict, source: str = '', seen: bool = True) -> CheckResult:
-    """A watchdog on input ``name``: ``silent_s`` since its last message, or since the start when it was
-    never ``seen`` (None: never received and the timeout is over)."""
+    """A watchdog on input ``name``: ``silent_s`` since its last message (of the topics heard so far, while
+    start-up still waits for one that was never ``seen``); None: never received, and start-up is over."""
     check, severity, limit = f'{name}_timeout', cfg['severity'], cfg['timeout_s']
     on = f' on {source}' if source else ''
     if silent_s is None:
@@ -112,7 +112,7 @@ def check_silence(name: str, silent_s: float | None, cfg: dict, source: str = ''
     if silent_s > limit:
         return failed(check, severity, f'no {name} for {silent_s * 1e3:.0f} ms{on}', silent_s, limit)
     if not seen:
-        return passed(check, severity, f'no {name} yet ({silent_s * 1e3:.0f} ms since start)', silent_s, limit)
+        return passed(check, severity, f'start-up: waiting for the first {name} message{on}', silent_s, limit)
     return passed(check, severity, f'last {name} {silent_s * 1e3:.0f} ms ago', silent_s, limit)
 
 

@@ -7,9 +7,12 @@ or not anything arrives. Camera topics are subscribed raw (only their arrival
 matters here), so watching them costs no decoding.
 
 Outputs: ``/critic/takeover_request`` and ``/critic/takeover_active``
-(latched), one ``/diagnostics`` status per check plus the state, the takeover
-statistics and the critic's own reaction times, and ``/critic/markers``. The
-statistics are written to ``statistics_path`` as JSON when the node stops.
+(latched; the flag also as a 10 Hz heartbeat with a deadline), one
+``/diagnostics`` status per check plus the state, the takeover statistics and
+the critic's own reaction times, and ``/critic/markers``. While starting up,
+the request topic names the inputs still awaited. On SIGINT/SIGTERM the last
+act is a takeover request ``critic_stopped``. The statistics are written to
+``statistics_path`` as JSON when the node stops.
 """
 
 import gc
@@ -22,6 +25,8 @@ from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry, Path as PathMsg
+from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Bool
@@ -38,7 +43,9 @@ from stack_common.diagnostics import ERROR, OK, STALE, WARN, diagnostic_array, m
 from stack_common.node_main import run_node
 from stack_common.odometry import odometry_to_ego
 from stack_common.pointcloud import CloudDecodeError, cloud_to_array, points_xyz
-from stack_common.qos import LATCHED_QOS, PLAN_QOS, SENSOR_QOS, STATUS_QOS
+from stack_common.qos import (
+    HEARTBEAT_PERIOD_S, LATCHED_QOS, PLAN_QOS, SENSOR_QOS, STATUS_QOS, TAKEOVER_ACTIVE_QOS,
+)
 from stack_common.ros_params import declare_node_config
 from stack_common.takeover import TakeoverReason, takeover_to_msg
 from stack_common.timeutil import stamp_to_ns
@@ -47,23 +54,26 @@ from stack_common.trajectory import path_to_trajectory
 DIAGNOSTICS_PERIOD_S = 1.0
 WARN_THROTTLE_S = 5.0
 HARDWARE_ID = 'critic_monitor'
+ACK_TIMEOUT_S = 1.0   # at stop, how long the last request may take to reach the subscribers matched then
 
 
 class CriticNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__('critic_node', **node_kwargs)
         config = declare_node_config(self, 'critic_monitor')
-        self.core = CriticCore(config, self.now_ns())
+        self.core = CriticCore(config, self.now_ns(), warn=self.warn_input)
         self.statistics_path = config['statistics_path']
+        self.shutdown_linger_s = config['shutdown_linger_s']
         self.realtime_priority = config['realtime_priority']
         self.scheduling = 'normal'
         self.reaction = LatencyWindow()            # message receipt -> takeover published, ms
         self.watchdog_overshoot = LatencyWindow()  # silence beyond the timeout when a watchdog fired, ms
         self.input_errors: Counter[str] = Counter()
         self.active = False
+        self.waiting: tuple[list[str], list[str]] = ([], [])   # start-up's awaited topics and checks, as published
 
         self.request_pub = self.create_publisher(DiagnosticArray, topics.TAKEOVER_REQUEST, LATCHED_QOS)
-        self.active_pub = self.create_publisher(Bool, topics.TAKEOVER_ACTIVE, LATCHED_QOS)
+        self.active_pub = self.create_publisher(Bool, topics.TAKEOVER_ACTIVE, TAKEOVER_ACTIVE_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
         self.marker_pub = self.create_publisher(MarkerArray, topics.CRITIC_MARKERS, STATUS_QOS)
         self.create_subscription(PathMsg, topics.TRAJECTORY, self.on_trajectory, PLAN_QOS)
@@ -78,7 +88,10 @@ class CriticNode(Node):
         self.create_service(Trigger, '~/reset', self.on_reset)
         self.create_timer(1.0 / config['timer_hz'], self.on_tick)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
-        self.request_pub.publish(takeover_to_msg(self.now_ns(), TakeoverState.WAITING.value, []))
+        # The heartbeat tells a vehicle interface that the monitor lives: on the steady clock, so a paused
+        # simulation does not silence it.
+        self.create_timer(HEARTBEAT_PERIOD_S, self.publish_heartbeat, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.publish_waiting()
         self.active_pub.publish(Bool(data=False))
         # The reaction budget is 10 ms: keep the start-up objects (rclpy, numpy, message types) out of
         # every later full garbage collection, which otherwise can pause a callback for tens of ms.
@@ -119,7 +132,8 @@ class CriticNode(Node):
             self.input_errors[f'lidar_{error.reason}'] += 1
             self.get_logger().warning(f'lidar {name}: {error}', throttle_duration_sec=WARN_THROTTLE_S)
             return
-        self.publish_transitions(self.core.on_lidar(name, xyz, stamp_to_ns(msg.header.stamp), receipt), start)
+        self.publish_transitions(self.core.on_lidar(name, xyz, stamp_to_ns(msg.header.stamp), receipt,
+                                                    msg.header.frame_id), start)
         self.publish_markers()
 
     def on_odometry(self, msg: Odometry) -> None:
@@ -147,6 +161,7 @@ class CriticNode(Node):
 
     def on_tick(self) -> None:
         self.publish_transitions(self.core.tick(self.now_ns()), time.perf_counter())
+        self.publish_waiting()
 
     def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success, response.message, transitions = self.core.reset(self.now_ns())
@@ -154,7 +169,35 @@ class CriticNode(Node):
         self.get_logger().info(f'reset requested: {response.message}')
         return response
 
+    def warn_input(self, text: str) -> None:
+        """An input used despite a problem (a cloud in an unexpected frame): counted, logged throttled."""
+        self.input_errors['lidar_frame_mismatch'] += 1
+        self.get_logger().warning(text, throttle_duration_sec=WARN_THROTTLE_S)
+
+    def stop(self) -> float:
+        """Last words at SIGINT/SIGTERM (run_node calls it with the context alive): a takeover request
+        ``critic_stopped``, delivered to the subscribers matched now; returns how long to keep serving it (and the
+        heartbeat) to late joiners."""
+        self.publish_transitions(self.core.stop(self.now_ns()), time.perf_counter())
+        for publisher in (self.request_pub, self.active_pub):
+            publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
+        return self.shutdown_linger_s
+
     # --- outputs ------------------------------------------------------------------------------
+
+    def publish_heartbeat(self) -> None:
+        self.active_pub.publish(Bool(data=self.active))
+
+    def publish_waiting(self) -> None:
+        """While starting up, the request topic names the inputs and checks still awaited (no ERROR status: no
+        takeover requested)."""
+        now = self.now_ns()
+        waiting = ((self.core.waiting_for(), self.core.startup_failures(now))
+                   if self.core.state == TakeoverState.WAITING else ([], []))
+        if waiting != self.waiting:
+            self.waiting = waiting
+            if any(waiting):
+                self.request_pub.publish(takeover_to_msg(now, TakeoverState.WAITING.value, [], *waiting))
 
     def publish_transitions(self, transitions: list[Transition], start: float) -> None:
         """Publish first (the reaction time ends there), then time, log and report."""
@@ -162,7 +205,8 @@ class CriticNode(Node):
             return
         for transition in transitions:
             active = transition.state == TakeoverState.TAKEOVER_REQUESTED
-            if active or transition.previous == TakeoverState.TAKEOVER_REQUESTED:
+            # Requests, their withdrawal and the end of start-up replace the latched request message.
+            if active or transition.previous in (TakeoverState.TAKEOVER_REQUESTED, TakeoverState.WAITING):
                 reasons = [TakeoverReason(r.check, r.message, r.value, r.threshold)
                            for r in transition.reasons] if active else []
                 self.request_pub.publish(takeover_to_msg(transition.stamp_ns, transition.state.value, reasons))
@@ -204,7 +248,10 @@ class CriticNode(Node):
                      for check in self.core.pending_checks()]
         machine = self.core.machine
         state = machine.state.value
-        values = {'state': state, 'time_resets': self.core.restarts}
+        waiting = machine.state == TakeoverState.WAITING
+        values = {'state': state, 'time_resets': self.core.restarts,
+                  'waiting_for': ','.join(self.core.waiting_for()) if waiting else '',
+                  'failing': ','.join(self.core.startup_failures(now)) if waiting else ''}
         values.update({f'reason/{r.check}': r.describe() for r in machine.reasons})
         statuses.append(make_status('critic/state', ERROR if machine.takeover_active else
                                     (WARN if machine.state == TakeoverState.WARNING else OK),
@@ -260,7 +307,7 @@ def make_node() -> CriticNode:
 
 
 def main(args=None) -> int:
-    return run_node(make_node, args)
+    return run_node(make_node, args, last_words=True)
 
 
 if __name__ == '__main__':

@@ -7,6 +7,19 @@ arrives (against the latest plan), so a bad plan or a new obstacle requests a
 takeover without waiting for the timer; watchdogs run on the timer, so a
 silent input is noticed without any message at all.
 
+Start-up in any order: the core stays WAITING, latching nothing, until every
+watched input has been heard once, a first plan is in and every check has
+passed for ``nominal_hold_s`` (a stack still warming up, its first plans late
+or stale, is not yet running: the same hold that brings WARNING back to
+NOMINAL); each watchdog counts from its input's first message.
+``startup_timeout_s`` after the first plan (``startup_grace_s`` after the
+start when no plan comes) the wait ends regardless: an input never heard
+then fails its watchdog, naming it, as does any check still failing.
+
+Frames: a cloud in the base frame is used as it is, one in the lidar's frame
+gets the critic's own extrinsic, any other frame the extrinsic and a warning
+(:mod:`stack_common.frames`).
+
 Time: ROS time 0 means "no clock yet" (sim time before the first /clock) and
 is ignored. Time that jumps back by more than a second (bag loop, simulator
 reset) restarts the core as at launch (a latched request is withdrawn with a
@@ -16,12 +29,13 @@ totals but do not count the jump.
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from critic_monitor.checks import (
-    CheckResult, SelfDoubt, check_kinematics, check_silence, check_stopping, check_start_deviation,
-    check_staleness, check_trajectory_shift, check_validity, collision_result, plan_is_usable, passed,
+    CRITICAL, CheckResult, SelfDoubt, check_kinematics, check_silence, check_stopping, check_start_deviation,
+    check_staleness, check_trajectory_shift, check_validity, collision_result, failed, plan_is_usable, passed,
 )
 from critic_monitor.collision import CollisionResult, Footprint, LidarFilter, Sweep, first_contact, sweep_poses
 from critic_monitor.geometry import PlanPath, Pose2D, PoseHistory
@@ -30,6 +44,7 @@ from critic_monitor.statistics import TakeoverStatistics
 from stack_common import topics
 from stack_common.assessment import Assessment
 from stack_common.config import ConfigError
+from stack_common.frames import FramePolicy, default_sensor_frame
 from stack_common.odometry import EgoState
 from stack_common.timeutil import NS_PER_S
 from stack_common.trajectory import Trajectory
@@ -61,9 +76,11 @@ def lidar_topics(config: dict) -> dict[str, str]:
 
 
 class CriticCore:
-    def __init__(self, config: dict, start_ns: int):
-        """``config`` is the validated node config; its topic lists say what each watchdog watches."""
+    def __init__(self, config: dict, start_ns: int, warn: Callable[[str], None] | None = None):
+        """``config`` is the validated node config; its topic lists say what each watchdog watches. ``warn`` gets
+        the text of each input used despite a problem (a cloud in an unexpected frame); the node logs it."""
         self.config = config
+        self.warn = warn or (lambda text: None)
         self.checks = config['checks']
         missing = [name for name in config['lidars'] if name not in config['lidar']]
         if missing:
@@ -74,16 +91,25 @@ class CriticCore:
         collision = self.checks['collision']
         self.body = Footprint.from_config(config['vehicle'])
         self.footprint = Footprint.from_config(config['vehicle'], collision['margin_m'])
+        self.frames = {name: FramePolicy(f'lidar/{name}', config['lidar'][name].get('frame_id')
+                                         or default_sensor_frame('lidar', name), config['base_frame_id'])
+                       for name in config['lidars']}
+        # Per lidar: its points through the critic's own extrinsic, and as they are (clouds in the base frame).
         self.lidar_filters = {
-            name: LidarFilter(config['lidar'][name]['translation_m'], config['lidar'][name]['rotation_rpy_rad'],
-                              collision['min_height_m'], collision['max_height_m'], collision['max_range_m'],
-                              self.body)
+            name: {extrinsic: LidarFilter(config['lidar'][name]['translation_m'] if extrinsic else (0.0, 0.0, 0.0),
+                                          config['lidar'][name]['rotation_rpy_rad'] if extrinsic else (0.0, 0.0, 0.0),
+                                          collision['min_height_m'], collision['max_height_m'],
+                                          collision['max_range_m'], self.body)
+                   for extrinsic in (True, False)}
             for name in config['lidars']}
+        self.startup_timeout_ns = int(config['state_machine']['startup_timeout_s'] * NS_PER_S)
+        self.startup_grace_ns = int(config['state_machine']['startup_grace_s'] * NS_PER_S)
         self.machine = TakeoverStateMachine(config['state_machine'], start_ns)
         self.statistics = TakeoverStatistics()
         self.history = PoseHistory()
         self.self_doubt = SelfDoubt(self.checks['self_doubt'])
         self.restarts = 0
+        self.stopped = False
         self._started = False
         self.restart(start_ns)
 
@@ -97,6 +123,8 @@ class CriticCore:
         self._pending = [] if previous == TakeoverState.WAITING else [
             Transition(now_ns, previous, TakeoverState.WAITING)]
         self.start_ns = now_ns
+        self.first_plan_ns: int | None = None
+        self._clean_since_ns: int | None = None   # start-up: since when nothing is awaited and every check passes
         self.last_seen: dict[tuple[str, str], int] = {}   # (watchdog, topic) -> receipt time
         self.event_results: dict[str, CheckResult] = {}   # plan, cloud and assessment checks
         self.sensor_loss: list[str] = []
@@ -111,8 +139,8 @@ class CriticCore:
         self._started = now_ns > 0
 
     def _clock(self, now_ns: int) -> bool:
-        """Advance the core's clock; False while there is no time yet (sim time before /clock)."""
-        if now_ns <= 0:
+        """Advance the core's clock; False while there is no time yet (sim time before /clock) and once stopped."""
+        if now_ns <= 0 or self.stopped:
             return False
         if not self._started or now_ns < self._last_now - TIME_JUMP_NS:
             self.restarts += self._started
@@ -126,7 +154,8 @@ class CriticCore:
         if not self._clock(receipt_ns):
             return []
         self.last_seen[('trajectory', topics.TRAJECTORY)] = receipt_ns
-        self.machine.arm()
+        if self.first_plan_ns is None:
+            self.first_plan_ns = receipt_ns
         checks = self.checks
         age_s = (receipt_ns - trajectory.stamp_ns) / NS_PER_S
         results = {}
@@ -156,12 +185,20 @@ class CriticCore:
         self.event_results.update(results)
         return self._update(receipt_ns)
 
-    def on_lidar(self, name: str, xyz: np.ndarray, stamp_ns: int, receipt_ns: int) -> list[Transition]:
-        """A cloud of lidar ``name``: ``(N, 3)`` float32 points in its sensor frame."""
+    def on_lidar(self, name: str, xyz: np.ndarray, stamp_ns: int, receipt_ns: int,
+                 frame_id: str | None = None) -> list[Transition]:
+        """A cloud of lidar ``name``: ``(N, 3)`` float32 points in ``frame_id`` (its header's; None: the lidar's
+        configured frame), placed in ``base_link`` by the frame policy."""
         if not self._clock(receipt_ns):
             return []
         self.last_seen[('lidar', self.lidar_topics[name])] = receipt_ns
-        self.clouds[name] = Cloud(stamp_ns, self.lidar_filters[name](xyz))
+        extrinsic = True
+        if frame_id is not None:
+            choice = self.frames[name].resolve(frame_id)
+            if choice.warning:
+                self.warn(choice.warning)
+            extrinsic = choice.extrinsic
+        self.clouds[name] = Cloud(stamp_ns, self.lidar_filters[name][extrinsic](xyz))
         if self.plan is None or not self.checks['collision']['enabled']:
             return []
         self.event_results['collision'] = self._collision(self.plan, receipt_ns)
@@ -202,12 +239,51 @@ class CriticCore:
 
     def reset(self, now_ns: int) -> tuple[bool, str, list[Transition]]:
         if not self._clock(now_ns):
-            return False, 'no clock yet', []
+            return False, 'the critic has stopped' if self.stopped else 'no clock yet', []
         return self.machine.reset(now_ns, self.results(now_ns))
+
+    def stop(self, now_ns: int) -> list[Transition]:
+        """The critic is stopping: its last word is a takeover request naming that (not counted as a takeover).
+        Nothing changes the state after it: inputs, ticks and resets are ignored."""
+        self.stopped = True
+        return self.machine.request(now_ns, [failed('critic_stopped', CRITICAL,
+                                                    'the critic stopped: nothing watches the stack any more')])
+
+    # --- start-up -----------------------------------------------------------------------------
+
+    def waiting_for(self) -> list[str]:
+        """What start-up still waits for: the plans until the first one, and every watched topic not heard yet."""
+        missing = [] if self.first_plan_ns is not None else [topics.TRAJECTORY]
+        for name, topic_list in self.watched.items():
+            if self.checks['watchdogs'][name]['enabled']:
+                missing += [t for t in topic_list if (name, t) not in self.last_seen and t not in missing]
+        return missing
+
+    def startup_failures(self, now_ns: int) -> list[str]:
+        """The checks failing now: start-up waits for them to pass too."""
+        return [result.check for result in self.results(now_ns) if not result.ok]
+
+    def _start_up(self, now_ns: int) -> None:
+        """End WAITING once nothing has been awaited and every check has passed for ``nominal_hold_s``, or when
+        the start-up time is over (what is missing or failing then requests a takeover)."""
+        if self.machine.monitoring:
+            return
+        if self.waiting_for() or self.startup_failures(now_ns):
+            self._clean_since_ns = None
+        elif self._clean_since_ns is None:
+            self._clean_since_ns = now_ns
+        if self.first_plan_ns is not None:
+            over = now_ns - self.first_plan_ns >= self.startup_timeout_ns
+        else:
+            over = now_ns - self.start_ns >= self.startup_grace_ns
+        if over or (self._clean_since_ns is not None
+                    and now_ns - self._clean_since_ns >= self.machine.nominal_hold_ns):
+            self.machine.start_monitoring()
 
     # --- checks -------------------------------------------------------------------------------
 
     def _update(self, now_ns: int, tick: bool = False) -> list[Transition]:
+        self._start_up(now_ns)
         transitions, self._pending = self._pending + self.machine.update(now_ns, self.results(now_ns), tick), []
         for transition in transitions:
             if transition.requests_takeover:
@@ -271,16 +347,17 @@ class CriticCore:
         return results
 
     def _silence(self, watchdog: str, topic_list: list[str], now_ns: int) -> tuple[float | None, str, bool]:
-        """The longest silence among the watchdog's topics, that topic, and whether every topic spoke;
-        None once one never spoke past its timeout."""
-        since_start = (now_ns - self.start_ns) / NS_PER_S
+        """The longest silence among the watchdog's topics since each one's last message, that topic, and
+        whether every topic spoke; None for a topic never heard once start-up is over."""
         worst, worst_topic, all_seen = 0.0, '', True
         for topic in topic_list:
             seen = self.last_seen.get((watchdog, topic))
-            if seen is None and since_start > self.checks['watchdogs'][watchdog]['timeout_s']:
-                return None, topic, False
-            all_seen &= seen is not None
-            silence = since_start if seen is None else (now_ns - seen) / NS_PER_S
+            if seen is None:
+                if self.machine.monitoring:
+                    return None, topic, False
+                all_seen, worst_topic = False, worst_topic or topic
+                continue
+            silence = (now_ns - seen) / NS_PER_S
             if silence >= worst:
                 worst, worst_topic = silence, topic
         return worst, worst_topic, all_seen

@@ -1,7 +1,8 @@
 """The takeover state machine: WAITING -> NOMINAL <-> WARNING -> TAKEOVER_REQUESTED.
 
-* WAITING until the first trajectory is due (it arrived, or the start-up
-  grace period ended): missing plans are not a takeover before then.
+* WAITING, latching nothing, until the owner starts monitoring (the critic
+  core does once every input has been heard and a plan is in, or the
+  start-up time is over).
 * A failed critical check requests a takeover at once, from any update (a
   plan, a cloud or the timer), so the reaction does not wait for the timer.
 * Failed warnings move to WARNING; when they persist, failing in
@@ -55,31 +56,29 @@ class TakeoverStateMachine:
         self.escalate_window_ns = int(cfg['escalate_window_s'] * NS_PER_S)
         self.nominal_hold_ns = int(cfg['nominal_hold_s'] * NS_PER_S)
         self.auto_clear_ns = int(cfg['auto_clear_after_s'] * NS_PER_S)
-        self.grace_ns = int(cfg['startup_grace_s'] * NS_PER_S)
         self.restart(start_ns)
 
     def restart(self, now_ns: int) -> None:
         """Start over as at launch (also after time jumped back: bag loop, simulator reset)."""
         self.state = TakeoverState.WAITING
         self.reasons: list[CheckResult] = []
-        self._grace_end_ns = now_ns + self.grace_ns
+        self.monitoring = False
         self._warnings: deque[int] = deque()
         self._last_failure_ns = now_ns
         self._failed_at: dict[str, int] = {}   # check -> time it was last seen failing
-        self._armed = False
 
     @property
     def takeover_active(self) -> bool:
         return self.state == TakeoverState.TAKEOVER_REQUESTED
 
-    def arm(self) -> None:
-        """The first trajectory arrived: from now on, missing plans count."""
-        self._armed = True
+    def start_monitoring(self) -> None:
+        """Start-up is over: the next update leaves WAITING and judges the results."""
+        self.monitoring = True
 
     def update(self, now_ns: int, results: list[CheckResult], tick: bool = False) -> list[Transition]:
         """Feed the latest result of every check; ``tick``: this is a timer cycle. Returns the transitions."""
         if self.state == TakeoverState.WAITING:
-            if not self._armed and now_ns < self._grace_end_ns:
+            if not self.monitoring:
                 return []
             return [self._go(now_ns, TakeoverState.NOMINAL, [])] + self.update(now_ns, results, tick)
         failures = [r for r in results if not r.ok]
@@ -115,9 +114,7 @@ class TakeoverStateMachine:
             self._warnings.clear()
             return [self._go(now_ns, TakeoverState.NOMINAL, [])]
         if anew:  # a further reason while latched: publish it too, with its current value
-            fresh = {f.check for f in anew}
-            self.reasons = [r for r in self.reasons if r.check not in fresh] + anew
-            return [Transition(now_ns, self.state, self.state, list(self.reasons))]
+            return self.request(now_ns, anew)
         return []
 
     def reset(self, now_ns: int, results: list[CheckResult]) -> tuple[bool, str, list[Transition]]:
@@ -129,6 +126,14 @@ class TakeoverStateMachine:
             return False, 'still failing: ' + ', '.join(f.check for f in failures), []
         self._warnings.clear()
         return True, 'takeover request cleared', [self._go(now_ns, TakeoverState.NOMINAL, [])]
+
+    def request(self, now_ns: int, reasons: list[CheckResult]) -> list[Transition]:
+        """Request a takeover for ``reasons`` from any state (added to the reasons of a latched request)."""
+        if self.state != TakeoverState.TAKEOVER_REQUESTED:
+            return [self._go(now_ns, TakeoverState.TAKEOVER_REQUESTED, reasons)]
+        fresh = {r.check for r in reasons}
+        self.reasons = [r for r in self.reasons if r.check not in fresh] + list(reasons)
+        return [Transition(now_ns, self.state, self.state, list(self.reasons))]
 
     def _go(self, now_ns: int, state: TakeoverState, reasons: list[CheckResult]) -> Transition:
         transition = Transition(now_ns, self.state, state, list(reasons))

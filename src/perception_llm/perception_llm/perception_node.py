@@ -19,12 +19,13 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from perception_llm.pipeline import ODOMETRY, PerceptionCore
 from perception_llm.sensors import CameraSpec, LidarSpec
 from perception_llm.weights import load_encoders
 from stack_common import topics
+from stack_common.camera_info import CameraInfoError, camera_info_to_intrinsics
 from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
 from stack_common.image import ImageDecodeError, compressed_msg_to_rgb, image_msg_to_rgb
 from stack_common.node_main import run_node
@@ -50,7 +51,8 @@ class PerceptionNode(Node):
         encoders, note = load_encoders(config)
         if note:
             self.get_logger().warning(note)
-        self.core = PerceptionCore(config, encoders)
+        self.core = PerceptionCore(config, encoders, warn=lambda text: self.get_logger().warning(
+            text, throttle_duration_sec=WARN_THROTTLE_S))
         self.decode_ms: list[float] = []
         self.tokenize_ms: list[float] = []
         self._reported: Counter[str] = Counter()
@@ -62,6 +64,9 @@ class PerceptionNode(Node):
             self.create_subscription(CompressedImage if camera.compressed else Image, camera.topic,
                                      self._guarded(camera.key, lambda msg, c=camera: self.on_camera(c, msg)),
                                      SENSOR_QOS)
+            if camera.camera_info_topic:
+                self.create_subscription(CameraInfo, camera.camera_info_topic, self._guarded(
+                    camera.key, lambda msg, c=camera: self.on_camera_info(c, msg)), SENSOR_QOS)
         for lidar in self.core.lidar_specs:
             self.create_subscription(PointCloud2, lidar.topic,
                                      self._guarded(lidar.key, lambda msg, s=lidar: self.on_lidar(s, msg)),
@@ -84,8 +89,21 @@ class PerceptionNode(Node):
         except ImageDecodeError as error:
             return self.reject(camera.key, error.reason, str(error))
         self.decode_ms.append((time.perf_counter() - start) * 1e3)
-        self.check_frame(camera.key, camera.frame_id, msg.header.frame_id)
-        self.publish(self.core.add_camera(camera.name, stamp_to_ns(msg.header.stamp), rgb, self.now_ns()))
+        self.publish(self.core.add_camera(camera.name, stamp_to_ns(msg.header.stamp), rgb, self.now_ns(),
+                                          msg.header.frame_id))
+
+    def on_camera_info(self, camera: CameraSpec, msg: CameraInfo) -> None:
+        try:
+            changed = self.core.set_intrinsics(camera.name, camera_info_to_intrinsics(msg))
+        except CameraInfoError as error:
+            return self.reject(camera.key, f'camera_info_{error.reason}', str(error))
+        except ValueError as error:
+            return self.reject(camera.key, 'camera_info_unusable', str(error))
+        if changed:
+            model = self.core.camera_models[camera.name]
+            self.get_logger().info(f'{camera.key}: intrinsics from {camera.camera_info_topic}: fx {model.fx:.1f}, '
+                                   f'fy {model.fy:.1f}, cx {model.cx:.1f}, cy {model.cy:.1f}, '
+                                   f'{len(model.distortion)} distortion coefficients')
 
     def on_lidar(self, lidar: LidarSpec, msg: PointCloud2) -> None:
         start = time.perf_counter()
@@ -95,7 +113,6 @@ class PerceptionNode(Node):
         except CloudDecodeError as error:
             return self.reject(lidar.key, error.reason, str(error))
         self.decode_ms.append((time.perf_counter() - start) * 1e3)
-        self.check_frame(lidar.key, lidar.frame_id, msg.header.frame_id)
         if len(points) < cloud.size:
             self.flag(lidar.key, 'nonfinite_points', f'{cloud.size - len(points)} of {cloud.size} points not finite')
         if cloud.size == 0:
@@ -103,18 +120,13 @@ class PerceptionNode(Node):
         elif intensity is None:
             self.flag(lidar.key, 'no_intensity', 'cloud has no intensity field; the BEV intensity channel is 0')
         self.publish(self.core.add_lidar(lidar.name, stamp_to_ns(msg.header.stamp), points, intensity,
-                                         self.now_ns()))
+                                         self.now_ns(), msg.header.frame_id))
 
     def on_odometry(self, msg: Odometry) -> None:
         self.core.add_odometry(odometry_to_ego(msg))
 
     def on_poll(self) -> None:
         self.publish(self.core.poll(self.now_ns()))
-
-    def check_frame(self, sensor: str, expected: str, received: str) -> None:
-        if received != expected:
-            self.flag(sensor, 'frame_mismatch',
-                      f'header.frame_id {received!r}, configured {expected!r}: using the configured extrinsic')
 
     def reject(self, sensor: str, reason: str, detail: str) -> None:
         self.core.note(sensor, reason)
@@ -130,10 +142,12 @@ class PerceptionNode(Node):
             frame = self.core.tokenize(synced)
             self.tokenize_ms.append(frame.tokenize_ms)
             self.tokens_pub.publish(tokens_to_cloud(frame.tokens))
-            missing = ','.join(frame.missing)
-            status = make_status(STATUS_NAME, WARN if frame.missing else OK,
-                                 f'missing: {missing}' if frame.missing else 'all sensors',
-                                 {'missing': missing, 'tokens': len(frame.tokens),
+            missing, no_intrinsics = ','.join(frame.missing), ','.join(frame.no_intrinsics)
+            message = f'missing: {missing}' if frame.missing else 'all sensors'
+            if frame.no_intrinsics:
+                message += f'; no intrinsics yet (camera tokens without position): {no_intrinsics}'
+            status = make_status(STATUS_NAME, WARN if frame.missing else OK, message,
+                                 {'missing': missing, 'no_intrinsics': no_intrinsics, 'tokens': len(frame.tokens),
                                   'tokenize_ms': frame.tokenize_ms}, hardware_id='perception_llm')
             self.status_pub.publish(diagnostic_array(frame.tokens.stamp_ns, [status]))
             if frame.missing:

@@ -19,17 +19,19 @@ sensors; what is dropped is counted (:meth:`PerceptionCore.counters`).
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 
-from perception_llm.calibration import select_points, transform_points
+from perception_llm.calibration import CameraModel, select_points, transform_points
 from perception_llm.camera_encoder import ground_anchors, patch_anchors, prepare_image
 from perception_llm.ego import EGO_FEATURES, EgoHistory
 from perception_llm.fusion import EncoderConfig, SensorEncoders
 from perception_llm.lidar_encoder import BEV_CHANNELS
-from perception_llm.sensors import CameraSpec, camera_specs, lidar_specs
+from perception_llm.sensors import camera_specs, lidar_specs
 from perception_llm.sync import ApproximateTimeSync, SyncedSet
+from stack_common.camera_info import Intrinsics
 from stack_common.config import ConfigError
 from stack_common.odometry import EgoState
 from stack_common.tokens import TokenSet
@@ -37,6 +39,7 @@ from stack_common.tokens import TokenSet
 NS_PER_S = 1_000_000_000
 ODOMETRY = 'odometry'
 TIME_JUMP_NS = NS_PER_S  # stamps this far behind the newest one mean time was reset
+IDENTITY = np.eye(4)
 
 
 @dataclass
@@ -45,6 +48,7 @@ class FusedFrame:
     missing: list[str] = field(default_factory=list)
     tokenize_ms: float = 0.0                                    # all stages of this frame together
     stages_ms: dict[str, float] = field(default_factory=dict)
+    no_intrinsics: list[str] = field(default_factory=list)     # cameras in the set whose tokens have no position
 
 
 class _StageClock:
@@ -95,6 +99,7 @@ class FrameInputs:
     ego_present: bool
     missing: list[str]
     stages_ms: dict[str, float] = field(default_factory=dict)   # time per preprocessing stage
+    no_intrinsics: list[str] = field(default_factory=list)     # cameras present without intrinsics (yet)
 
     def batch(self) -> dict[str, torch.Tensor]:
         """Keyword arguments of :meth:`SensorEncoders.fuse` for this one frame."""
@@ -108,8 +113,11 @@ class FrameInputs:
 
 
 class PerceptionCore:
-    def __init__(self, config: dict, encoders: SensorEncoders | None = None):
+    def __init__(self, config: dict, encoders: SensorEncoders | None = None,
+                 warn: Callable[[str], None] | None = None):
+        """``warn`` gets the text of each flagged input (the node logs it, throttled); it is counted either way."""
         self.config = config
+        self.warn = warn or (lambda text: None)
         self.encoder_config = EncoderConfig.from_node_config(config)
         self.encoders = (encoders or SensorEncoders.seeded(self.encoder_config)).eval()
         self.camera_specs = camera_specs(config)
@@ -121,6 +129,9 @@ class PerceptionCore:
         self.lidars = [spec.name for spec in self.lidar_specs]
         self._camera = {spec.name: spec for spec in self.camera_specs}
         self._lidar = {spec.name: spec for spec in self.lidar_specs}
+        # The camera models in use: from the config's intrinsics, replaced by each camera_info that differs.
+        self.camera_models: dict[str, CameraModel | None] = {spec.name: spec.model for spec in self.camera_specs}
+        self._intrinsics: dict[str, Intrinsics] = {}
         self.bev_grid = self.encoder_config.bev_grid
         self.vehicle_box_m = tuple(config['vehicle_box_m']) if config['vehicle_box_m'] else None
         sync = config['sync']
@@ -145,24 +156,34 @@ class PerceptionCore:
         self.ego.reset()
         self._newest_ns = None
 
-    def add_camera(self, name: str, stamp_ns: int, rgb: np.ndarray, now_ns: int) -> list[SyncedSet]:
-        """Queue an ``(H, W, 3) uint8`` RGB image; returns the sets that are now ready."""
+    def add_camera(self, name: str, stamp_ns: int, rgb: np.ndarray, now_ns: int,
+                   frame_id: str | None = None) -> list[SyncedSet]:
+        """Queue an ``(H, W, 3) uint8`` RGB image in ``frame_id`` (None: the configured frame); returns the sets
+        that are now ready."""
         spec = self._sensor(self._camera, 'camera', name)
         self.received[spec.key] += 1
         self._note_stamp(stamp_ns)
+        self._frame(spec, frame_id)
+        intrinsics = self._intrinsics.get(name)
+        if intrinsics is not None and any(intrinsics.size) and intrinsics.size != (rgb.shape[1], rgb.shape[0]):
+            self._flag(spec.key, 'intrinsics_size', f'{spec.key}: camera_info is for {intrinsics.size[0]}x'
+                       f'{intrinsics.size[1]} images, this one is {rgb.shape[1]}x{rgb.shape[0]}: its K is used as it '
+                       f'is; name the camera_info published with this image')
         start = time.perf_counter()
         image = prepare_image(rgb, self.encoder_config.input_width, self.encoder_config.input_height)
         frame = CameraFrame(image, (rgb.shape[1], rgb.shape[0]), (time.perf_counter() - start) * 1e3)
         return self.sync.add(spec.key, stamp_ns, frame, now_ns)
 
     def add_lidar(self, name: str, stamp_ns: int, points: np.ndarray, intensity: np.ndarray | None,
-                  now_ns: int) -> list[SyncedSet]:
-        """Queue ``(N, 3)`` points in the lidar's frame (non-finite ones are ignored) and their raw intensity."""
+                  now_ns: int, frame_id: str | None = None) -> list[SyncedSet]:
+        """Queue ``(N, 3)`` points (non-finite ones are ignored) and their raw intensity, in ``frame_id`` (the
+        header's; None: the lidar's configured frame), placed in ``base_link`` by the frame policy."""
         spec = self._sensor(self._lidar, 'lidar', name)
         self.received[spec.key] += 1
         self._note_stamp(stamp_ns)
         start = time.perf_counter()
-        points_base = transform_points(spec.base_from_sensor, np.asarray(points).reshape(-1, 3))
+        transform = spec.base_from_sensor if self._frame(spec, frame_id) else IDENTITY
+        points_base = transform_points(transform, np.asarray(points).reshape(-1, 3))
         keep = self.bev_grid.crop(points_base)
         if self.vehicle_box_m is not None:
             x0, x1, y0, y1 = self.vehicle_box_m
@@ -174,6 +195,18 @@ class PerceptionCore:
         sweep = LidarSweep(select_points(points_base, keep), scaled, (time.perf_counter() - start) * 1e3)
         return self.sync.add(spec.key, stamp_ns, sweep, now_ns)
 
+    def set_intrinsics(self, name: str, intrinsics: Intrinsics) -> bool:
+        """Use ``intrinsics`` (from a camera_info) for camera ``name`` from the next frame on; True when they
+        changed. :class:`ValueError` when they cannot make a camera model (the current model stays)."""
+        spec = self._sensor(self._camera, 'camera', name)
+        if self._intrinsics.get(name) == intrinsics:
+            return False
+        self.camera_models[name] = CameraModel(intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy,
+                                               intrinsics.distortion, spec.base_from_sensor)
+        self._intrinsics[name] = intrinsics
+        self._ground_anchors = {key: anchors for key, anchors in self._ground_anchors.items() if key[0] != name}
+        return True
+
     def add_odometry(self, state: EgoState) -> None:
         self.received[ODOMETRY] += 1
         self._note_stamp(state.stamp_ns)
@@ -184,6 +217,19 @@ class PerceptionCore:
     def poll(self, now_ns: int) -> list[SyncedSet]:
         """Sets that became due because a sensor stayed silent (call it periodically)."""
         return self.sync.poll(now_ns)
+
+    def _frame(self, spec, frame_id: str | None) -> bool:
+        """The frame policy for one message of ``spec``: whether its extrinsic applies (flagged when unexpected)."""
+        if frame_id is None:
+            return True
+        choice = spec.frames.resolve(frame_id)
+        if choice.warning:
+            self._flag(spec.key, 'frame_mismatch', choice.warning)
+        return choice.extrinsic
+
+    def _flag(self, sensor: str, reason: str, text: str) -> None:
+        self.flagged[f'{sensor}/{reason}'] += 1
+        self.warn(text)
 
     def note(self, sensor: str, reason: str) -> None:
         """Count a message the caller dropped before it reached the core (e.g. it did not decode)."""
@@ -206,7 +252,7 @@ class PerceptionCore:
         tokens = self.encode(inputs)
         stages_ms = inputs.stages_ms | {'encoders': (time.perf_counter() - start) * 1e3}
         self.published += 1
-        return FusedFrame(tokens, inputs.missing, sum(stages_ms.values()), stages_ms)
+        return FusedFrame(tokens, inputs.missing, sum(stages_ms.values()), stages_ms, inputs.no_intrinsics)
 
     def preprocess(self, synced: SyncedSet) -> FrameInputs:
         """The encoders' inputs of a synced set (all numpy)."""
@@ -231,9 +277,10 @@ class PerceptionCore:
             if frame is None:
                 continue
             images[spec.index] = frame.image
-            if spec.model is not None:
-                fallback = self._ground(spec, frame.image_size)
-                anchors[spec.index] = (patch_anchors(spec.model, frame.image_size, cfg.camera_grid, points, fallback)
+            model = self.camera_models[spec.name]
+            if model is not None:
+                fallback = self._ground(spec.name, model, frame.image_size)
+                anchors[spec.index] = (patch_anchors(model, frame.image_size, cfg.camera_grid, points, fallback)
                                        if sweeps else fallback)
         clock.lap('camera_anchors')
         ego = self.ego.features(synced.stamp_ns)
@@ -241,7 +288,9 @@ class PerceptionCore:
             stamp_ns=synced.stamp_ns, images=images, camera_present=np.isin(np.arange(len(images)), list(frames)),
             camera_anchors=anchors, bev=bev, lidar_present=bool(sweeps),
             ego=ego if ego is not None else np.zeros(EGO_FEATURES, np.float32), ego_present=ego is not None,
-            missing=list(synced.missing) + ([ODOMETRY] if ego is None else []), stages_ms=clock.stages_ms)
+            missing=list(synced.missing) + ([ODOMETRY] if ego is None else []), stages_ms=clock.stages_ms,
+            no_intrinsics=[spec.key for spec in self.camera_specs
+                           if spec.index in frames and self.camera_models[spec.name] is None])
 
     @torch.inference_mode()
     def encode(self, inputs: FrameInputs) -> TokenSet:
@@ -269,10 +318,9 @@ class PerceptionCore:
             self.reset()
         self._newest_ns = stamp_ns if self._newest_ns is None else max(self._newest_ns, stamp_ns)
 
-    def _ground(self, spec: CameraSpec, image_size: tuple[int, int]) -> np.ndarray:
-        key = (spec.name, image_size)
+    def _ground(self, name: str, model: CameraModel, image_size: tuple[int, int]) -> np.ndarray:
+        key = (name, image_size)
         if key not in self._ground_anchors:
             reach = max(abs(v) for v in (*self.bev_grid.x_range_m, *self.bev_grid.y_range_m))
-            self._ground_anchors[key] = ground_anchors(spec.model, image_size, self.encoder_config.camera_grid,
-                                                       reach)
+            self._ground_anchors[key] = ground_anchors(model, image_size, self.encoder_config.camera_grid, reach)
         return self._ground_anchors[key]

@@ -14,6 +14,7 @@ import numpy as np
 from perception_llm.calibration import CameraModel, sensor_to_base
 from stack_common import topics
 from stack_common.config import ConfigError
+from stack_common.frames import FramePolicy, default_sensor_frame
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,9 @@ class CameraSpec:
     frame_id: str
     compressed: bool
     base_from_sensor: np.ndarray    # 4x4, camera optical frame -> base_link
-    model: CameraModel | None       # None when no intrinsics are configured
+    model: CameraModel | None       # from the configured intrinsics; None when there are none
+    frames: FramePolicy             # what a header.frame_id means for this camera
+    camera_info_topic: str = ''     # sensor_msgs/CameraInfo whose K and D replace the configured intrinsics
 
     @property
     def key(self) -> str:
@@ -39,6 +42,7 @@ class LidarSpec:
     frame_id: str
     base_from_sensor: np.ndarray    # 4x4, lidar frame -> base_link
     max_intensity: float            # raw intensity that maps to 1.0
+    frames: FramePolicy             # clouds in the base frame are used as they are
 
     @property
     def key(self) -> str:
@@ -86,12 +90,14 @@ def camera_specs(config: dict) -> list[CameraSpec]:
                 model = CameraModel(fx, fy, cx, cy, tuple(section.get('distortion', ())), base_from_sensor)
             except ValueError as error:
                 raise ConfigError(f'perception_node: camera.{name}: {error}') from error
+        frame_id = section.get('frame_id') or default_sensor_frame('camera', name)
         specs.append(CameraSpec(
             name=name, index=index,
             topic=section.get('topic') or (topics.compressed_camera_topic(name) if compressed
                                            else topics.camera_topic(name)),
-            frame_id=section.get('frame_id') or f'{name}_optical_frame', compressed=compressed,
-            base_from_sensor=base_from_sensor, model=model))
+            frame_id=frame_id, compressed=compressed, base_from_sensor=base_from_sensor, model=model,
+            frames=FramePolicy(camera_key(name), frame_id, base_frame=None),
+            camera_info_topic=section.get('camera_info_topic', '')))
     return specs
 
 
@@ -101,9 +107,10 @@ def lidar_specs(config: dict) -> list[LidarSpec]:
     specs = []
     for index, name in enumerate(names):
         section = config['lidar'].get(name, {})
+        frame_id = section.get('frame_id') or default_sensor_frame('lidar', name)
         specs.append(LidarSpec(
-            name=name, index=index, topic=section.get('topic') or topics.lidar_topic(name),
-            frame_id=section.get('frame_id') or f'{name}_link',
+            name=name, index=index, topic=section.get('topic') or topics.lidar_topic(name), frame_id=frame_id,
             base_from_sensor=_extrinsic(section, f'lidar.{name}'),
-            max_intensity=float(section.get('max_intensity', 255.0))))
+            max_intensity=float(section.get('max_intensity', 255.0)),
+            frames=FramePolicy(lidar_key(name), frame_id, config['base_frame_id'])))
     return specs

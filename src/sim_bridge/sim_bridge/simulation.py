@@ -17,7 +17,7 @@ import numpy as np
 
 from sim_bridge.camera import TopDownCamera
 from sim_bridge.controller import ControllerConfig, Pose2D, TrajectoryController
-from sim_bridge.envs import EnvSettings, make_env
+from sim_bridge.envs import EnvSettings, make_env, scenario_id
 from sim_bridge.expert import EXPERT, SafetyDriver, SteeringNoise
 from sim_bridge.lidar import lidar_points
 from sim_bridge.metrics import EpisodeRecord
@@ -56,7 +56,7 @@ class SimulationCore:
         self.controller = TrajectoryController(ControllerConfig.from_params(config['controller']))
         self.safety_driver = SafetyDriver(config['hand_back_s'], always_expert=self.driver_mode == 'expert')
         self.tag_rules = TagRules.from_params(config['scene_tags'])
-        self.schedule = [(scenario, episode) for scenario in config['scenarios']
+        self.schedule = [(scenario_id(scenario), episode) for scenario in config['scenarios']
                          for episode in range(config['episodes'])]
         self.stamp_ns = START_STAMP_NS
         self.env = None

@@ -1,5 +1,6 @@
 """QoS profiles of the stack's topics, one per role (see docs/architecture.md)."""
 
+from rclpy.duration import Duration
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -33,6 +34,19 @@ LATCHED_QOS = QoSProfile(
     depth=1,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+# /critic/takeover_active: latched as above, and republished every HEARTBEAT_PERIOD_S (a heartbeat) whatever the
+# state. Its offered deadline is the promise a vehicle interface holds the critic to: a subscriber that requests
+# HEARTBEAT_DEADLINE_S and hears nothing for that long must treat the silence as a takeover.
+HEARTBEAT_PERIOD_S = 0.1
+HEARTBEAT_DEADLINE_S = 0.3
+TAKEOVER_ACTIVE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    deadline=Duration(seconds=HEARTBEAT_DEADLINE_S),
 )
 
 # /diagnostics and other status topics: the ROS default.
