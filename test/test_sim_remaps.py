@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from avstack.launcher import STACK_NODES, check_config
-from avstack.up import resolve_config
+from avstack.commands.up import resolve_config
 from stack_common.config import load_node_config
 
 from conftest import REPO, STACK_CONFIG

@@ -6,17 +6,17 @@ import sys
 
 # subcommand -> module with register(subparsers) and run(args) -> exit code
 SUBCOMMANDS = {
-    'up': 'avstack.up',
-    'demo': 'avstack.demo',
-    'bench': 'avstack.bench',
+    'up': 'avstack.commands.up',
+    'demo': 'avstack.commands.demo',
+    'bench': 'avstack.commands.bench',
     'record': 'avstack.record',
     'replay': 'avstack.replay',
     'eval': 'avstack.evaluate',
-    'model-info': 'avstack.model_info',
-    'train': 'avstack.train',
+    'model-info': 'avstack.commands.model_info',
+    'train': 'avstack.commands.train',
     'mine': 'avstack.mine',
-    'sim': 'avstack.sim',
-    'sim-suite': 'avstack.sim_suite',
+    'sim': 'avstack.commands.sim',
+    'sim-suite': 'avstack.commands.sim_suite',
 }
 
 EPILOG = """exit codes: 0 success, 1 failure (a node died, a check failed), 2 bad usage or configuration.

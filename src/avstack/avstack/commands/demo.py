@@ -18,7 +18,7 @@ from avstack.observer import StackObserver
 from avstack.paths import default_config
 from avstack.ros_runtime import RosRuntime
 from avstack.sensor_source import SyntheticSensorSource
-from avstack.sim import execute
+from avstack.commands.sim import execute
 from avstack.sim_run import SimOptions
 from sim_bridge.envs import SCENARIOS
 from stack_common.config import ConfigError

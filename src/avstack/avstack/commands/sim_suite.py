@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from avstack.sim import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_run_arguments, execute, options_from
+from avstack.commands.sim import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_run_arguments, execute, options_from
 from avstack.sim_report import Tolerance, compare, comparison_table
 from sim_bridge.envs import SCENARIOS
 
