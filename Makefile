@@ -31,10 +31,10 @@ test: $(STAMP)
 	$(PY) -m pytest test
 
 bench: $(STAMP)
-	$(VENV)/bin/avstack bench --out bench/results.json
+	$(VENV)/bin/avstack bench --out bench --force
 
 soak: $(STAMP)
-	$(VENV)/bin/avstack bench --soak --duration-s 600 --out bench/soak.json
+	$(VENV)/bin/avstack bench --soak --duration 600 --out bench --force
 
 clean:
 	rm -rf $(VENV) build install log .pytest_cache

@@ -13,7 +13,7 @@ from bagtools import SMALL_SCENE
 
 def test_mined_clips_open_with_rosbags_and_cover_the_flagged_moments(tmp_path):
     bag = write_synthetic_bag(tmp_path / 'drive', SyntheticBagSpec(duration_s=4.0), SMALL_SCENE)
-    assert main(['mine', str(bag), '--out', str(tmp_path / 'mined'), '--top', '2', '--clip-s', '1.0']) == 0
+    assert main(['mine', str(bag), '--out', str(tmp_path / 'mined'), '--top', '2', '--duration', '1.0']) == 0
     index = json.loads((tmp_path / 'mined' / 'index.json').read_text())
     assert index['frames'] > 20 and len(index['clips']) == 2
     first, second = index['clips']

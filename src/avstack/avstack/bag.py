@@ -303,19 +303,6 @@ class SensorTopics:
         return {t.topic: t for t in self.all()}
 
 
-def parse_map(entries: Iterable[str]) -> dict[str, str]:
-    """``['camera/front=/cam', 'odometry=/odom']`` -> dict; :class:`ValueError` naming a bad entry."""
-    mapping = {}
-    for entry in entries:
-        key, sep, topic = entry.partition('=')
-        key, topic = key.strip().strip('/'), topic.strip()
-        if not sep or not key or not topic.startswith('/'):
-            raise ValueError(f'--map {entry!r}: expected ROLE=/topic, e.g. camera/front=/cam/image_raw, '
-                             f'lidar/top=/points, odometry=/odom')
-        mapping[key] = topic
-    return mapping
-
-
 def _camera_group(topic: str) -> str:
     return topic.removesuffix('/compressed')
 
@@ -433,6 +420,8 @@ class BagWriter:
             raise ValueError(f'storage {storage!r}: expected one of {STORAGES}')
         self.path = Path(path)
         self.single_file: Path | None = None
+        if self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()   # an empty directory (a command's --out) counts as new
         if self.path.exists():
             raise BagError(f'{self.path}: already exists; choose a new output directory')
         self.storage = storage

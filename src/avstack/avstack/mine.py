@@ -38,6 +38,12 @@ class Moment:
     tags: list[str]
     score: float = 0.0
     reasons: list[str] = field(default_factory=list)
+    bag_start_ns: int = 0     # log time of the bag's first message
+
+    @property
+    def offset_s(self) -> float:
+        """Seconds from the start of its bag."""
+        return (self.log_time_ns - self.bag_start_ns) / 1e9
 
 
 def assess(bag_path: Path, config: OfflineConfig, mapping: dict, progress: bool) -> list[Moment]:
@@ -57,7 +63,8 @@ def assess(bag_path: Path, config: OfflineConfig, mapping: dict, progress: bool)
             assessment = result.plan.assessment
             moments.append(Moment(str(bag_path), result.stamp_ns, result.now_ns, assessment.novelty,
                                   assessment.plan_score,
-                                  sorted(t for t, p in assessment.tags.items() if p >= TAG_THRESHOLD)))
+                                  sorted(t for t, p in assessment.tags.items() if p >= TAG_THRESHOLD),
+                                  bag_start_ns=bag.start_ns))
     return moments
 
 

@@ -46,9 +46,12 @@ class RecorderNode(Node):
     """Discovers topics and writes what arrives; all bag access goes through :class:`BagWriter`."""
 
     def __init__(self, writer: BagWriter, topics: list[str] | None, name: str = 'avstack_recorder',
-                 **node_kwargs):
+                 max_span_ns: int | None = None, **node_kwargs):
         super().__init__(name, **node_kwargs)
         self.writer = writer
+        self.max_span_ns = max_span_ns            # the bag's length: later receipts are not written
+        self.first_receipt_ns: int | None = None
+        self.span_reached = threading.Event()
         self.wanted = None if topics is None else set(topics)
         self.skipped: dict[str, str] = {}          # topic -> why it is not recorded
         self.received = threading.Condition()
@@ -87,6 +90,12 @@ class RecorderNode(Node):
 
     def on_message(self, topic: str, data: bytes) -> None:
         receipt_ns = self.get_clock().now().nanoseconds
+        if self.max_span_ns is not None:
+            if self.first_receipt_ns is None:
+                self.first_receipt_ns = receipt_ns
+            elif receipt_ns - self.first_receipt_ns > self.max_span_ns:
+                self.span_reached.set()
+                return
         try:
             self.writer.write(topic, receipt_ns, data)
         except BagError:
@@ -117,19 +126,23 @@ class Recorder:
 
     ``topics=None`` records every topic that has a publisher, including ones
     appearing later. Receipt times come from the node clock (``/clock`` with
-    ``use_sim_time``). ``start()``/``stop()`` or use it as a context manager.
+    ``use_sim_time``). With ``duration_s`` the bag spans at most that long from
+    its first message: later ones are not written, and ``span_reached`` is set.
+    ``start()``/``stop()`` or use it as a context manager.
     """
 
     def __init__(self, ros: RosRuntime, out: str | Path, topics: list[str] | None = None, storage: str = 'mcap',
-                 node_name: str = 'avstack_recorder', use_sim_time: bool = False):
+                 node_name: str = 'avstack_recorder', use_sim_time: bool = False, duration_s: float | None = None):
         self.ros, self.out, self.topics, self.storage = ros, Path(out), topics, storage
         self.node_name, self.use_sim_time = node_name, use_sim_time
+        self.max_span_ns = None if duration_s is None else round(duration_s * 1e9)
         self.writer: BagWriter | None = None
         self.node: RecorderNode | None = None
 
     def start(self) -> 'Recorder':
         self.writer = BagWriter(self.out, self.storage)
-        self.node = RecorderNode(self.writer, self.topics, self.node_name, context=self.ros.context,
+        self.node = RecorderNode(self.writer, self.topics, self.node_name, self.max_span_ns,
+                                 context=self.ros.context,
                                  parameter_overrides=[Parameter('use_sim_time', value=self.use_sim_time)])
         self.ros.executor.add_node(self.node)
         return self

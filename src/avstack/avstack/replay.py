@@ -46,17 +46,6 @@ class PlaybackClock:
         return self.bag_start_ns + round((wall_s - self.wall_start_s) * self.rate * NS_PER_S)
 
 
-def parse_remaps(entries: list[str]) -> dict[str, str]:
-    """``['/a:=/b']`` -> ``{'/a': '/b'}``; :class:`ValueError` naming a bad entry."""
-    remaps = {}
-    for entry in entries:
-        source, sep, target = entry.partition(':=')
-        if not sep or not source.startswith('/') or not target.startswith('/'):
-            raise ValueError(f'--remap {entry!r}: expected /from:=/to')
-        remaps[source] = target
-    return remaps
-
-
 @dataclass
 class PlayerStatus:
     loops: int = 0                     # completed passes over the bag
@@ -71,7 +60,8 @@ class BagPlayer:
 
     def __init__(self, ros: RosRuntime, bag_path: str | Path, rate: float = 1.0, loop: bool = False,
                  clock_hz: float | None = None, start_offset_s: float = 0.0, only_topics: list[str] | None = None,
-                 remaps: dict[str, str] | None = None, node_name: str = 'avstack_player'):
+                 remaps: dict[str, str] | None = None, node_name: str = 'avstack_player',
+                 exclude_topics: tuple[str, ...] = ()):
         if rate <= 0:
             raise ValueError(f'rate {rate} must be > 0')
         self.ros, self.rate, self.loop, self.clock_hz = ros, rate, loop, clock_hz
@@ -87,6 +77,9 @@ class BagPlayer:
         self.publishers = {}
         for name, info in self.bag.topics.items():
             if only_topics is not None and name not in only_topics:
+                continue
+            if name in exclude_topics:
+                self.status.skipped[name] = 'excluded'
                 continue
             if clock_hz and name == topics.CLOCK:
                 self.status.skipped[name] = 'replaced by the player\'s own /clock (--clock)'
@@ -106,6 +99,18 @@ class BagPlayer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._play, name='bag_player', daemon=True)
         ros.executor.add_node(self.node)   # spun from now on: matched events reach wait_for_subscribers
+
+    def competing_publishers(self) -> dict[str, list[str]]:
+        """Topics (as published) that other nodes in the graph publish too: their subscribers get both."""
+        own = (self.node.get_name(), self.node.get_namespace())
+        competing = {}
+        for publisher in self.publishers.values():
+            others = [f'{i.node_namespace.rstrip("/")}/{i.node_name}'
+                      for i in self.node.get_publishers_info_by_topic(publisher.topic_name)
+                      if (i.node_name, i.node_namespace) != own]
+            if others:
+                competing[publisher.topic_name] = sorted(set(others))
+        return competing
 
     def _on_matched(self, _info) -> None:
         with self.changed:

@@ -39,11 +39,21 @@ def read_params_file(path: str | Path) -> dict:
         document = yaml.safe_load(Path(path).read_text())
     except OSError as error:
         raise ConfigError(f'cannot read config {path}: {error.strerror}') from error
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f'{path}:{mark.line + 1}:{mark.column + 1}' if mark else str(path)
+        problem = ' '.join(filter(None, (error.context, error.problem)))
+        raise ConfigError(f'config {where}: not valid YAML: {problem}') from error
     except yaml.YAMLError as error:
         raise ConfigError(f'config {path} is not valid YAML: {str(error).splitlines()[0]}') from error
     if not isinstance(document, dict):
         raise ConfigError(f'config {path} must map node names to {{{PARAMS_KEY}: ...}}')
     return document
+
+
+def read_params_files(paths) -> dict:
+    """Several parameter files laid over each other, later ones winning (as several ``--params-file``)."""
+    return merge_documents(*(read_params_file(path) for path in paths))
 
 
 def node_section(document: dict, node_name: str) -> dict:

@@ -1,69 +1,51 @@
 """``avstack eval``: the stack over a rosbag, offline; see :mod:`avstack.evaluate`."""
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from avstack.bag import BagError, parse_map
-from avstack.evaluate import OUTPUT_BAG, PLOTS, REPORT, evaluate
-from avstack.offline import OfflineConfig
-from avstack.paths import default_config
-from stack_common.checkpoint import CheckpointError
-from stack_common.config import ConfigError
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+from avstack.commands.options import add_command, add_config, add_map, add_out, write_params
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'eval', help='run perception, planner and critic over a rosbag offline and report',
+    parser = add_command(
+        subparsers, 'eval', run, help='run perception, planner and critic over a rosbag offline and report',
         description='Run the three cores in this process over BAG in stamp order, as fast as the CPU allows and '
-                    'deterministically (same bag, config and checkpoint: identical output). Writes '
-                    f'{OUTPUT_BAG} (inputs + tokens, trajectories, assessments, takeover requests), {REPORT} '
+                    'deterministically (same bag, config and checkpoint: identical output). Writes to OUT: '
+                    'output.mcap (inputs + tokens, trajectories, assessments, takeover requests), report.json '
                     '(frames, trajectories, distance, takeovers, km per takeover, open-loop ADE/FDE at 1/2/3 s, '
-                    f'per-stage compute p50/p99) and {", ".join(PLOTS)} to --out.',
+                    'per-stage compute p50/p99), paths.png, takeovers.png, latency.png and params.yaml (the '
+                    'configuration it ran with).',
         epilog='Topics are found by the perception config\'s names, else by message type; name them with --map '
                'when a bag has several candidates:\n'
-               '  avstack eval bags/drive1 --out out/eval/drive1 --map camera/front=/cam0/image_raw/compressed '
+               '  avstack eval bags/drive1 -o out/eval/drive1 --map camera/front=/cam0/image_raw/compressed '
                'lidar/top=/velodyne_points odometry=/odom\n'
                'BAG is a rosbag2 directory (humble, jazzy or kilted; mcap or sqlite3) or a bare .mcap/.db3 file.\n'
-               'exit codes: 0 ok, 1 the bag is unusable or the run produced no trajectory, 2 bad usage, '
-               'config or checkpoint.',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+               'exit codes: 0 ok, 1 the run produced no trajectory, 2 bad usage, config, checkpoint or a bag that '
+               'is missing or broken (nothing is left in OUT then).',
+        raw=True)
     parser.add_argument('bag', type=Path, help='rosbag2 directory or .mcap/.db3 file')
-    parser.add_argument('--out', '-o', type=Path, required=True, help='output directory (created; files replaced)')
-    parser.add_argument('--config', type=Path, default=None, help='parameter file (default: config/stack.yaml)')
+    add_out(parser)
+    add_config(parser)
     parser.add_argument('--checkpoint', type=Path, default=None,
                         help='model checkpoint directory (default: the config\'s, else the shipped one)')
-    parser.add_argument('--map', nargs='+', default=[], metavar='ROLE=TOPIC',
-                        help='bag topic of a sensor: camera/<name>, lidar/<name> or odometry '
-                             '(camera= and lidar= name the first one)')
+    add_map(parser)
     parser.add_argument('--no-plots', action='store_true', help='skip the PNG plots')
-    parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    try:
-        mapping = parse_map(args.map)
-        config = OfflineConfig.load(args.config or default_config(), args.checkpoint)
-    except (ValueError, ConfigError) as error:
-        print(f'avstack eval: {error}', file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        report = evaluate(args.bag, args.out, config, mapping, plots=not args.no_plots,
-                          progress=sys.stderr.isatty())
-    except BagError as error:
-        print(f'avstack eval: {error}', file=sys.stderr)
-        return EXIT_FAILURE
-    except (ConfigError, CheckpointError) as error:
-        print(f'avstack eval: {error}', file=sys.stderr)
-        return EXIT_USAGE
+    from avstack.evaluate import evaluate
+    from avstack.offline import OfflineConfig
+
+    config = OfflineConfig.load(write_params(args, args.out / 'params.yaml'), args.checkpoint)
+    report = evaluate(args.bag, args.out, config, dict(args.map), plots=not args.no_plots,
+                      progress=sys.stderr.isatty())
     print(summary(report, args.out))
-    return EXIT_OK if report['trajectories'] else EXIT_FAILURE
+    return 0 if report['trajectories'] else 1
 
 
 def summary(report: dict, out: Path) -> str:
+    from avstack.evaluate import OUTPUT_BAG, REPORT
     compute = report['compute_ms']
     ade, fde = report['ade_m'], report['fde_m']
     return '\n'.join([

@@ -1,34 +1,32 @@
 """``avstack train``: train the driving model (encoders + planner, jointly) on rosbag2 logs."""
 
+import os
 import sys
 from pathlib import Path
 
-import yaml
+from avstack.commands.options import (
+    Failure, UsageError, add_command, add_config, add_map, add_out, write_params,
+)
+from planner.presets import PRESETS
 
-from avstack.bag import BagError, parse_map
-from avstack.offline import OfflineConfig
-from avstack.paths import default_config
-from avstack.training_data import build_cache, find_bags
-from planner.presets import PRESETS, preset_configs
-from planner.training.train import TrainOptions, train
-from perception_llm.fusion import EncoderConfig
-from stack_common.checkpoint import CheckpointError
-from stack_common.config import ConfigError, merge_documents, read_params_file
 
-EXIT_USAGE = 2
+def cache_directory() -> Path:
+    """The per-user frame cache: $XDG_CACHE_HOME/avstack/frames (~/.cache/avstack/frames)."""
+    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'avstack' / 'frames'
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'train', help='train the driving model on rosbag2 logs (camera, lidar, odometry)',
+    parser = add_command(
+        subparsers, 'train', run, help='train the driving model on rosbag2 logs (camera, lidar, odometry)',
         description='Train the perception encoders and the planner jointly on logs. Labels come from the logs: '
                     'the ego\'s future odometry (driver), rule-based scores of each predicted mode against the '
                     'logged lidar and future traffic (critic), and the simulator\'s scene tags when a bag has '
-                    '/sim/scene_info (analyst). Frames are preprocessed once into a cache. Under '
-                    '`torchrun --nproc_per_node N -m avstack.cli train ...` it trains with DistributedDataParallel.')
+                    '/sim/scene_info (analyst). Frames are preprocessed once into a cache, keyed by bag, '
+                    'configuration and model input. Under `torchrun --nproc_per_node N -m avstack.cli train ...` '
+                    'it trains with DistributedDataParallel.')
     parser.add_argument('--data', type=Path, nargs='+', required=True, metavar='BAG_OR_DIR',
                         help='bags, or directories searched for bags')
-    parser.add_argument('--out', type=Path, required=True, help='checkpoint directory (best model, metrics.jsonl)')
+    add_out(parser, help='the checkpoint directory (best model, metrics.jsonl, params.yaml)')
     parser.add_argument('--preset', choices=[p for p in PRESETS if p != '40b'], default='tiny', help='model size')
     parser.add_argument('--epochs', type=int, default=10)
     parser.add_argument('--batch-size', type=int, default=16)
@@ -37,60 +35,46 @@ def register(subparsers) -> None:
                         help='share of each log held out for validation, in whole time blocks')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--max-steps', type=int, default=0, help='stop after this many steps (0: all epochs)')
-    parser.add_argument('--config', type=Path, action='append', default=None,
-                        help='parameter file; repeat to lay files over each other as ros2 does with several '
-                             '--params-file (default: config/stack.yaml; for simulator logs also pass '
-                             'config/sim.yaml)')
-    parser.add_argument('--cache', type=Path, default=None, help='frame cache directory (default: OUT/../cache)')
-    parser.add_argument('--map', action='append', default=[], metavar='ROLE:=TOPIC',
-                        help='name a sensor topic when names differ (e.g. camera/front:=/cam0/image)')
+    add_config(parser)
+    parser.add_argument('--cache', type=Path, default=None, metavar='DIR',
+                        help=f'frame cache directory (default {cache_directory()})')
+    add_map(parser)
     parser.add_argument('--init', type=Path, default=None,
                         help='start from this checkpoint\'s weights (fine-tuning; same preset and perception config)')
     parser.add_argument('--device', default='cpu', help='cpu or cuda')
-    parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        params = args.out / 'params.yaml'   # what the model was trained with, merged into one file
-        params.write_text(yaml.safe_dump(merge_documents(*(read_params_file(p)
-                                                          for p in args.config or [default_config()]))))
-        config = OfflineConfig.load(params)
-        mapping = parse_map(args.map)
-    except (ConfigError, ValueError) as error:
-        print(f'avstack train: {error}', file=sys.stderr)
-        return EXIT_USAGE
-    model_cfg, encoder_cfg = preset_configs(args.preset, EncoderConfig.from_node_config(config.perception),
-                                            cameras=len(config.perception['cameras']))
+    from avstack.offline import OfflineConfig
+    from avstack.training_data import build_cache, find_bags
+    from perception_llm.fusion import EncoderConfig
+    from planner.presets import preset_configs
+    from planner.training.train import TrainOptions, train
+
     bags = find_bags(args.data)
     if not bags:
-        print(f'avstack train: no bags found in {", ".join(map(str, args.data))}', file=sys.stderr)
-        return EXIT_USAGE
-    cache_root = args.cache or args.out.parent / 'cache'
+        raise UsageError(f'no bags found in {", ".join(map(str, args.data))}')
+    config = OfflineConfig.load(write_params(args, args.out / 'params.yaml'))   # what the model was trained with
+    model_cfg, encoder_cfg = preset_configs(args.preset, EncoderConfig.from_node_config(config.perception),
+                                            cameras=len(config.perception['cameras']))
     caches = []
     for bag in bags:
-        try:
-            result = build_cache(bag, cache_root, config, model_cfg, mapping, progress=sys.stderr.isatty())
-        except BagError as error:
-            print(f'avstack train: {error}', file=sys.stderr)
-            return EXIT_USAGE
+        result = build_cache(bag, args.cache or cache_directory(), config, model_cfg, dict(args.map),
+                             progress=sys.stderr.isatty())
         print(f'{bag}: {result.frames} frames ({"cached" if result.reused else "preprocessed"} in {result.cache})',
               flush=True)
         if result.frames:
             caches.append(result.cache)
     if not caches:
-        print('avstack train: the logs hold no frame with a full planning horizon of odometry', file=sys.stderr)
-        return 1
+        raise Failure('the logs hold no frame with a full planning horizon of odometry')
     options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                            validation_fraction=args.validation_fraction, seed=args.seed, max_steps=args.max_steps)
     try:
         summary = train(caches, args.out, model_cfg, encoder_cfg, options, args.device,
                         extra={'data': [str(b) for b in bags], 'preset': args.preset,
                                'init': str(args.init) if args.init else None}, init=args.init)
-    except (CheckpointError, ValueError) as error:
-        print(f'avstack train: {error}', file=sys.stderr)
-        return EXIT_USAGE
+    except ValueError as error:   # a --init checkpoint of another architecture
+        raise UsageError(str(error)) from None
     if summary:
         last = summary['history'][-1]['validation']
         print(f'best checkpoint in {args.out} (validation loss {summary["best_validation_loss"]:.4f}; last epoch '
