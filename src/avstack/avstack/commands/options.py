@@ -24,6 +24,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from stack_common.state import state_directory
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 BAG_FILES = ('metadata.yaml', '*.mcap', '*.db3')   # what a rosbag2 directory holds
 
@@ -61,11 +63,6 @@ def add_command(subparsers, name: str, run, help: str, description: str = '', ep
 
 
 # ------------------------------------------------------------------------------------------- outputs
-
-def state_directory() -> Path:
-    """The per-user directory for what runs write when no --out is given: $XDG_STATE_HOME/avstack."""
-    return Path(os.environ.get('XDG_STATE_HOME') or Path.home() / '.local' / 'state') / 'avstack'
-
 
 def add_out(parser, help: str = 'output directory', required: bool = True, state: str | None = None) -> None:
     """``-o/--out DIR`` and ``--force``; ``state``: without --out, a new STATE_DIR/<state>/<time> directory."""
