@@ -105,6 +105,29 @@ def validate(schema: dict, params: dict, node_name: str) -> dict:
     return config
 
 
+def uncalibrated_sensors(params: dict, config: dict) -> list[str]:
+    """The sensors of a validated ``config`` whose mounting the given ``params`` leave to the schema defaults.
+
+    A camera or lidar whose section in the parameter files lacks ``translation_m`` or a rotation (or, for a
+    camera, ``intrinsics``) is placed at base_link's origin, unrotated: what a parameter file that replaced
+    config/stack.yaml instead of being laid over it does. One line per sensor, for a start-up warning.
+    """
+    lines = []
+    for kind, listed in (('camera', 'cameras'), ('lidar', 'lidars')):
+        for name in config.get(listed) or []:
+            given = (params.get(kind) or {}).get(name) or {}
+            absent = [key for key in ('translation_m',) if key not in given]
+            if 'rotation_rpy_rad' not in given and 'rotation_quat_xyzw' not in given:
+                absent.append('rotation_rpy_rad')
+            if kind == 'camera' and 'intrinsics' not in given:
+                absent.append('intrinsics')
+            if absent:
+                lines.append(f'{kind} {name} has no {", ".join(absent)} in its parameters: their defaults '
+                             f'apply (at base_link\'s origin, unrotated, no intrinsics). Was a parameter file '
+                             f'given instead of laid over config/stack.yaml?')
+    return lines
+
+
 def load_node_config(package: str, node_name: str, path: str | Path | None = None) -> dict:
     """The validated config of one node from a parameter file (schema defaults when ``path`` is None)."""
     params = node_section(read_params_file(path), node_name) if path else {}
