@@ -452,12 +452,19 @@ class BagWriter:
         except (OSError, WriterError) as error:
             raise BagError(f'{self.path}: {_one_line(error)}') from None
 
-    def add_topic(self, topic: str, type_name: str, offered_qos: Iterable = ()) -> None:
-        """Declare a topic; ``offered_qos`` are rclpy QoSProfiles or rosbags Qos entries."""
+    def add_topic(self, topic: str, type_name: str, offered_qos: Iterable = (), msgdef: str = '') -> None:
+        """Declare a topic; ``offered_qos`` are rclpy QoSProfiles or rosbags Qos entries; ``msgdef``: the
+        type's definition as a bag stores it, for a type this machine does not have."""
         qos = [to_bag_qos(q) if isinstance(q, QoSProfile) else q for q in offered_qos]
         with self._lock:
             if topic in self._connections:
                 return
+            if msgdef and type_name not in self.typestore.fielddefs:
+                try:
+                    self.typestore.register(get_types_from_msg(msgdef, type_name))
+                except Exception as error:  # rosbags raises its own parse errors
+                    raise BagError(f'{topic}: unreadable message definition of {type_name!r}: '
+                                   f'{_one_line(error)}') from None
             if type_name not in self.typestore.fielddefs and not _register_from_msg_files(self.typestore, type_name):
                 raise BagError(f'{topic}: no message definition for {type_name!r} on this machine')
             self._connections[topic] = self._call(functools.partial(

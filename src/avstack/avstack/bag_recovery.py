@@ -16,14 +16,9 @@ import yaml
 from mcap.exceptions import McapError
 from mcap.records import Channel, Message, Schema
 from mcap.stream_reader import StreamReader
-from rosbags.rosbag2 import Writer
-from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.rosbag2.metadata import parse_qos
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from avstack.bag import METADATA_FILE, BagError, open_bag
-
-NO_HASH = 'RIHS01_' + '0' * 64   # the type hash of a type whose definition this machine cannot hash
+from avstack.bag import METADATA_FILE, BagError, BagWriter, open_bag
 
 
 @dataclass
@@ -71,48 +66,20 @@ def recorded_count(source: Path) -> int | None:
         return None
 
 
-class _Output:
-    """The new bag: one connection per recorded topic, with the definition and QoS it was recorded with."""
-
-    def __init__(self, out: Path, storage: StoragePlugin):
-        self.writer = Writer(out, version=9, storage_plugin=storage)
-        self.writer.open()
-        self.connections = {}
-        self.typestore = get_typestore(Stores.ROS2_KILTED)
-
-    def connection(self, topic: str, msgtype: str, msgdef: str, qos_yaml: str):
-        if topic not in self.connections:
-            self.connections[topic] = self.writer.add_connection(
-                topic, msgtype, msgdef=msgdef or None, rihs01=self._hash(msgtype, msgdef),
-                typestore=self.typestore, offered_qos_profiles=parse_qos(qos_yaml) if qos_yaml else ())
-        return self.connections[topic]
-
-    def _hash(self, msgtype: str, msgdef: str) -> str:
-        try:
-            if msgtype not in self.typestore.fielddefs:
-                self.typestore.register(get_types_from_msg(msgdef, msgtype))
-            return self.typestore.hash_rihs01(msgtype)
-        except Exception:   # a definition rosbags cannot parse: the bag still opens, without a type hash
-            return NO_HASH
-
-
 def reindex(source: Path, out: Path) -> Recovery:
     """Read ``source`` (a bag directory or one storage file) up to its first unreadable record into ``out``."""
     source = Path(source)
     files = storage_files(source)
     recovery = Recovery(files, recorded=recorded_count(source) if source.is_dir() else None)
-    storage = StoragePlugin.SQLITE3 if all(f.suffix == '.db3' for f in files) else StoragePlugin.MCAP
-    output = _Output(out, storage)
-    try:
+    with BagWriter(out, 'sqlite3' if all(f.suffix == '.db3' for f in files) else 'mcap') as writer:
         for file in files:
             messages = _mcap_messages(file, recovery) if file.suffix == '.mcap' else _db3_messages(file, recovery)
-            for topic, msgtype, msgdef, qos_yaml, log_time_ns, data in messages:
-                output.writer.write(output.connection(topic, msgtype, msgdef, qos_yaml), log_time_ns, data)
+            for topic, msgtype, msgdef, qos, log_time_ns, data in messages:
+                writer.add_topic(topic, msgtype, qos, msgdef)
+                writer.write(topic, log_time_ns, data)
                 recovery.counts[topic] = recovery.counts.get(topic, 0) + 1
                 recovery.start_ns = log_time_ns if recovery.start_ns is None else min(recovery.start_ns, log_time_ns)
                 recovery.end_ns = log_time_ns if recovery.end_ns is None else max(recovery.end_ns, log_time_ns)
-    finally:
-        output.writer.close()
     return recovery
 
 
@@ -139,8 +106,9 @@ def _mcap_messages(path: Path, recovery: Recovery):
             elif isinstance(record, Message) and record.channel_id in channels:
                 channel = channels[record.channel_id]
                 schema = schemas.get(channel.schema_id)
+                qos = channel.metadata.get('offered_qos_profiles', '')
                 yield (channel.topic, schema.name if schema else '', schema.data.decode() if schema else '',
-                       channel.metadata.get('offered_qos_profiles', ''), record.log_time, record.data)
+                       parse_qos(qos) if qos else [], record.log_time, record.data)
 
 
 def _db3_messages(path: Path, recovery: Recovery):
@@ -150,23 +118,10 @@ def _db3_messages(path: Path, recovery: Recovery):
         recovery.cut.append(f'{path.name}: nothing readable ({error}); SQLite cannot read a cut database')
         return
     with bag:
-        definitions = {c.topic: c for c in bag._reader.connections}
+        definitions = {c.topic: c.msgdef.data for c in bag._reader.connections}
         try:
             for message in bag.messages():
-                connection = definitions[message.topic]
-                qos = yaml.safe_dump([_qos_dict(q) for q in bag.topics[message.topic].offered_qos])
-                yield (message.topic, message.type_name, connection.msgdef.data, qos, message.log_time_ns,
-                       bytes(message.data))
+                yield (message.topic, message.type_name, definitions[message.topic],
+                       bag.topics[message.topic].offered_qos, message.log_time_ns, bytes(message.data))
         except BagError as error:
             recovery.cut.append(f'{path.name}: reading stopped: {error}')
-
-
-def _qos_dict(qos) -> dict:
-    """A rosbags Qos as the dict ``offered_qos_profiles`` holds (what parse_qos reads back)."""
-    def duration(value):
-        return {'sec': int(value.sec), 'nsec': int(value.nsec)}
-    return {'history': int(qos.history.value), 'depth': int(qos.depth), 'reliability': int(qos.reliability.value),
-            'durability': int(qos.durability.value), 'deadline': duration(qos.deadline),
-            'lifespan': duration(qos.lifespan), 'liveliness': int(qos.liveliness.value),
-            'liveliness_lease_duration': duration(qos.liveliness_lease_duration),
-            'avoid_ros_namespace_conventions': bool(qos.avoid_ros_namespace_conventions)}

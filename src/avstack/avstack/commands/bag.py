@@ -20,20 +20,21 @@ def register(subparsers) -> None:
                '  avstack bag reindex bags/drive1 -o bags/drive1_recovered\n'
                '  avstack replay bags/drive1_recovered\n'
                'exit codes: 0 recovered (also when the cut lost messages: the output says how many), '
-               '1 nothing readable, 2 bad usage or no bag there.',
+               '2 bad usage, no bag there or nothing readable in it (OUT is removed then).',
         raw=True)
     reindex.add_argument('bag', type=Path, help='rosbag2 directory or .mcap/.db3 file')
     add_out(reindex, help='the recovered bag directory')
 
 
 def run_reindex(args) -> int:
+    from avstack.bag import BagError
     from avstack.bag_recovery import reindex
-    from avstack.commands.options import Failure, replace_bag
+    from avstack.commands.options import replace_bag
 
     replace_bag(args.out)
     recovery = reindex(args.bag, args.out)
     print(recovery.describe())
     if not recovery.messages:
-        raise Failure(f'no message could be read from {args.bag}')
+        raise BagError(f'no message could be read from {args.bag}')
     print(f'wrote {args.out}')
     return 0
