@@ -9,12 +9,17 @@ import sys
 
 import pytest
 from mcap.reader import make_reader
+from nav_msgs.msg import Path as PathMsg
+from rclpy.node import Node
+from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Reader
 
 from avstack.bag import open_bag
 from avstack.cli import main
 from avstack.observer import StackObserver
 from avstack.ros_runtime import RosRuntime
+from stack_common import topics
+from stack_common.qos import PLAN_QOS
 
 from bagtools import small_bag, storage_file
 from conftest import SHARED_DATA
@@ -135,3 +140,38 @@ def test_synthetic_sensors_feed_avstack_up_and_reset_clears_a_takeover_once_inpu
 def test_reset_without_a_critic_says_so_and_exits_1(ros_domain):
     result = avstack('reset', '--timeout', '1')
     assert result.returncode == 1 and 'no service /critic_node/reset' in result.stderr
+
+
+@pytest.mark.timeout(200)
+def test_record_duration_is_the_length_of_the_bag(ros_domain, tmp_path):
+    """`record --duration 2` beside a 10 Hz source: a bag 2 s long (once 6 s asked gave a 9.9 s bag)."""
+    sensors = subprocess.Popen([sys.executable, '-m', 'avstack.cli', 'sensors', '--synthetic', '--replay-frames',
+                                '5'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        result = avstack('record', '-o', str(tmp_path / 'bag'), '--duration', '2', '/vehicle/odometry',
+                         timeout_s=120)
+    finally:
+        sensors.send_signal(signal.SIGINT)
+        sensors.wait(30)
+    assert result.returncode == 0, result.stderr
+    with open_bag(tmp_path / 'bag') as bag:
+        assert bag.message_count >= 10 and 1.7 <= bag.duration_s <= 2.0, (bag.message_count, bag.duration_s)
+
+
+@pytest.mark.timeout(200)
+def test_replay_warns_about_a_topic_a_live_node_publishes_and_can_leave_the_stacks_outputs_out(ros_domain, tmp_path):
+    bag = small_bag(tmp_path / 'bag',
+                    extra_messages=((topics.TRAJECTORY, 'nav_msgs/msg/Path', 0, serialize_message(PathMsg())),))
+    with RosRuntime() as ros:
+        planner = ros.add(Node('planner_node', context=ros.context))
+        planner.create_publisher(PathMsg, topics.TRAJECTORY, PLAN_QOS)
+        replay = subprocess.Popen([sys.executable, '-m', 'avstack.cli', 'replay', str(bag), '--loop'],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        warning = next((line for line in replay.stderr if 'also published by' in line), '')
+        replay.send_signal(signal.SIGINT)
+        replay.communicate(timeout=30)
+        assert f'{topics.TRAJECTORY} is also published by /planner_node' in warning, warning
+        assert '--exclude-outputs' in warning
+        excluded = avstack('replay', str(bag), '--exclude-outputs', '--rate', '5')
+    assert excluded.returncode == 0, excluded.stderr
+    assert f'not playing {topics.TRAJECTORY}: excluded' in excluded.stderr and 'also published' not in excluded.stderr
