@@ -3,6 +3,7 @@
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ RECORDED = SHARED_DATA / 'rosbag2_recorded'
 
 def avstack(*arguments: str, cwd=None, timeout_s: float = 120.0) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, '-m', 'avstack.cli', *arguments], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout_s)
+                          cwd=cwd, timeout=timeout_s, env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1'))
 
 
 def messages(bag) -> list[tuple[str, int, bytes]]:
@@ -175,3 +176,24 @@ def test_replay_warns_about_a_topic_a_live_node_publishes_and_can_leave_the_stac
         excluded = avstack('replay', str(bag), '--exclude-outputs', '--rate', '5')
     assert excluded.returncode == 0, excluded.stderr
     assert f'not playing {topics.TRAJECTORY}: excluded' in excluded.stderr and 'also published' not in excluded.stderr
+
+
+@pytest.mark.timeout(400)
+def test_the_readme_examples_run_from_any_directory_and_write_only_under_their_out(tmp_path):
+    from conftest import REPO
+    readme = (REPO / 'README.md').read_text()
+    block = readme.split('For example, from any directory:')[1].split('```bash\n')[1].split('```')[0]
+    commands = [shlex.split(line.split('#')[0].replace('/tmp/try', str(tmp_path / 'try')))
+                for line in block.splitlines() if line.strip()]
+    assert len(commands) >= 3 and all(c[0] == 'avstack' for c in commands)
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    status = subprocess.run(['git', 'status', '--porcelain', '--ignored'], cwd=REPO, capture_output=True,
+                            text=True).stdout
+    for command in commands:
+        result = avstack(*command[1:], cwd=elsewhere, timeout_s=300)
+        assert result.returncode == 0, (command, result.stderr[-2000:])
+    assert os.listdir(elsewhere) == []
+    assert subprocess.run(['git', 'status', '--porcelain', '--ignored'], cwd=REPO, capture_output=True,
+                          text=True).stdout == status
+    assert sorted(p.name for p in (tmp_path / 'try').iterdir()) == ['bag', 'eval', 'mined']
