@@ -197,3 +197,14 @@ def test_the_readme_examples_run_from_any_directory_and_write_only_under_their_o
     assert subprocess.run(['git', 'status', '--porcelain', '--ignored'], cwd=REPO, capture_output=True,
                           text=True).stdout == status
     assert sorted(p.name for p in (tmp_path / 'try').iterdir()) == ['bag', 'eval', 'mined']
+
+
+@pytest.mark.timeout(300)
+def test_the_synthetic_demo_writes_its_files_under_out_and_nothing_where_it_runs(ros_domain, tmp_path):
+    elsewhere, out = tmp_path / 'elsewhere', tmp_path / 'demo'
+    elsewhere.mkdir()
+    result = avstack('demo', '--synthetic', '--duration', '5', '-o', str(out), cwd=elsewhere, timeout_s=280)
+    assert result.returncode in (0, 1), result.stderr   # 1: no trajectory within 5 s on a loaded machine
+    assert sorted(p.name for p in out.iterdir()) == ['nodes.log', 'params.yaml', 'takeover_statistics.json']
+    assert f'node output: {out / "nodes.log"}' in result.stdout
+    assert os.listdir(elsewhere) == []

@@ -39,7 +39,8 @@ class Recovery:
         return 0.0 if self.start_ns is None else (self.end_ns - self.start_ns) / 1e9
 
     def describe(self) -> str:
-        share = '' if not self.recorded else f' of {self.recorded} recorded ({100 * self.messages / self.recorded:.0f} %)'
+        share = (f' of {self.recorded} recorded ({100 * self.messages / self.recorded:.0f} %)'
+                 if self.recorded else '')
         lines = [f'recovered {self.messages} messages{share}, {self.duration_s:.1f} s of bag, on {len(self.counts)} '
                  f'topics from {", ".join(f.name for f in self.files)}']
         lines += [f'  {topic}: {count}' for topic, count in sorted(self.counts.items())]

@@ -31,6 +31,7 @@ from avstack.sim_report import build_report, plot_episodes, write_report
 from stack_common import topics
 from stack_common.config import PARAMS_KEY, read_params_files
 from stack_common.qos import STATUS_QOS
+from stack_common.state import STATISTICS_FILE
 
 BRIDGE_NODE = NodeSpec('bridge_node', 'sim_bridge', 'sim_bridge.bridge_node')
 # What the lead trains on: the sensors, the expert's (or stack's) motion, privileged scene info, and what
@@ -41,7 +42,6 @@ RECORDED_TOPICS = [topics.camera_topic('front'), topics.lidar_topic('top'), topi
                    topics.DIAGNOSTICS]
 BAG_NAME = 'run_mcap'
 RESULTS_NAME = 'episodes.jsonl'     # the bridge's episode records (the report is built from them)
-STATISTICS_NAME = 'takeover_statistics.json'   # the critic's, written when it stops
 STOP_POLL_S = 0.5
 SIM_ENV = {'SDL_VIDEODRIVER': 'dummy', 'PYGAME_HIDE_SUPPORT_PROMPT': '1'}
 
@@ -103,7 +103,7 @@ def run_parameters(options: SimOptions) -> dict:
     if options.expert_noise_rad is not None:
         bridge['expert_steering_noise_rad'] = float(options.expert_noise_rad)
     critic = document.setdefault('critic_node', {PARAMS_KEY: {}})[PARAMS_KEY]
-    critic['statistics_path'] = str((options.out / STATISTICS_NAME).resolve())
+    critic['statistics_path'] = str((options.out / STATISTICS_FILE).resolve())
     if options.checkpoint is not None:
         for node in ('perception_node', 'planner_node'):
             document.setdefault(node, {PARAMS_KEY: {}})[PARAMS_KEY]['checkpoint'] = str(options.checkpoint)

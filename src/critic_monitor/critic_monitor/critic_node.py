@@ -18,7 +18,6 @@ import os
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry, Path as PathMsg

@@ -8,6 +8,9 @@ directory: a node started from a source checkout must not write into it. A relat
 import os
 from pathlib import Path
 
+# The critic's statistics in a run's own output directory (avstack up -o, sim, demo)
+STATISTICS_FILE = 'takeover_statistics.json'
+
 
 def state_directory() -> Path:
     return Path(os.environ.get('XDG_STATE_HOME') or Path.home() / '.local' / 'state') / 'avstack'

@@ -15,6 +15,7 @@ import numpy as np
 
 from avstack.commands.options import Failure, add_command, add_config, add_duration, add_out, config_files
 from avstack.commands.sim import SCENARIOS
+from stack_common.state import STATISTICS_FILE
 
 STATUS_PERIOD_S = 0.5
 SIM_DURATION_S = 60.0
@@ -100,5 +101,5 @@ def run_synthetic(args) -> int:
     print(f'         takeover requests: {len(takeovers)}'
           + ''.join(f'\n           - {r.check}: {r.message}' for t in takeovers for r in t.reasons))
     print(f'         node output: {log_path}')
-    print(f'         parameters: {config}; takeover statistics: {args.out / "takeover_statistics.json"}')
+    print(f'         parameters: {config}; takeover statistics: {args.out / STATISTICS_FILE}')
     return 0 if len(latencies) else 1

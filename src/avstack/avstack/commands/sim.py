@@ -44,7 +44,8 @@ def add_run_arguments(parser) -> None:
 
 def register(subparsers) -> None:
     parser = add_command(
-        subparsers, 'sim', run, help='closed-loop drive in highway-env: km per takeover, collisions per km, per scenario',
+        subparsers, 'sim', run,
+        help='closed-loop drive in highway-env: km per takeover, collisions per km, per scenario',
         description='Run the bridge and the stack (or the expert alone) as real processes over DDS for N '
                     'seeded episodes per scenario and write OUT/report.json, plots and an MCAP of the run.',
         epilog=EPILOG, raw=True)

@@ -3,9 +3,10 @@
 import tempfile
 from pathlib import Path
 
-from avstack.commands.options import UsageError, add_command, add_config, add_out, add_remap, stop_on_signals, write_params
-
-STATISTICS_FILE = 'takeover_statistics.json'
+from avstack.commands.options import (
+    UsageError, add_command, add_config, add_out, add_remap, stop_on_signals, write_params,
+)
+from stack_common.state import STATISTICS_FILE
 
 
 def register(subparsers) -> None:
