@@ -69,8 +69,8 @@ def test_a_bad_option_prints_the_subcommands_own_usage_and_exits_2(words, capsys
     assert 'unrecognized arguments: --no-such-option' in err or 'are required' in err, err
 
 
-def test_options_are_not_abbreviated(capsys):
-    assert main(['record', '-o', 'unused', '--al']) == EXIT_USAGE   # once silently --all
+def test_options_are_not_abbreviated(tmp_path, capsys):
+    assert main(['record', '-o', str(tmp_path / 'bag'), '--al']) == EXIT_USAGE   # once silently --all
     assert 'usage: avstack record' in capsys.readouterr().err
 
 
