@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 PARAMS_KEY = 'ros__parameters'
@@ -99,6 +98,7 @@ def validate(schema: dict, params: dict, node_name: str) -> dict:
     config = copy.deepcopy(params)
     _fill_defaults(schema, config)
     _coerce_numbers(schema, config)
+    import jsonschema   # here: the command line reads schemas (its choices) without it
     errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError('; '.join(_describe(node_name, error) for error in errors[:5]))
@@ -200,7 +200,8 @@ def allowed(schema: dict) -> str:
     return ' '.join(str(p) for p in parts)
 
 
-def _describe(node_name: str, error: jsonschema.ValidationError) -> str:
+def _describe(node_name: str, error) -> str:
+    """One line for a jsonschema.ValidationError."""
     path = '.'.join(str(p) for p in error.absolute_path)
     if error.validator == 'additionalProperties':
         known = sorted(error.schema.get('properties', {}))

@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from avstack.commands.options import Failure, add_command, add_config, add_duration, add_out, config_files
 from avstack.commands.sim import SCENARIOS
 from stack_common.state import STATISTICS_FILE
@@ -44,6 +42,7 @@ def register(subparsers) -> None:
 
 def status_line(observer, elapsed_s: float) -> str:
     """The live line of the synthetic demo, from an avstack.observer.StackObserver."""
+    import numpy as np
     now = time.monotonic()
     recent = observer.latencies_ms(since_monotonic_s=now - 2.0)
     rate = len(recent) / 2.0 if elapsed_s >= 2.0 else float('nan')
@@ -64,6 +63,8 @@ def run(args) -> int:
 
 
 def run_synthetic(args) -> int:
+    import numpy as np
+
     from avstack.commands.up import params_file
     from avstack.launcher import Launcher, check_config
     from avstack.observer import StackObserver
