@@ -31,10 +31,10 @@ test: $(STAMP)
 	$(PY) -m pytest test
 
 bench: $(STAMP)
-	$(VENV)/bin/avstack bench --out bench/results.json
+	$(VENV)/bin/avstack bench --out bench --force
 
 soak: $(STAMP)
-	$(VENV)/bin/avstack bench --soak --duration-s 600 --out bench/soak.json
+	$(VENV)/bin/avstack bench --soak --duration 600 --out bench --force
 
 # After a change that alters the stack's outputs on purpose (e.g. a new checkpoint): commit the new references.
 update-refs: $(STAMP)

@@ -19,6 +19,14 @@ STACK_CONFIG = REPO / 'config' / 'stack.yaml'
 _domains = itertools.count(random.Random(os.getpid()).randrange(1, 200))
 
 
+@pytest.fixture(autouse=True, scope='session')
+def state_directory(tmp_path_factory) -> Path:
+    """What nodes and commands write when no --out is given (critic statistics, demo runs) stays in the run."""
+    path = tmp_path_factory.mktemp('xdg_state')
+    os.environ['XDG_STATE_HOME'] = str(path)
+    return path
+
+
 @pytest.fixture
 def ros_domain(monkeypatch) -> int:
     """A fresh ROS_DOMAIN_ID (and the stack's DDS transport) for this test and the processes it starts."""

@@ -35,7 +35,7 @@ def test_truncated_storage_file(tmp_path, capsys, storage):
     data_file.write_bytes(data_file.read_bytes()[:data_file.stat().st_size // 2])
     code, err = eval_error(bag, tmp_path, capsys)
     assert_one_line(code, err, data_file.name)
-    assert code == 1
+    assert code == 2   # an input file error
 
 
 @pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
@@ -58,7 +58,7 @@ def test_sqlite3_corrupt_in_the_middle_fails_while_reading(tmp_path, capsys):
     data_file.write_bytes(bytes(data))
     code, err = eval_error(bag, tmp_path, capsys)
     assert_one_line(code, err, data_file.name, 'corrupt')
-    assert code == 1
+    assert code == 2   # an input file error
 
 
 def test_missing_metadata_yaml(tmp_path, capsys):

@@ -11,7 +11,7 @@ from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Reader
 
 from avstack.bag import (
-    BagError, BagWriter, canonical_cdr, deserialize, from_bag_qos, open_bag, parse_map, resolve_sensor_topics,
+    BagError, BagWriter, canonical_cdr, deserialize, from_bag_qos, open_bag, resolve_sensor_topics,
     serialize,
 )
 from avstack.offline import DecodeFailure, SensorInput, decoded_inputs
@@ -78,14 +78,12 @@ def test_topics_are_found_by_type_when_names_differ_and_map_resolves_ambiguity(t
     with open_bag(two) as bag:
         with pytest.raises(BagError, match=r'2 camera topics .*--map camera/front=TOPIC'):
             resolve_sensor_topics(bag, PERCEPTION)
-        assert resolve_sensor_topics(bag, PERCEPTION, parse_map(['camera/front=/cam1/image_raw'])).cameras[
+        assert resolve_sensor_topics(bag, PERCEPTION, {'camera/front': '/cam1/image_raw'}).cameras[
             'front'].topic == '/cam1/image_raw'
         with pytest.raises(BagError, match=r'--map camera/front=/nope: topic /nope is not in'):
             resolve_sensor_topics(bag, PERCEPTION, {'camera/front': '/nope'})
         with pytest.raises(BagError, match=r'/vehicle/odometry is nav_msgs/msg/Odometry, a camera needs'):
             resolve_sensor_topics(bag, PERCEPTION, {'camera': topics.ODOMETRY})
-    with pytest.raises(ValueError, match='expected ROLE=/topic'):
-        parse_map(['camera/front'])
 
 
 def test_undecodable_messages_are_reported_not_raised(tmp_path):

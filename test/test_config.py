@@ -118,3 +118,63 @@ def test_a_node_declares_its_validated_parameters_from_a_params_file(tmp_path):
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_a_sensor_that_loses_its_calibration_through_a_params_file_is_named_at_start_up(tmp_path, capfd):
+    """A file that replaces config/stack.yaml instead of following it drops the lidar's mounting: say so."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.node import Node
+
+    from stack_common.ros_params import declare_node_config
+    path = write(tmp_path, {'critic_node': {'ros__parameters': {'lidars': ['roof'],
+                                                                 'lidar': {'roof': {'topic': '/points'}}}}})
+    context = Context()
+    rclpy.init(args=['--ros-args', '--params-file', str(path)], context=context)
+    try:
+        node = Node('critic_node', context=context)
+        declare_node_config(node, 'critic_monitor')
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+    err = capfd.readouterr().err
+    assert 'lidar roof has no translation_m, rotation_rpy_rad in its parameters' in err, err
+
+
+def test_the_shipped_config_and_its_overlays_keep_every_sensor_calibrated():
+    from stack_common.config import read_params_files, uncalibrated_sensors
+    for overlay in [[], ['sim.yaml'], ['remaps/autoware.yaml'], ['remaps/carla_ros_bridge.yaml']]:
+        document = read_params_files([STACK_CONFIG, *(STACK_CONFIG.parent / o for o in overlay)])
+        for node in STACK_NODES:
+            params = node_section(document, node.name)
+            assert uncalibrated_sensors(params, validate(load_schema(node.package, node.name), params, node.name)) \
+                == [], (overlay, node.name)
+
+
+def test_a_partial_config_is_laid_over_the_shipped_one_unless_no_defaults(tmp_path, monkeypatch):
+    from argparse import Namespace
+
+    from avstack.commands.options import UsageError, config_files
+    from stack_common.config import read_params_files
+    partial = write(tmp_path, {'perception_node': {'ros__parameters': {'odometry_topic': '/odom'}}})
+    layered = node_section(read_params_files(config_files(Namespace(config=[partial], no_defaults=False))),
+                           'perception_node')
+    shipped = node_section(yaml.safe_load(STACK_CONFIG.read_text()), 'perception_node')
+    assert layered['odometry_topic'] == '/odom' and layered['camera'] == shipped['camera']
+    alone = node_section(read_params_files(config_files(Namespace(config=[partial], no_defaults=True))),
+                         'perception_node')
+    assert 'camera' not in alone
+    with pytest.raises(UsageError, match='--no-defaults needs'):
+        config_files(Namespace(config=[], no_defaults=True))
+    # the README's config/... names work from any directory
+    monkeypatch.chdir(tmp_path)
+    found = config_files(Namespace(config=[Path('config/remaps/autoware.yaml')], no_defaults=False))[-1]
+    assert found == STACK_CONFIG.parent / 'remaps' / 'autoware.yaml'
+
+
+def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    from stack_common.config import read_params_file
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('critic_node:\n  ros__parameters:\n    camera_topics: [/a\n    timer_hz: 50.0\n')
+    with pytest.raises(ConfigError, match=rf'config {bad}:4:13: not valid YAML: .*expected'):
+        read_params_file(bad)

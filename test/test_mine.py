@@ -11,9 +11,13 @@ from avstack.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
 from bagtools import SMALL_SCENE
 
 
-def test_mined_clips_open_with_rosbags_and_cover_the_flagged_moments(tmp_path):
+def test_mined_clips_open_with_rosbags_and_cover_the_flagged_moments(tmp_path, capsys):
     bag = write_synthetic_bag(tmp_path / 'drive', SyntheticBagSpec(duration_s=4.0), SMALL_SCENE)
-    assert main(['mine', str(bag), '--out', str(tmp_path / 'mined'), '--top', '2', '--clip-s', '1.0']) == 0
+    assert main(['mine', str(bag), '--out', str(tmp_path / 'mined'), '--top', '2', '--duration', '1.0']) == 0
+    # times are seconds into the bag, not epoch seconds
+    offsets = [float(line.split(' at ')[1].split(' s:')[0]) for line in capsys.readouterr().out.splitlines()
+               if ' at ' in line]
+    assert len(offsets) == 2 and all(0.0 <= s <= 4.0 for s in offsets), offsets
     index = json.loads((tmp_path / 'mined' / 'index.json').read_text())
     assert index['frames'] > 20 and len(index['clips']) == 2
     first, second = index['clips']

@@ -31,7 +31,7 @@ from sensor_msgs.msg import Image
 from avstack import cli
 from avstack.bag import BagWriter, deserialize, serialize
 from avstack.record import Recorder
-from avstack.replay import BagPlayer, PlaybackClock, parse_remaps
+from avstack.replay import BagPlayer, PlaybackClock
 from avstack.ros_runtime import RosRuntime
 from avstack.synthetic import SyntheticScene
 from avstack.launcher import Launcher
@@ -146,9 +146,6 @@ def test_playback_clock_maps_bag_time_to_wall_time_at_a_rate():
     assert clock.bag_at(101.5) == 13 * 10**9
     clock.restart(bag_start_ns=10 * 10**9, wall_start_s=200.0)   # a loop: the same bag time, later
     assert clock.wall_at(10 * 10**9) == 200.0
-    assert parse_remaps(['/a:=/b']) == {'/a': '/b'}
-    with pytest.raises(ValueError, match='expected /from:=/to'):
-        parse_remaps(['/a=/b'])
 
 
 def test_record_cli_closes_the_bag_on_sigint_with_nothing_lost(ros_domain, tmp_path):
@@ -181,9 +178,11 @@ def test_record_cli_closes_the_bag_on_sigint_with_nothing_lost(ros_domain, tmp_p
 def test_record_cli_usage_errors_exit_2(tmp_path, capsys):
     assert cli.main(['record', '--out', str(tmp_path / 'x'), '--all', '/a']) == 2
     assert 'not both' in capsys.readouterr().err
+    assert not (tmp_path / 'x').exists()
     (tmp_path / 'exists').mkdir()
+    (tmp_path / 'exists' / 'notes.txt').write_text('mine')
     assert cli.main(['record', '--out', str(tmp_path / 'exists'), '--all']) == 2
-    assert 'already exists' in capsys.readouterr().err
+    assert 'is not empty' in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------ replay
@@ -251,10 +250,11 @@ def test_replay_cli_plays_a_bag_once_and_reports_bad_input(ros_domain, tmp_path,
     bag, plans, _ = plan_bag(tmp_path / 'plans')
     assert cli.main(['replay', str(bag), '--rate', '20', '--remap', f'{topics.TRAJECTORY}:=/elsewhere']) == 0
     assert 'published 21 messages on 2 topics, 1 full pass(es)' in capsys.readouterr().out
-    assert cli.main(['replay', str(tmp_path / 'missing')]) == 1
+    assert cli.main(['replay', str(tmp_path / 'missing')]) == 2
     assert 'no such bag' in capsys.readouterr().err
     assert cli.main(['replay', str(bag), '--remap', 'nonsense']) == 2
-    assert cli.main(['replay', str(bag), '--topics', '/not/there']) == 1
+    assert 'expected /from:=/to' in capsys.readouterr().err
+    assert cli.main(['replay', str(bag), '--topics', '/not/there']) == 2
     assert '/not/there' in capsys.readouterr().err
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from critic_monitor.checks import CRITICAL, WARN, failed, passed
-from critic_monitor.state_machine import TakeoverState, TakeoverStateMachine
+from critic_monitor.state_machine import TakeoverState, TakeoverStateMachine, Transition
 
 S = 1_000_000_000
 T0 = 1_000 * S
@@ -146,3 +146,16 @@ def test_restart_goes_back_to_waiting():
     m.update(T0, CRITICAL_FAILURE)
     m.restart(T0 + S)
     assert m.state == TakeoverState.WAITING and not m.takeover_active and m.reasons == []
+
+
+def test_a_log_line_names_the_reasons_that_changed_not_every_earlier_one():
+    first = failed('staleness', CRITICAL, 'plan too old', 0.5, 0.3)
+    second = failed('collision', CRITICAL, 'hit', 1, 0)
+    request = Transition(0, TakeoverState.NOMINAL, TakeoverState.TAKEOVER_REQUESTED, [first])
+    update = Transition(1, TakeoverState.TAKEOVER_REQUESTED, TakeoverState.TAKEOVER_REQUESTED, [first, second])
+    clear = Transition(2, TakeoverState.TAKEOVER_REQUESTED, TakeoverState.NOMINAL, [])
+    assert request.describe_change([]) == 'NOMINAL -> TAKEOVER_REQUESTED (new: staleness: plan too old [0.5 vs 0.3])'
+    assert update.describe_change([first]) == \
+        'TAKEOVER_REQUESTED -> TAKEOVER_REQUESTED (new: collision: hit [1 vs 0])'
+    assert clear.describe_change([first, second]) == 'TAKEOVER_REQUESTED -> NOMINAL (cleared: staleness, collision)'
+    assert 'again: staleness' in update.describe_change([first, second])

@@ -305,19 +305,6 @@ class SensorTopics:
         return {t.topic: t for t in self.all()}
 
 
-def parse_map(entries: Iterable[str]) -> dict[str, str]:
-    """``['camera/front=/cam', 'odometry=/odom']`` -> dict; :class:`ValueError` naming a bad entry."""
-    mapping = {}
-    for entry in entries:
-        key, sep, topic = entry.partition('=')
-        key, topic = key.strip().strip('/'), topic.strip()
-        if not sep or not key or not topic.startswith('/'):
-            raise ValueError(f'--map {entry!r}: expected ROLE=/topic, e.g. camera/front=/cam/image_raw, '
-                             f'lidar/top=/points, odometry=/odom')
-        mapping[key] = topic
-    return mapping
-
-
 def _camera_group(topic: str) -> str:
     return topic.removesuffix('/compressed')
 
@@ -441,6 +428,8 @@ class BagWriter:
             raise ValueError(f'storage {storage!r}: expected one of {STORAGES}')
         self.path = Path(path)
         self.single_file: Path | None = None
+        if self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()   # an empty directory (a command's --out) counts as new
         if self.path.exists():
             raise BagError(f'{self.path}: already exists; choose a new output directory')
         self.storage = storage
@@ -471,12 +460,19 @@ class BagWriter:
         except (OSError, WriterError) as error:
             raise BagError(f'{self.path}: {_one_line(error)}') from None
 
-    def add_topic(self, topic: str, type_name: str, offered_qos: Iterable = ()) -> None:
-        """Declare a topic; ``offered_qos`` are rclpy QoSProfiles or rosbags Qos entries."""
+    def add_topic(self, topic: str, type_name: str, offered_qos: Iterable = (), msgdef: str = '') -> None:
+        """Declare a topic; ``offered_qos`` are rclpy QoSProfiles or rosbags Qos entries; ``msgdef``: the
+        type's definition as a bag stores it, for a type this machine does not have."""
         qos = [to_bag_qos(q) if isinstance(q, QoSProfile) else q for q in offered_qos]
         with self._lock:
             if topic in self._connections:
                 return
+            if msgdef and type_name not in self.typestore.fielddefs:
+                try:
+                    self.typestore.register(get_types_from_msg(msgdef, type_name))
+                except Exception as error:  # rosbags raises its own parse errors
+                    raise BagError(f'{topic}: unreadable message definition of {type_name!r}: '
+                                   f'{_one_line(error)}') from None
             if type_name not in self.typestore.fielddefs and not _register_from_msg_files(self.typestore, type_name):
                 raise BagError(f'{topic}: no message definition for {type_name!r} on this machine')
             self._connections[topic] = self._call(functools.partial(

@@ -25,3 +25,13 @@ def share_directory() -> Path:
 
 def default_config() -> Path:
     return share_directory() / 'config' / 'stack.yaml'
+
+
+def find_config(path: Path) -> Path:
+    """A parameter file named on the command line: as given when it exists, else in the installed share
+    directory (``config/remaps/autoware.yaml`` works from any directory); as given when neither has it."""
+    path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    installed = share_directory() / path
+    return installed if installed.exists() else path

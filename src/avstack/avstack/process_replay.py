@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from avstack.bag import deserialize, open_bag
+from avstack.commands.options import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandParser
 from avstack.evaluate import OUTPUT_BAG, evaluate
 from avstack.offline import OfflineConfig
 from avstack.paths import default_config
@@ -43,7 +44,6 @@ from stack_common.takeover import msg_to_takeover
 from stack_common.tokens import Modality, cloud_to_tokens
 from stack_common.trajectory import path_to_trajectory
 
-EXIT_OK, EXIT_DIFFERS, EXIT_USAGE = 0, 1, 2
 FORMAT = 1
 BAG = SyntheticBagSpec(duration_s=2.0)
 # A lighter sweep than the default (the run takes seconds), and a car parked in the ego lane 24 m ahead: the
@@ -225,7 +225,7 @@ def current_document() -> dict:
 # ------------------------------------------------------------------------------------------- the CLI
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog='python -m avstack.process_replay',
         description='Run the stack over the generated reference bag with the shipped config and checkpoint and '
                     'hold its tokens, trajectories and takeover requests against stored references.',
@@ -256,7 +256,7 @@ def main(argv=None) -> int:
         print(difference.describe())
     if differences:
         print('outputs differ from the references; if intended, run `make update-refs` and commit the new digests')
-        return EXIT_DIFFERS
+        return EXIT_FAILURE
     print(f'outputs match {args.reference}')
     return EXIT_OK
 

@@ -14,9 +14,6 @@ In-process use (simulator, tests)::
         ...   # everything published meanwhile is recorded
 """
 
-import argparse
-import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,7 +22,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from avstack.bag import STORAGES, BagError, BagWriter, message_class
+from avstack.bag import BagError, BagWriter, message_class
 from avstack.ros_runtime import RosRuntime
 
 DISCOVERY_PERIOD_S = 0.2
@@ -33,7 +30,6 @@ MIN_DEPTH = 100      # a burst waits here while the executor catches up (rosbag2
 DRAIN_QUIET_S = 0.3       # stop once no message arrived for this long ...
 DRAIN_MAX_S = 5.0         # ... or after this long (a loaded machine takes a burst slowly)
 DRAIN_POLL_S = 0.05
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def subscription_qos(offered: list[QoSProfile]) -> QoSProfile:
@@ -50,9 +46,12 @@ class RecorderNode(Node):
     """Discovers topics and writes what arrives; all bag access goes through :class:`BagWriter`."""
 
     def __init__(self, writer: BagWriter, topics: list[str] | None, name: str = 'avstack_recorder',
-                 **node_kwargs):
+                 max_span_ns: int | None = None, **node_kwargs):
         super().__init__(name, **node_kwargs)
         self.writer = writer
+        self.max_span_ns = max_span_ns            # the bag's length: later receipts are not written
+        self.first_receipt_ns: int | None = None
+        self.span_reached = threading.Event()
         self.wanted = None if topics is None else set(topics)
         self.skipped: dict[str, str] = {}          # topic -> why it is not recorded
         self.received = threading.Condition()
@@ -91,6 +90,12 @@ class RecorderNode(Node):
 
     def on_message(self, topic: str, data: bytes) -> None:
         receipt_ns = self.get_clock().now().nanoseconds
+        if self.max_span_ns is not None:
+            if self.first_receipt_ns is None:
+                self.first_receipt_ns = receipt_ns
+            elif receipt_ns - self.first_receipt_ns > self.max_span_ns:
+                self.span_reached.set()
+                return
         try:
             self.writer.write(topic, receipt_ns, data)
         except BagError:
@@ -121,19 +126,23 @@ class Recorder:
 
     ``topics=None`` records every topic that has a publisher, including ones
     appearing later. Receipt times come from the node clock (``/clock`` with
-    ``use_sim_time``). ``start()``/``stop()`` or use it as a context manager.
+    ``use_sim_time``). With ``duration_s`` the bag spans at most that long from
+    its first message: later ones are not written, and ``span_reached`` is set.
+    ``start()``/``stop()`` or use it as a context manager.
     """
 
     def __init__(self, ros: RosRuntime, out: str | Path, topics: list[str] | None = None, storage: str = 'mcap',
-                 node_name: str = 'avstack_recorder', use_sim_time: bool = False):
+                 node_name: str = 'avstack_recorder', use_sim_time: bool = False, duration_s: float | None = None):
         self.ros, self.out, self.topics, self.storage = ros, Path(out), topics, storage
         self.node_name, self.use_sim_time = node_name, use_sim_time
+        self.max_span_ns = None if duration_s is None else round(duration_s * 1e9)
         self.writer: BagWriter | None = None
         self.node: RecorderNode | None = None
 
     def start(self) -> 'Recorder':
         self.writer = BagWriter(self.out, self.storage)
-        self.node = RecorderNode(self.writer, self.topics, self.node_name, context=self.ros.context,
+        self.node = RecorderNode(self.writer, self.topics, self.node_name, self.max_span_ns,
+                                 context=self.ros.context,
                                  parameter_overrides=[Parameter('use_sim_time', value=self.use_sim_time)])
         self.ros.executor.add_node(self.node)
         return self
@@ -170,71 +179,3 @@ class Recorder:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-
-def stop_on_signals() -> threading.Event:
-    """An event set by Ctrl-C or SIGTERM, so a tool can finish its files instead of dying mid-write."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'record', help='record live topics into a rosbag2 directory (mcap or sqlite3)',
-        description='Record topics into a new rosbag2 directory with metadata.yaml, keeping each topic\'s '
-                    'offered QoS. Topics are picked up as their publishers appear. Ctrl-C (or SIGTERM) '
-                    'closes the bag cleanly: what was received is written, then the index and metadata.',
-        epilog='examples:\n'
-               '  avstack record --out bags/drive1 --all\n'
-               '  avstack record --out bags/cam --storage sqlite3 /sensors/camera/front/image_raw /vehicle/odometry\n'
-               'The bag opens with `ros2 bag info`, `ros2 bag play`, Foxglove and the rosbags library.',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('topics', nargs='*', metavar='TOPIC', help='topics to record')
-    parser.add_argument('--all', action='store_true', help='record every topic with a publisher')
-    parser.add_argument('--out', '-o', type=Path, required=True, help='output directory (must not exist)')
-    parser.add_argument('--storage', '-s', choices=STORAGES, default='mcap', help='storage format (default mcap)')
-    parser.add_argument('--duration', type=float, default=None, metavar='S', help='stop after S seconds')
-    parser.add_argument('--use-sim-time', action='store_true', help='stamp receipt with /clock time')
-    parser.set_defaults(run=run)
-
-
-def run(args) -> int:
-    if bool(args.topics) == args.all:
-        print('avstack record: give TOPIC... or --all (not both)', file=sys.stderr)
-        return EXIT_USAGE
-    if args.out.exists():
-        print(f'avstack record: {args.out} already exists; choose a new output directory', file=sys.stderr)
-        return EXIT_USAGE
-    stop = stop_on_signals()
-    with RosRuntime() as ros:
-        recorder = Recorder(ros, args.out, None if args.all else list(args.topics), args.storage,
-                            use_sim_time=args.use_sim_time)
-        try:
-            recorder.start()
-        except BagError as error:
-            print(f'avstack record: {error}', file=sys.stderr)
-            return EXIT_USAGE
-        print(f'recording {"all topics" if args.all else ", ".join(args.topics)} to {args.out} '
-              f'({args.storage}); Ctrl-C stops', flush=True)
-        interactive = sys.stdout.isatty()
-        start = time.monotonic()
-        while not stop.wait(0.5):
-            if args.duration is not None and time.monotonic() - start >= args.duration:
-                break
-            if interactive:
-                counts = recorder.counts
-                print(f'\r{sum(counts.values())} messages on {len(counts)} topics', end='', flush=True)
-        counts = recorder.stop()
-    if interactive:
-        print()
-    missing = [] if args.all else [t for t in args.topics if t not in counts]
-    print(f'wrote {sum(counts.values())} messages on {len(counts)} topics to {args.out}', flush=True)
-    for topic, count in sorted(counts.items()):
-        print(f'  {topic}: {count}')
-    if missing:
-        print(f'no publisher was seen for: {", ".join(missing)}', file=sys.stderr)
-    return EXIT_OK

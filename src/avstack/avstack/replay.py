@@ -10,8 +10,6 @@ the start, which every node of the stack treats as a time reset.
 :class:`PlaybackClock` is the timing arithmetic, free of ROS.
 """
 
-import argparse
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,16 +18,13 @@ from pathlib import Path
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
-from tqdm import tqdm
 
 from avstack.bag import BagError, message_class, open_bag, publishing_qos
-from avstack.record import stop_on_signals
 from avstack.ros_runtime import RosRuntime
 from stack_common import topics
 from stack_common.qos import STATUS_QOS
 from stack_common.timeutil import NS_PER_S, ns_to_stamp
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULT_CLOCK_HZ = 100.0
 
 
@@ -51,17 +46,6 @@ class PlaybackClock:
         return self.bag_start_ns + round((wall_s - self.wall_start_s) * self.rate * NS_PER_S)
 
 
-def parse_remaps(entries: list[str]) -> dict[str, str]:
-    """``['/a:=/b']`` -> ``{'/a': '/b'}``; :class:`ValueError` naming a bad entry."""
-    remaps = {}
-    for entry in entries:
-        source, sep, target = entry.partition(':=')
-        if not sep or not source.startswith('/') or not target.startswith('/'):
-            raise ValueError(f'--remap {entry!r}: expected /from:=/to')
-        remaps[source] = target
-    return remaps
-
-
 @dataclass
 class PlayerStatus:
     loops: int = 0                     # completed passes over the bag
@@ -76,7 +60,8 @@ class BagPlayer:
 
     def __init__(self, ros: RosRuntime, bag_path: str | Path, rate: float = 1.0, loop: bool = False,
                  clock_hz: float | None = None, start_offset_s: float = 0.0, only_topics: list[str] | None = None,
-                 remaps: dict[str, str] | None = None, node_name: str = 'avstack_player'):
+                 remaps: dict[str, str] | None = None, node_name: str = 'avstack_player',
+                 exclude_topics: tuple[str, ...] = ()):
         if rate <= 0:
             raise ValueError(f'rate {rate} must be > 0')
         self.ros, self.rate, self.loop, self.clock_hz = ros, rate, loop, clock_hz
@@ -92,6 +77,9 @@ class BagPlayer:
         self.publishers = {}
         for name, info in self.bag.topics.items():
             if only_topics is not None and name not in only_topics:
+                continue
+            if name in exclude_topics:
+                self.status.skipped[name] = 'excluded'
                 continue
             if clock_hz and name == topics.CLOCK:
                 self.status.skipped[name] = 'replaced by the player\'s own /clock (--clock)'
@@ -111,6 +99,18 @@ class BagPlayer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._play, name='bag_player', daemon=True)
         ros.executor.add_node(self.node)   # spun from now on: matched events reach wait_for_subscribers
+
+    def competing_publishers(self) -> dict[str, list[str]]:
+        """Topics (as published) that other nodes in the graph publish too: their subscribers get both."""
+        own = (self.node.get_name(), self.node.get_namespace())
+        competing = {}
+        for publisher in self.publishers.values():
+            others = [f'{i.node_namespace.rstrip("/")}/{i.node_name}'
+                      for i in self.node.get_publishers_info_by_topic(publisher.topic_name)
+                      if (i.node_name, i.node_namespace) != own]
+            if others:
+                competing[publisher.topic_name] = sorted(set(others))
+        return competing
 
     def _on_matched(self, _info) -> None:
         with self.changed:
@@ -198,68 +198,3 @@ class BagPlayer:
     def _publish_clock(self, bag_ns: int) -> None:
         if self.clock_pub is not None:
             self.clock_pub.publish(Clock(clock=ns_to_stamp(bag_ns)))
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'replay', help='publish a rosbag with its recorded timing (bytes as recorded)',
-        description='Publish the messages of BAG as they were recorded: the same bytes, the same spacing (scaled '
-                    'by --rate), each topic with its recorded QoS. With --clock, /clock carries bag time so nodes '
-                    'started with use_sim_time (avstack up --use-sim-time) follow the bag; with --loop the bag '
-                    'restarts at its end and time jumps back, which the stack\'s nodes treat as a reset.',
-        epilog='examples:\n'
-               '  avstack replay bags/drive1 --clock --loop\n'
-               '  avstack replay bags/drive1 --rate 0.5 --start-offset 20 --topics /vehicle/odometry\n'
-               '  avstack replay bags/other_car --remap /cam0/image_raw:=/sensors/camera/front/image_raw\n'
-               'exit codes: 0 played to the end (or stopped with Ctrl-C), 1 the bag is unusable, 2 bad usage.',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('bag', type=Path, help='rosbag2 directory or .mcap/.db3 file')
-    parser.add_argument('--rate', '-r', type=float, default=1.0, help='playback speed factor (default 1)')
-    parser.add_argument('--loop', '-l', action='store_true', help='start over at the end, until Ctrl-C')
-    parser.add_argument('--clock', nargs='?', type=float, const=DEFAULT_CLOCK_HZ, default=None, metavar='HZ',
-                        help=f'publish /clock with bag time (at HZ, default {DEFAULT_CLOCK_HZ:g})')
-    parser.add_argument('--start-offset', type=float, default=0.0, metavar='S', help='skip the first S seconds')
-    parser.add_argument('--topics', nargs='+', default=None, metavar='TOPIC', help='play only these topics')
-    parser.add_argument('--remap', action='append', default=[], metavar='FROM:=TO',
-                        help='publish topic FROM as TO (repeatable)')
-    parser.set_defaults(run=run)
-
-
-def run(args) -> int:
-    try:
-        remaps = parse_remaps(args.remap)
-        if args.rate <= 0 or args.start_offset < 0 or (args.clock is not None and args.clock <= 0):
-            raise ValueError('--rate and --clock must be > 0, --start-offset >= 0')
-    except ValueError as error:
-        print(f'avstack replay: {error}', file=sys.stderr)
-        return EXIT_USAGE
-    stop = stop_on_signals()
-    with RosRuntime() as ros:
-        try:
-            player = BagPlayer(ros, args.bag, args.rate, args.loop, args.clock, args.start_offset, args.topics,
-                               remaps)
-        except BagError as error:
-            print(f'avstack replay: {error}', file=sys.stderr)
-            return EXIT_FAILURE
-        for topic, reason in player.status.skipped.items():
-            print(f'avstack replay: not playing {topic}: {reason}', file=sys.stderr)
-        print(f'playing {args.bag}: {len(player.publishers)} topics, {player.duration_s:.1f} s at {args.rate:g}x'
-              + (', /clock' if args.clock else '') + (', looping' if args.loop else '') + '; Ctrl-C stops',
-              flush=True)
-        bar = tqdm(total=round(player.duration_s, 1), unit='s', disable=not sys.stderr.isatty(), desc='replay',
-                   bar_format='{l_bar}{bar}| {n:.1f}/{total:.1f} s of bag [loop {postfix}]', postfix=0)
-        player.start()
-        while not stop.wait(0.2) and not player.finished:
-            status = player.status
-            bar.set_postfix_str(str(status.loops), refresh=False)
-            bar.update(round(max(status.bag_time_ns - player.start_ns, 0) / NS_PER_S - bar.n, 1))
-        bar.close()
-        status = player.stop()
-    if status.error:
-        print(f'avstack replay: {status.error}', file=sys.stderr)
-        return EXIT_FAILURE
-    print(f'published {sum(status.published.values())} messages on {len(status.published)} topics, '
-          f'{status.loops} full pass(es)', flush=True)
-    return EXIT_OK

@@ -8,14 +8,11 @@ With ``replay_frames = N`` the first N frames are rendered once and then
 re-stamped in a loop: the source then costs almost no CPU, which is what a
 benchmark of the stack (not of the scene renderer) wants.
 
-Also runnable as its own process: ``python -m avstack.sensor_source --help``.
+Also runnable as its own process: ``avstack sensors --synthetic``.
 """
 
-import argparse
-import json
 import threading
 import time
-from pathlib import Path
 
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
@@ -96,24 +93,3 @@ class SyntheticSensorSource(Node):
         with self._lock:
             return list(self.published_stamps)
 
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m avstack.sensor_source',
-                                     description='Publish the synthetic scene (camera, lidar, odometry) as a process.')
-    parser.add_argument('--rate-hz', type=float, default=10.0)
-    parser.add_argument('--duration-s', type=float, default=30.0)
-    parser.add_argument('--replay-frames', type=int, default=0, help='render N frames once, then loop them')
-    parser.add_argument('--stamps-out', type=Path, default=None, help='write the published stamps (JSON) at exit')
-    args = parser.parse_args(argv)
-    from avstack.ros_runtime import RosRuntime
-    with RosRuntime() as ros:
-        source = ros.add(SyntheticSensorSource(rate_hz=args.rate_hz, replay_frames=args.replay_frames,
-                                               context=ros.context))
-        time.sleep(args.duration_s)
-    if args.stamps_out:
-        args.stamps_out.write_text(json.dumps(source.stamps()))
-    return 0
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

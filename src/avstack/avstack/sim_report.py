@@ -11,12 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first: no display here)
-
-from sim_bridge.metrics import summarize  # noqa: E402
+from sim_bridge.metrics import summarize
 
 TRACE_KEYS = ('trace_t_s', 'trace_x_m', 'trace_y_m', 'trace_speed_mps', 'trace_driver')
 DRIVER_COLORS = {'stack': 'tab:blue', 'expert': 'tab:orange'}
@@ -39,6 +34,9 @@ def write_report(report: dict, path: Path) -> Path:
 
 def plot_episodes(episodes: list[dict], out_dir: Path) -> list[Path]:
     """Per scenario: the ego path (takeovers as red crosses, collisions as black stars) and speed over time."""
+    import matplotlib   # here, not at the top: `avstack sim-suite --help` reads this module's Tolerance
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
     written = []
     for scenario in dict.fromkeys(e['scenario'] for e in episodes):
         runs = [e for e in episodes if e['scenario'] == scenario]

@@ -29,8 +29,9 @@ from avstack.record import Recorder
 from avstack.ros_runtime import RosRuntime
 from avstack.sim_report import build_report, plot_episodes, write_report
 from stack_common import topics
-from stack_common.config import PARAMS_KEY, merge_documents, read_params_file
+from stack_common.config import PARAMS_KEY, read_params_files
 from stack_common.qos import STATUS_QOS
+from stack_common.state import STATISTICS_FILE
 
 BRIDGE_NODE = NodeSpec('bridge_node', 'sim_bridge', 'sim_bridge.bridge_node')
 # What the lead trains on: the sensors, the expert's (or stack's) motion, privileged scene info, and what
@@ -68,7 +69,7 @@ class SimOptions:
     density: float | None = None
     expert_noise_rad: float | None = None  # steering disturbance of the expert (data collection)
     checkpoint: Path | None = None
-    config: Path | None = None           # the stack's parameter file (default config/stack.yaml)
+    config: list[Path] | None = None     # the stack's parameter files, laid over each other (default config/stack.yaml)
     sim_config: Path | None = None       # the sim overrides (default config/sim.yaml)
     record: bool = True
     silence_timeout_s: float = 120.0     # no status from the bridge for this long (first step included): failed
@@ -89,8 +90,7 @@ def read_results(path: Path) -> tuple[list[dict], dict | None]:
 
 def run_parameters(options: SimOptions) -> dict:
     """stack.yaml, sim.yaml merged over it, then the options of this run (a ROS 2 parameter document)."""
-    document = merge_documents(read_params_file(options.config or default_config()),
-                               read_params_file(options.sim_config or sim_config()))
+    document = read_params_files([*(options.config or [default_config()]), options.sim_config or sim_config()])
     bridge = document.setdefault(BRIDGE_NODE.name, {PARAMS_KEY: {}})[PARAMS_KEY]
     bridge.update(scenarios=list(options.scenarios), episodes=options.episodes, seed=options.seed,
                   driver=options.driver, lockstep=not options.realtime,
@@ -102,6 +102,8 @@ def run_parameters(options: SimOptions) -> dict:
         bridge['density'] = float(options.density)
     if options.expert_noise_rad is not None:
         bridge['expert_steering_noise_rad'] = float(options.expert_noise_rad)
+    critic = document.setdefault('critic_node', {PARAMS_KEY: {}})[PARAMS_KEY]
+    critic['statistics_path'] = str((options.out / STATISTICS_FILE).resolve())
     if options.checkpoint is not None:
         for node in ('perception_node', 'planner_node'):
             document.setdefault(node, {PARAMS_KEY: {}})[PARAMS_KEY]['checkpoint'] = str(options.checkpoint)

@@ -21,7 +21,6 @@ import os
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry, Path as PathMsg
@@ -47,6 +46,7 @@ from stack_common.qos import (
     HEARTBEAT_PERIOD_S, LATCHED_QOS, PLAN_QOS, SENSOR_QOS, STATUS_QOS, TAKEOVER_ACTIVE_QOS,
 )
 from stack_common.ros_params import declare_node_config
+from stack_common.state import state_path
 from stack_common.takeover import TakeoverReason, takeover_to_msg
 from stack_common.timeutil import stamp_to_ns
 from stack_common.trajectory import path_to_trajectory
@@ -71,6 +71,7 @@ class CriticNode(Node):
         self.input_errors: Counter[str] = Counter()
         self.active = False
         self.waiting: tuple[list[str], list[str]] = ([], [])   # start-up's awaited topics and checks, as published
+        self.logged_reasons = []                   # the reasons of the last transition logged
 
         self.request_pub = self.create_publisher(DiagnosticArray, topics.TAKEOVER_REQUEST, LATCHED_QOS)
         self.active_pub = self.create_publisher(Bool, topics.TAKEOVER_ACTIVE, TAKEOVER_ACTIVE_QOS)
@@ -220,7 +221,8 @@ class CriticNode(Node):
         self.publish_diagnostics()
 
     def log_transition(self, transition: Transition) -> None:
-        text = transition.describe()
+        text = transition.describe_change(self.logged_reasons)
+        self.logged_reasons = list(transition.reasons)
         if transition.state == TakeoverState.TAKEOVER_REQUESTED:
             for reason in transition.reasons:
                 if reason.check.endswith('_timeout') and reason.value is not None and reason.threshold is not None:
@@ -280,7 +282,7 @@ class CriticNode(Node):
         """Write the takeover statistics (called by run_node on shutdown)."""
         if not self.statistics_path:
             return
-        path = Path(os.path.expanduser(self.statistics_path))
+        path = state_path(self.statistics_path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(path.name + '.partial')

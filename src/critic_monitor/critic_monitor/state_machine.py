@@ -49,6 +49,21 @@ class Transition:
         reasons = '; '.join(f'{r.check}: {r.describe()}' for r in self.reasons)
         return f'{self.previous.value} -> {self.state.value}' + (f' ({reasons})' if reasons else '')
 
+    def describe_change(self, before: list[CheckResult]) -> str:
+        """What changed since the reasons ``before`` (the last logged): new reasons, cleared ones.
+
+        A log line per transition stays short however long a takeover stays latched; a reason that
+        fails anew while latched shows as ``again``.
+        """
+        known, now = {r.check for r in before}, {r.check for r in self.reasons}
+        new = [r for r in self.reasons if r.check not in known]
+        cleared = [r.check for r in before if r.check not in now]
+        parts = [f'new: {r.check}: {r.describe()}' for r in new] + (
+            [f'cleared: {", ".join(cleared)}'] if cleared else [])
+        if not parts and self.reasons:
+            parts = [f'again: {r.check}: {r.describe()}' for r in self.reasons if r.check in known]
+        return f'{self.previous.value} -> {self.state.value}' + (f' ({"; ".join(parts)})' if parts else '')
+
 
 class TakeoverStateMachine:
     def __init__(self, cfg: dict, start_ns: int):

@@ -6,9 +6,11 @@ training on a cluster.
 """
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from perception_llm.fusion import EncoderConfig
-from planner.model import ModelConfig
+if TYPE_CHECKING:
+    from perception_llm.fusion import EncoderConfig
+    from planner.model import ModelConfig
 
 PRESETS: dict[str, dict] = {
     'tiny': dict(d_model=128, n_layers=4, n_heads=4, token_dim=64),
@@ -19,9 +21,12 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def preset_configs(name: str, encoder_cfg: EncoderConfig | None = None, cameras: int = 1,
-                   **overrides) -> tuple[ModelConfig, EncoderConfig]:
+def preset_configs(name: str, encoder_cfg: 'EncoderConfig | None' = None, cameras: int = 1,
+                   **overrides) -> 'tuple[ModelConfig, EncoderConfig]':
     """Model and encoder configs of a preset; the static input fits ``cameras`` cameras + BEV + ego."""
+    # Imported here: the preset names alone (the command line's choices) must not load torch.
+    from perception_llm.fusion import EncoderConfig
+    from planner.model import ModelConfig
     if name not in PRESETS:
         raise ValueError(f'unknown preset {name!r}; choose one of {", ".join(PRESETS)}')
     values = {**PRESETS[name], **overrides}

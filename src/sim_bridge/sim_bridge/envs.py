@@ -8,7 +8,6 @@ collision, on the family's own goal (end of the merge ramp, intersection exit) o
 Does not own: rendering (:mod:`sim_bridge.camera`), message conversion, who drives (:mod:`sim_bridge.expert`).
 """
 
-import argparse
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,23 +18,7 @@ from highway_env.envs.merge_env import MergeEnv
 from highway_env.envs.roundabout_env import RoundaboutEnv
 
 from sim_bridge.expert import SafetyDriverVehicle
-
-SCENARIOS = ('highway-v0', 'merge-v0', 'roundabout-v0', 'intersection-v0')
-
-
-class UnknownScenario(ValueError, argparse.ArgumentTypeError):
-    """A name that is no scenario family (as an argparse ``type``, its message is shown as it is)."""
-
-
-def scenario_id(name: str) -> str:
-    """The scenario id of ``name``: a family with or without its version (``highway`` or ``highway-v0``)."""
-    key = name.strip().lower()
-    for scenario in SCENARIOS:
-        if key in (scenario, scenario.rsplit('-', 1)[0]):
-            return scenario
-    raise UnknownScenario(f'unknown scenario {name!r}: choose one of {", ".join(SCENARIOS)} '
-                          f'(the version may be left out: {", ".join(s.rsplit("-", 1)[0] for s in SCENARIOS)})')
-
+from sim_bridge.scenarios import scenario_id
 
 class SafetyDriverAction(ContinuousAction):
     """highway-env's continuous action, for an ego that the safety driver can take over."""

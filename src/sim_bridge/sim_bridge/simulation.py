@@ -17,10 +17,11 @@ import numpy as np
 
 from sim_bridge.camera import TopDownCamera
 from sim_bridge.controller import ControllerConfig, Pose2D, TrajectoryController
-from sim_bridge.envs import EnvSettings, make_env, scenario_id
+from sim_bridge.envs import EnvSettings, make_env
 from sim_bridge.expert import EXPERT, SafetyDriver, SteeringNoise
 from sim_bridge.lidar import lidar_points
 from sim_bridge.metrics import EpisodeRecord
+from sim_bridge.scenarios import scenario_id
 from sim_bridge.scene_info import TagRules, route_command, scene_info
 from stack_common.odometry import EgoState
 from stack_common.trajectory import Trajectory

@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 PARAMS_KEY = 'ros__parameters'
@@ -39,11 +38,21 @@ def read_params_file(path: str | Path) -> dict:
         document = yaml.safe_load(Path(path).read_text())
     except OSError as error:
         raise ConfigError(f'cannot read config {path}: {error.strerror}') from error
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f'{path}:{mark.line + 1}:{mark.column + 1}' if mark else str(path)
+        problem = ' '.join(filter(None, (error.context, error.problem)))
+        raise ConfigError(f'config {where}: not valid YAML: {problem}') from error
     except yaml.YAMLError as error:
         raise ConfigError(f'config {path} is not valid YAML: {str(error).splitlines()[0]}') from error
     if not isinstance(document, dict):
         raise ConfigError(f'config {path} must map node names to {{{PARAMS_KEY}: ...}}')
     return document
+
+
+def read_params_files(paths) -> dict:
+    """Several parameter files laid over each other, later ones winning (as several ``--params-file``)."""
+    return merge_documents(*(read_params_file(path) for path in paths))
 
 
 def node_section(document: dict, node_name: str) -> dict:
@@ -89,10 +98,34 @@ def validate(schema: dict, params: dict, node_name: str) -> dict:
     config = copy.deepcopy(params)
     _fill_defaults(schema, config)
     _coerce_numbers(schema, config)
+    import jsonschema   # here: the command line reads schemas (its choices) without it
     errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError('; '.join(_describe(node_name, error) for error in errors[:5]))
     return config
+
+
+def uncalibrated_sensors(params: dict, config: dict) -> list[str]:
+    """The sensors of a validated ``config`` whose mounting the given ``params`` leave to the schema defaults.
+
+    A camera or lidar whose section in the parameter files lacks ``translation_m`` or a rotation (or, for a
+    camera, ``intrinsics``) is placed at base_link's origin, unrotated: what a parameter file that replaced
+    config/stack.yaml instead of being laid over it does. One line per sensor, for a start-up warning.
+    """
+    lines = []
+    for kind, listed in (('camera', 'cameras'), ('lidar', 'lidars')):
+        for name in config.get(listed) or []:
+            given = (params.get(kind) or {}).get(name) or {}
+            absent = [key for key in ('translation_m',) if key not in given]
+            if 'rotation_rpy_rad' not in given and 'rotation_quat_xyzw' not in given:
+                absent.append('rotation_rpy_rad')
+            if kind == 'camera' and 'intrinsics' not in given:
+                absent.append('intrinsics')
+            if absent:
+                lines.append(f'{kind} {name} has no {", ".join(absent)} in its parameters: their defaults '
+                             f'apply (at base_link\'s origin, unrotated, no intrinsics). Was a parameter file '
+                             f'given instead of laid over config/stack.yaml?')
+    return lines
 
 
 def load_node_config(package: str, node_name: str, path: str | Path | None = None) -> dict:
@@ -167,7 +200,8 @@ def allowed(schema: dict) -> str:
     return ' '.join(str(p) for p in parts)
 
 
-def _describe(node_name: str, error: jsonschema.ValidationError) -> str:
+def _describe(node_name: str, error) -> str:
+    """One line for a jsonschema.ValidationError."""
     path = '.'.join(str(p) for p in error.absolute_path)
     if error.validator == 'additionalProperties':
         known = sorted(error.schema.get('properties', {}))

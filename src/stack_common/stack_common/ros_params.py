@@ -2,15 +2,16 @@
 
 The node's ``--params-file`` overrides are validated with :mod:`stack_common.config`
 (unknown keys, wrong types and out-of-range values stop the node at start-up
-with a message naming the key), then every parameter is declared read-only
-with its description and range, so ``ros2 param describe`` documents it.
+with a message naming the key), a sensor left without its mounting is named in
+a warning, then every parameter is declared read-only with its description and
+range, so ``ros2 param describe`` documents it.
 """
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from stack_common.config import RCLPY_PARAMETERS, flatten, load_schema, unflatten, validate
+from stack_common.config import RCLPY_PARAMETERS, flatten, load_schema, uncalibrated_sensors, unflatten, validate
 
 _ARRAY_TYPES = {
     'number': Parameter.Type.DOUBLE_ARRAY,
@@ -43,6 +44,8 @@ def declare_node_config(node: Node, package: str) -> dict:
             value = []
         overrides[name] = value
     config = validate(schema, unflatten(overrides), node.get_name())
+    for line in uncalibrated_sensors(unflatten(overrides), config):
+        node.get_logger().warning(line)
     for name, value in flatten(config).items():
         leaf = _leaf_schema(schema, name.split('.'))
         node.declare_parameter(name, _typed(leaf, value), _descriptor(leaf), ignore_override=True)

@@ -13,6 +13,9 @@ DIAGNOSTICS = '/diagnostics'
 CLOCK = '/clock'
 SIM_SCENE_INFO = '/sim/scene_info'
 SIM_STATUS = '/sim/status'
+# What the stack's own nodes publish (a replay beside a running stack skips them: avstack replay --exclude-outputs)
+OUTPUTS = (FUSED_TOKENS, PERCEPTION_STATUS, TRAJECTORY, ASSESSMENT, TAKEOVER_REQUEST, TAKEOVER_ACTIVE,
+           CRITIC_MARKERS, DIAGNOSTICS)
 
 
 def camera_topic(name: str) -> str:

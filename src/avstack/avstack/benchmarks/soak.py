@@ -17,6 +17,7 @@ import numpy as np
 
 from avstack.benchmarks import Measurement
 from avstack.benchmarks.stack import resident_mb, source_process
+from avstack.commands.sensors import STAMPS_FILE
 from avstack.launcher import Launcher
 from avstack.observer import StackObserver
 from avstack.paths import default_config
@@ -29,13 +30,13 @@ SAMPLE_PERIOD_S = 10.0
 
 def run(options) -> list[Measurement]:
     os.environ.setdefault('ROS_DOMAIN_ID', str(random.randrange(100, 200)))
-    duration_s = options.duration_s
+    duration_s = options.duration
     memory: list[tuple[float, dict]] = []
     with tempfile.TemporaryDirectory() as workdir, open(Path(workdir) / 'nodes.log', 'w') as log, \
             RosRuntime() as ros, Launcher(default_config(), output=log) as launcher:
         observer = ros.add(StackObserver(context=ros.context))
-        stamps_out = Path(workdir) / 'stamps.json'
-        source = source_process(launcher.env, RATE_HZ, duration_s, stamps_out)
+        source_out = Path(workdir) / 'source'
+        source = source_process(launcher.env, RATE_HZ, duration_s, source_out)
         assert observer.wait_for(lambda o: o.trajectories, 120.0), 'the stack never planned'
         start = time.monotonic()
         while source.poll() is None:
@@ -47,7 +48,7 @@ def run(options) -> list[Measurement]:
             except subprocess.TimeoutExpired:
                 pass   # still running: sample again
         time.sleep(1.0)   # the last frames' trajectories are still on their way
-        published = json.loads(stamps_out.read_text())
+        published = json.loads((source_out / STAMPS_FILE).read_text())
         received = {r.stamp_ns: r for r in observer.trajectories}
     measured = published[int(5 * RATE_HZ):]   # after the warm-up the stack gets before it is measured
     dropped = sum(1 for s in measured if s not in received)

@@ -22,6 +22,7 @@ import psutil
 from avstack.benchmarks import Measurement
 from avstack.launcher import Launcher
 from avstack.observer import StackObserver
+from avstack.commands.sensors import STAMPS_FILE
 from avstack.paths import default_config
 from avstack.ros_runtime import RosRuntime
 from avstack.stage_timing import stage_times_ms
@@ -30,23 +31,24 @@ RATES_HZ = (10.0, 15.0, 20.0, 30.0)
 WARMUP_S = 5.0
 
 
-def source_process(env: dict, rate_hz: float, duration_s: float, stamps_out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, '-m', 'avstack.sensor_source', '--rate-hz', str(rate_hz),
-                             '--duration-s', str(duration_s), '--replay-frames', '20', '--stamps-out',
-                             str(stamps_out)], env=env, stdout=subprocess.DEVNULL)
+def source_process(env: dict, rate_hz: float, duration_s: float, out: Path) -> subprocess.Popen:
+    """``avstack sensors --synthetic`` as its own process; the stamps it published go to ``out/stamps.json``."""
+    return subprocess.Popen([sys.executable, '-m', 'avstack.cli', 'sensors', '--synthetic', '--rate', str(rate_hz),
+                             '--duration', str(duration_s), '--replay-frames', '20', '--out', str(out)],
+                            env=env, stdout=subprocess.DEVNULL)
 
 
 def drive(launcher: Launcher, observer: StackObserver, rate_hz: float, duration_s: float, workdir: Path) -> dict:
     """Feed the running stack at ``rate_hz`` for warm-up + ``duration_s``; stats of the measured part."""
-    stamps_out = workdir / f'stamps_{rate_hz:g}.json'
-    process = source_process(launcher.env, rate_hz, WARMUP_S + duration_s, stamps_out)
+    source_out = workdir / f'source_{rate_hz:g}'
+    process = source_process(launcher.env, rate_hz, WARMUP_S + duration_s, source_out)
     try:
         process.wait(timeout=WARMUP_S + duration_s + 60)
     except subprocess.TimeoutExpired:
         process.kill()
         raise RuntimeError(f'the sensor source did not finish at {rate_hz:g} Hz (machine overloaded?)') from None
     time.sleep(1.0)   # trajectories of the last frames are still on their way
-    published = json.loads(stamps_out.read_text())
+    published = json.loads((source_out / STAMPS_FILE).read_text())
     measured = published[int(WARMUP_S * rate_hz):]
     returned = observer.returned_stamps()
     latencies = [(r.receipt_ns - r.stamp_ns) / 1e6 for r in observer.trajectories if r.stamp_ns in set(measured)]

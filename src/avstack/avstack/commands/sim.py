@@ -5,47 +5,47 @@ lockstep by default (one sim step per trajectory, so results do not depend on CP
 ``DIR/report.json``, one plot per scenario, ``DIR/params.yaml`` and an MCAP of the run (``DIR/run_mcap``).
 """
 
-import argparse
 import signal
 import sys
+import time
 from pathlib import Path
 
-from avstack.sim_run import BAG_NAME, RESULTS_NAME, SimOptions, SimRun, SimRunError
-from sim_bridge.envs import SCENARIOS, scenario_id
-from stack_common.checkpoint import CheckpointError
-from stack_common.config import ConfigError
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+from avstack.commands.options import (
+    EXIT_FAILURE, EXIT_OK, UsageError, add_command, add_config, add_duration, add_out, config_files, replace_bag,
+)
+from sim_bridge.scenarios import SCENARIOS, scenario_id
 
 EPILOG = """examples:
-  avstack sim --scenario highway-v0 --episodes 3 --seed 1 --out out/sim/highway
-  avstack sim --scenario highway-v0 merge-v0 roundabout-v0 intersection-v0 --driver expert --out bags/expert
-  avstack sim --scenario roundabout-v0 --checkpoint out/train/ckpt --realtime --out out/sim/demo
+  avstack sim --scenario highway-v0 --episodes 3 --seed 1 -o out/sim/highway
+  avstack sim --scenario highway-v0 merge-v0 roundabout-v0 intersection-v0 --driver expert -o bags/expert
+  avstack sim --scenario roundabout-v0 --checkpoint out/train/ckpt --realtime -o out/sim/demo
 
-report.json per scenario: distance_km, stack_distance_km, duration_s, takeovers {count, reasons},
-km_per_takeover (stack km / takeovers; null when none), collisions, collisions_per_km, mean_speed_mps,
-deadline_misses. --driver expert records training data: camera, lidar, odometry (the label), /sim/scene_info."""
+report.json per scenario: distance_km, stack_distance_km, duration_s, takeovers {count, reasons: how many
+takeovers named each reason (one takeover can name several)}, km_per_takeover (stack km / takeovers; null
+when none), collisions, collisions_per_km, mean_speed_mps, deadline_misses. --driver expert records training
+data: camera, lidar, odometry (the label), /sim/scene_info."""
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+def add_run_arguments(parser) -> None:
     """Options shared by ``sim``, ``sim-suite`` and ``demo``."""
     parser.add_argument('--episodes', type=int, default=1, help='episodes per scenario (default 1)')
     parser.add_argument('--seed', type=int, default=0, help='env seed of episode 0; episode k uses seed + k')
-    parser.add_argument('--duration', type=float, default=None, metavar='S',
-                        help='sim seconds per episode (default: config/sim.yaml, 40)')
+    add_duration(parser, 'sim seconds per episode (default: config/sim.yaml, 40)')
     parser.add_argument('--density', type=float, default=None, help='traffic density multiplier (default 1)')
-    parser.add_argument('--config', type=Path, default=None, help='stack parameter file (default config/stack.yaml)')
+    add_config(parser)
     parser.add_argument('--sim-config', type=Path, default=None,
-                        help='bridge parameters and stack overrides merged over --config (default config/sim.yaml)')
+                        help='bridge parameters and stack overrides laid over the --config files '
+                             '(default config/sim.yaml)')
     parser.add_argument('--no-record', action='store_true', help='do not write the MCAP of the run')
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'sim', help='closed-loop drive in highway-env: km per takeover, collisions per km, per scenario',
+    parser = add_command(
+        subparsers, 'sim', run,
+        help='closed-loop drive in highway-env: km per takeover, collisions per km, per scenario',
         description='Run the bridge and the stack (or the expert alone) as real processes over DDS for N '
-                    'seeded episodes per scenario and write DIR/report.json, plots and an MCAP of the run.',
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                    'seeded episodes per scenario and write OUT/report.json, plots and an MCAP of the run.',
+        epilog=EPILOG, raw=True)
     parser.add_argument('--scenario', nargs='+', type=scenario_id, default=['highway-v0'], metavar='SCENARIO',
                         help=f'scenario families, in order: {", ".join(SCENARIOS)}, the version optional '
                              f'(default highway-v0)')
@@ -53,22 +53,22 @@ def register(subparsers) -> None:
                         help='model: the stack drives, the safety driver takes over on request; '
                              'expert: IDM/MOBIL drives everything (data collection, no stack nodes)')
     parser.add_argument('--checkpoint', type=Path, default=None, help='model checkpoint (default: the shipped one)')
-    parser.add_argument('--out', '-o', type=Path, required=True, help='output directory')
+    add_out(parser, help='where report.json, the plots, params.yaml, nodes.log and the MCAP (run_mcap) go')
     parser.add_argument('--realtime', action='store_true',
                         help='step at wall-clock rate with the newest trajectory (demos) instead of lockstep')
     parser.add_argument('--expert-noise', type=float, default=None, metavar='RAD',
                         help='with --driver expert: std of a slow steering disturbance on the expert, so the '
                              'recorded data shows recoveries from drift (e.g. 0.03)')
     add_run_arguments(parser)
-    parser.set_defaults(run=run)
 
 
 def options_from(args, scenarios: list[str], driver: str, out: Path, checkpoint: Path | None,
-                 realtime: bool = False) -> SimOptions:
+                 realtime: bool = False):
+    from avstack.sim_run import SimOptions
     return SimOptions(out=out, scenarios=scenarios, episodes=args.episodes, seed=args.seed, driver=driver,
                       realtime=realtime, duration_s=args.duration, density=args.density, checkpoint=checkpoint,
                       expert_noise_rad=getattr(args, 'expert_noise', None),
-                      config=args.config, sim_config=args.sim_config, record=not args.no_record)
+                      config=config_files(args), sim_config=args.sim_config, record=not args.no_record)
 
 
 def status_line(status: dict | None) -> str:
@@ -89,7 +89,6 @@ class StatusPrinter:
         self._last = None
 
     def __call__(self, status: dict | None) -> None:
-        import time
         line = status_line(status)
         if self.interactive:
             self.stream.write('\r' + line.ljust(120)[:160])
@@ -112,9 +111,10 @@ def print_summary(report: dict, stream=None) -> None:   # None: the current sys.
         speed = '-' if s['mean_speed_mps'] is None else f'{s["mean_speed_mps"]:.1f}'
         print(f'{scenario:<16} {s["distance_km"]:7.3f} {s["takeovers"]["count"]:9d} {kpt:>12} '
               f'{s["collisions"]:10d} {cpk:>8} {speed:>7} {s["deadline_misses"]:6d}', file=stream)
-    reasons = report['total']['takeovers']['reasons']
-    if reasons:
-        print('takeover reasons: ' + ', '.join(f'{k} x{v}' for k, v in reasons.items()), file=stream)
+    takeovers = report['total']['takeovers']
+    if takeovers['reasons']:
+        print(f'takeover reasons (of {takeovers["count"]} takeovers, how many named each; one can name several): '
+              + ', '.join(f'{k} {v}' for k, v in takeovers['reasons'].items()), file=stream)
     run = report['run']
     rate = '-' if run['steps_per_s'] is None else f'{run["steps_per_s"]:.1f}'
     print(f'{"lockstep" if report["lockstep"] else "realtime"}: {rate} sim steps per wall-clock second'
@@ -122,12 +122,14 @@ def print_summary(report: dict, stream=None) -> None:   # None: the current sys.
              if run['plan_wait_p50_ms'] is not None else ''), file=stream)
 
 
-def execute(options: SimOptions, command: str = 'sim') -> tuple[int, dict | None]:
-    """Run with a status line and a summary; returns (exit code, report)."""
-    if options.record and (options.out / BAG_NAME).exists():
-        print(f'avstack {command}: {options.out / BAG_NAME} already exists; choose a new --out', file=sys.stderr)
-        return EXIT_USAGE, None
+def execute(options, command: str = 'sim') -> tuple[int, dict | None]:
+    """Run ``options`` (a SimOptions) with a status line and a summary; returns (exit code, report)."""
+    from avstack.sim_run import BAG_NAME, RESULTS_NAME, SimRun, SimRunError
+    from stack_common.checkpoint import CheckpointError
+    from stack_common.config import ConfigError
+
     options.out.mkdir(parents=True, exist_ok=True)
+    replace_bag(options.out / BAG_NAME)   # an earlier run's, with --force
     log_path = options.out / 'nodes.log'
     printer = StatusPrinter()
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)   # stop the nodes on SIGTERM too
@@ -137,10 +139,9 @@ def execute(options: SimOptions, command: str = 'sim') -> tuple[int, dict | None
                   f'(seed {options.seed}, {"realtime" if options.realtime else "lockstep"}); '
                   f'node output: {log_path}', flush=True)
             result = SimRun(options, log).run(on_status=printer)
-    except (ConfigError, CheckpointError) as error:
+    except (ConfigError, CheckpointError):
         printer.finish()
-        print(f'avstack {command}: {error}', file=sys.stderr)
-        return EXIT_USAGE, None
+        raise
     except SimRunError as error:
         printer.finish()
         print(f'avstack {command}: {error}; see {log_path}', file=sys.stderr)
@@ -168,7 +169,6 @@ def _interrupt(*_) -> None:
 
 def run(args) -> int:
     if args.episodes < 1:
-        print('avstack sim: --episodes must be at least 1', file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError('--episodes must be at least 1')
     options = options_from(args, list(args.scenario), args.driver, args.out, args.checkpoint, args.realtime)
     return execute(options)[0]

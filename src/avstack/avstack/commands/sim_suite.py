@@ -8,14 +8,12 @@ A regression in one family while another improved is a seesaw. With ``--gate`` a
 exits 1: a model change must not trade one kind of road for another.
 """
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
-from avstack.sim import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_run_arguments, execute, options_from
-from avstack.sim_report import Tolerance, compare, comparison_table
-from sim_bridge.envs import SCENARIOS
+from avstack.commands.options import EXIT_FAILURE, EXIT_OK, UsageError, add_command, add_out
+from avstack.commands.sim import SCENARIOS, add_run_arguments, execute, options_from
+from avstack.sim_report import Tolerance
 
 SUITE_SEED = 1000
 SUITE_EPISODES = 2
@@ -23,16 +21,16 @@ SUITE_DURATION_S = 30.0
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'sim-suite', help='all four scenario families, deltas against a baseline, seesaw gate',
+    parser = add_command(
+        subparsers, 'sim-suite', run, help='all four scenario families, deltas against a baseline, seesaw gate',
         description=__doc__.split('\n\n', 1)[1].replace('\n', ' '),
         epilog='examples:\n'
-               '  avstack sim-suite --checkpoint out/train/new --baseline out/train/old --gate --out out/suite\n'
-               '  avstack sim-suite --checkpoint out/train/new --out out/suite        (compared with the expert)\n'
+               '  avstack sim-suite --checkpoint out/train/new --baseline out/train/old --gate -o out/suite\n'
+               '  avstack sim-suite --checkpoint out/train/new -o out/suite        (compared with the expert)\n'
                'Writes OUT/current/, OUT/baseline/ (or OUT/expert/) with a report each, and OUT/suite.json.\n'
                'exit codes: 0 no seesaw or regression (or no --gate), 1 seesaw/regression with --gate or a failed '
                'run, 2 usage',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        raw=True)
     parser.add_argument('--checkpoint', type=Path, default=None,
                         help='the model to evaluate (default: the shipped one, as the nodes load it)')
     parser.add_argument('--baseline', type=Path, default=None, help='the model to compare with (default: expert)')
@@ -41,15 +39,16 @@ def register(subparsers) -> None:
                         help=f'relative change of a per-km rate that counts (default {Tolerance.relative})')
     parser.add_argument('--tolerance-per-km', type=float, default=Tolerance.per_km,
                         help=f'absolute change per km that counts as well (default {Tolerance.per_km})')
-    parser.add_argument('--out', '-o', type=Path, default=Path('out/sim_suite'), help='output directory')
+    add_out(parser, help='where OUT/current/, OUT/baseline/ (or OUT/expert/) and OUT/suite.json go')
     add_run_arguments(parser)
-    parser.set_defaults(run=run, seed=SUITE_SEED, episodes=SUITE_EPISODES, duration=SUITE_DURATION_S)
+    parser.set_defaults(seed=SUITE_SEED, episodes=SUITE_EPISODES, duration=SUITE_DURATION_S)
 
 
 def run(args) -> int:
     if args.episodes < 1 or args.tolerance < 0 or args.tolerance_per_km < 0:
-        print('avstack sim-suite: --episodes must be >= 1 and tolerances >= 0', file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError('--episodes must be >= 1 and tolerances >= 0')
+    from avstack.sim_report import compare, comparison_table
+
     reference_name = 'baseline' if args.baseline else 'expert'
     runs = {}
     for name, driver, checkpoint in (('current', 'model', args.checkpoint),

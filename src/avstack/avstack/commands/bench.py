@@ -6,7 +6,8 @@ import platform
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
+
+from avstack.commands.options import add_command, add_duration, add_out
 
 # name -> module with run(options) -> list[Measurement]
 BENCHMARKS = {
@@ -21,18 +22,17 @@ SOAK = 'avstack.benchmarks.soak'   # not in the table: `make soak` runs it alone
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'bench', help='measure latency, throughput and compute time on this machine',
-        description='Run the benchmarks and print a table; results also go to --out as JSON. '
-                    'Benchmarks: ' + ', '.join(BENCHMARKS))
+    parser = add_command(
+        subparsers, 'bench', run, help='measure latency, throughput and compute time on this machine',
+        description='Run the benchmarks and print a table; with --out the results also go to OUT/results.json '
+                    '(OUT/soak.json with --soak). Benchmarks: ' + ', '.join(BENCHMARKS))
     parser.add_argument('--only', nargs='+', choices=list(BENCHMARKS), default=None, help='run only these')
-    parser.add_argument('--out', type=Path, default=Path('bench/results.json'), help='JSON results file')
+    add_out(parser, help='where the JSON results go', required=False)
     parser.add_argument('--quick', action='store_true', help='shorter runs (for smoke tests), less precise numbers')
     parser.add_argument('--soak', action='store_true',
-                        help='instead: run the full stack at 10 Hz for --duration-s and report memory growth, '
+                        help='instead: run the full stack at 10 Hz for --duration and report memory growth, '
                              'dropped frames and latency drift (make soak)')
-    parser.add_argument('--duration-s', type=float, default=600.0, help='soak duration (default 600)')
-    parser.set_defaults(run=run)
+    add_duration(parser, 'seconds of the soak', default=600.0)
 
 
 def run(args) -> int:
@@ -47,7 +47,8 @@ def run(args) -> int:
         for m in measurements:
             value = '-' if m.value is None else f'{m.value:12.3f}'
             print(f'{name:<12} {m.name:<52} {value:>12} {m.unit}' + (f'  ({m.note})' if m.note else ''), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + '\n')
-    print(f'results written to {args.out}')
+    if args.out is not None:
+        path = args.out / ('soak.json' if args.soak else 'results.json')
+        path.write_text(json.dumps(results, indent=2) + '\n')
+        print(f'results written to {path}')
     return 0

@@ -1,19 +1,15 @@
 """``avstack model-info``: parameters per part and FLOPs per frame of the driving model's presets."""
 
 import json
-import sys
 from pathlib import Path
 
-from perception_llm.fusion import EncoderConfig
-from planner.model import ModelConfig
-from planner.presets import PRESETS, preset_configs
-from planner.sizing import measure
-from stack_common.checkpoint import CheckpointError, read_config
+from avstack.commands.options import add_command
+from planner.presets import PRESETS
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'model-info', help='parameters per part and FLOPs per frame of the model presets',
+    parser = add_command(
+        subparsers, 'model-info', run, help='parameters per part and FLOPs per frame of the model presets',
         description='Print the size of the driving model: parameters of the perception encoders, the transformer '
                     'backbone and the heads, and the forward FLOPs for one frame. Counting happens on the meta '
                     'device, so the 40b preset costs no memory.')
@@ -22,17 +18,18 @@ def register(subparsers) -> None:
     parser.add_argument('--checkpoint', type=Path, default=None, help='describe the model of this checkpoint')
     parser.add_argument('--cameras', type=int, default=1, help='cameras in the static input (default 1)')
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
-    parser.set_defaults(run=run)
 
 
 def run(args) -> int:
+    from perception_llm.fusion import EncoderConfig
+    from planner.model import ModelConfig
+    from planner.presets import preset_configs
+    from planner.sizing import measure
+    from stack_common.checkpoint import read_config
+
     configs = {}
     if args.checkpoint:
-        try:
-            document = read_config(args.checkpoint)
-        except CheckpointError as error:
-            print(f'avstack model-info: {error}', file=sys.stderr)
-            return 2
+        document = read_config(args.checkpoint)
         configs[str(args.checkpoint)] = (ModelConfig.from_dict(document['config']['model']),
                                          EncoderConfig.from_dict(document['config']['perception']))
     for name in args.preset or ([] if args.checkpoint else list(PRESETS)):

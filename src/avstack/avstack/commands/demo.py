@@ -11,52 +11,39 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from avstack.commands.options import Failure, add_command, add_config, add_duration, add_out, config_files
+from sim_bridge.scenarios import SCENARIOS, scenario_id
+from stack_common.state import STATISTICS_FILE
 
-from avstack.launcher import Launcher, check_config
-from avstack.observer import StackObserver
-from avstack.paths import default_config
-from avstack.ros_runtime import RosRuntime
-from avstack.sensor_source import SyntheticSensorSource
-from avstack.sim import execute
-from avstack.sim_run import SimOptions
-from sim_bridge.envs import SCENARIOS, scenario_id
-from stack_common.config import ConfigError
-
-EXIT_USAGE = 2
 STATUS_PERIOD_S = 0.5
-
-
 SIM_DURATION_S = 60.0
 SYNTHETIC_DURATION_S = 20.0
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'demo', help='the default model drives highway-env in closed loop (or --synthetic sensors)',
+    parser = add_command(
+        subparsers, 'demo', run, help='the default model drives highway-env in closed loop (or --synthetic sensors)',
         description='Closed-loop drive: the bridge and the three nodes as processes over DDS, the default model '
                     'driving highway-v0 for ~60 s of sim time with a live status line (sim time, speed, km, '
-                    'takeovers, latency), then the summary and the paths of report, plots and MCAP. '
+                    'takeovers, latency), then the summary and the paths of report, plots and MCAP in OUT. '
                     'With --synthetic: the three nodes on the built-in synthetic scene (1280x720 camera, '
                     '~100k-point lidar, odometry at 10 Hz), showing trajectories per second, latency and '
-                    'takeover state.')
+                    'takeover state; OUT holds the node output (nodes.log), params.yaml and the critic\'s '
+                    'takeover statistics.')
     parser.add_argument('--synthetic', action='store_true', help='synthetic sensors instead of the simulator')
-    parser.add_argument('--duration', type=float, default=None,
-                        help=f'sim seconds of the drive (default {SIM_DURATION_S:.0f}); '
-                             f'wall seconds with --synthetic (default {SYNTHETIC_DURATION_S:.0f})')
+    add_duration(parser, f'seconds of the drive: sim time (default {SIM_DURATION_S:.0f}); with --synthetic the '
+                         f'scene runs in real time (default {SYNTHETIC_DURATION_S:.0f})')
     parser.add_argument('--scenario', type=scenario_id, default='highway-v0', metavar='SCENARIO',
                         help=f'scenario family to drive: {", ".join(SCENARIOS)}, the version optional')
     parser.add_argument('--checkpoint', type=Path, default=None, help='model checkpoint (default: the shipped one)')
     parser.add_argument('--realtime', action='store_true', help='drive at wall-clock rate instead of lockstep')
-    parser.add_argument('--out', type=Path, default=Path('out/demo'),
-                        help='where runs go: OUT/drive-<time>/ (report, plots, MCAP, node output)')
-    parser.add_argument('--config', type=Path, default=None, help='parameter file (default: config/stack.yaml)')
-    parser.add_argument('--log', type=Path, default=Path('out/demo/nodes.log'),
-                        help='where node output goes (--synthetic)')
-    parser.set_defaults(run=run)
+    add_out(parser, help='where the run\'s files go', required=False, state='demo')
+    add_config(parser)
 
 
-def status_line(observer: StackObserver, elapsed_s: float) -> str:
+def status_line(observer, elapsed_s: float) -> str:
+    """The live line of the synthetic demo, from an avstack.observer.StackObserver."""
+    import numpy as np
     now = time.monotonic()
     recent = observer.latencies_ms(since_monotonic_s=now - 2.0)
     rate = len(recent) / 2.0 if elapsed_s >= 2.0 else float('nan')
@@ -68,32 +55,37 @@ def status_line(observer: StackObserver, elapsed_s: float) -> str:
 def run(args) -> int:
     if args.synthetic:
         return run_synthetic(args)
-    out = args.out / time.strftime('drive-%Y%m%d-%H%M%S')
-    options = SimOptions(out=out, scenarios=[args.scenario], duration_s=args.duration or SIM_DURATION_S,
-                         checkpoint=args.checkpoint, config=args.config, realtime=args.realtime)
+    from avstack.commands.sim import execute
+    from avstack.sim_run import SimOptions
+
+    options = SimOptions(out=args.out, scenarios=[args.scenario], duration_s=args.duration or SIM_DURATION_S,
+                         checkpoint=args.checkpoint, config=config_files(args), realtime=args.realtime)
     return execute(options, command='demo')[0]
 
 
 def run_synthetic(args) -> int:
+    import numpy as np
+
+    from avstack.commands.up import params_file
+    from avstack.launcher import Launcher, check_config
+    from avstack.observer import StackObserver
+    from avstack.ros_runtime import RosRuntime
+    from avstack.sensor_source import SyntheticSensorSource
+
     duration_s = args.duration or SYNTHETIC_DURATION_S
-    config = args.config or default_config()
-    try:
-        check_config(config)
-    except ConfigError as error:
-        print(f'avstack demo: {error}', file=sys.stderr)
-        return EXIT_USAGE
-    args.log.parent.mkdir(parents=True, exist_ok=True)
+    config = params_file(args, args.out)
+    check_config(config)
+    log_path = args.out / 'nodes.log'
     interactive = sys.stdout.isatty()
-    print(f'starting perception_node, planner_node, critic_node (output in {args.log}) ...', flush=True)
-    with open(args.log, 'w') as log, RosRuntime() as ros, Launcher(config, output=log) as launcher:
+    print(f'starting perception_node, planner_node, critic_node (output in {log_path}) ...', flush=True)
+    with open(log_path, 'w') as log, RosRuntime() as ros, Launcher(config, output=log) as launcher:
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context))
         start = time.monotonic()
         last_print = 0.0
         while (elapsed := time.monotonic() - start) < duration_s:
             if any(entry.process.poll() is not None for entry in launcher.running.values()):
-                print(f'\na node exited early; see {args.log}', file=sys.stderr)
-                return 1
+                raise Failure(f'a node exited early; see {log_path}')
             if interactive:
                 print('\r' + status_line(observer, elapsed), end='', flush=True)
             elif elapsed - last_print >= 2.0:
@@ -110,5 +102,6 @@ def run_synthetic(args) -> int:
               f'p99 {np.percentile(latencies, 99):.0f} ms')
     print(f'         takeover requests: {len(takeovers)}'
           + ''.join(f'\n           - {r.check}: {r.message}' for t in takeovers for r in t.reasons))
-    print(f'         node output: {args.log}')
+    print(f'         node output: {log_path}')
+    print(f'         parameters: {config}; takeover statistics: {args.out / STATISTICS_FILE}')
     return 0 if len(latencies) else 1
