@@ -2,12 +2,14 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from stack_common.image import (
     ImageDecodeError, compressed_msg_to_rgb, decode_raw, image_msg_to_rgb, rgb_to_compressed_msg,
     rgb_to_image_msg)
+
+from conftest import examples
 
 
 def random_rgb(height=7, width=5, seed=0) -> np.ndarray:
@@ -40,7 +42,7 @@ def test_mono8_decodes_to_grey_rgb():
 
 @given(height=st.integers(1, 20), width=st.integers(1, 20), padding=st.integers(0, 17),
        encoding=st.sampled_from(['rgb8', 'bgr8', 'rgba8', 'bgra8']), seed=st.integers(0, 1000))
-@settings(max_examples=60, deadline=None)
+@examples(60)
 def test_any_size_and_padding_round_trips(height, width, padding, encoding, seed):
     rgb = random_rgb(height, width, seed)
     np.testing.assert_array_equal(image_msg_to_rgb(rgb_to_image_msg(rgb, 0, 'c', encoding, padding)), rgb)

@@ -2,12 +2,14 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from sensor_msgs.msg import PointCloud2, PointField
 
 from stack_common.pointcloud import (
     CloudDecodeError, array_to_cloud, cloud_to_array, decode_cloud, points_xyz, points_xyz_intensity)
+
+from conftest import examples
 
 OPTIONAL_FIELDS = {'intensity': '<f4', 'ring': '<u2', 'time': '<f8', 'label': 'u1', 't_ns': '<u4'}
 
@@ -30,7 +32,7 @@ def cloud_layouts(draw):
 
 
 @given(dtype=cloud_layouts(), count=st.integers(0, 50), seed=st.integers(0, 2 ** 16))
-@settings(max_examples=150, deadline=None)
+@examples(150)
 def test_any_layout_round_trips(dtype, count, seed):
     rng = np.random.default_rng(seed)
     points = np.zeros(count, dtype)
