@@ -36,6 +36,7 @@ from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from stack_common import topics as stack_topics
+from stack_common.boundary import ConversionError
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
@@ -53,12 +54,8 @@ class BagError(Exception):
     """A bag that cannot be used; the message is one line naming the file or topic."""
 
 
-class MessageDecodeError(ValueError):
+class MessageDecodeError(ConversionError):
     """A message whose bytes do not deserialise; ``reason`` is a counter name."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
 
 
 def _one_line(error: BaseException) -> str:

@@ -185,10 +185,6 @@ class PerceptionCore:
         """Sets that became due because a sensor stayed silent (call it periodically)."""
         return self.sync.poll(now_ns)
 
-    def note(self, sensor: str, reason: str) -> None:
-        """Count a message the caller dropped before it reached the core (e.g. it did not decode)."""
-        self.dropped[f'{sensor}/{reason}'] += 1
-
     def counters(self) -> dict[str, int]:
         """Health counters: ``received/<sensor>``, ``dropped|flagged/<sensor>/<reason>``, sets published."""
         values = {f'received/{k}': v for k, v in sorted(self.received.items())}
