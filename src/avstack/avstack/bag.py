@@ -30,6 +30,10 @@ from typing import Iterable, Iterator
 from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
+try:
+    from compression import zstd            # Python >= 3.14
+except ImportError:
+    from backports import zstd              # what rosbags itself uses before 3.14
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, Writer, WriterError
 from rosbags.rosbag2.enums import StoragePlugin
@@ -204,6 +208,7 @@ class Bag:
             offered = [q for c in info.connections for q in getattr(c.ext, 'offered_qos_profiles', [])]
             self.topics[name] = TopicInfo(name, info.msgtype or '', info.msgcount, offered)
         self.message_count = self._reader.message_count
+        self._compressed_messages = self._reader.compression_mode == 'message'
         self.start_ns = self._reader.start_time if self.message_count else 0
         self.end_ns = self._reader.end_time - 1 if self.message_count else 0
 
@@ -222,18 +227,28 @@ class Bag:
                  stop_ns: int | None = None) -> Iterator[BagMessage]:
         """Messages in log-time order; a file that breaks while reading raises :class:`BagError`."""
         wanted = None if topics is None else set(topics)
-        connections = [c for c in self._reader.connections if wanted is None or c.topic in wanted]
-        if not connections:
-            return
-        iterator = self._reader.messages(connections, start=start_ns, stop=stop_ns)
-        while True:
-            try:
-                connection, log_time_ns, data = next(iterator)
-            except StopIteration:
-                return
-            except Exception as error:  # rosbags, sqlite3, apsw and zstd each raise their own types
-                raise BagError(f'{self._file_label()}: corrupt or truncated ({_one_line(error)})') from None
-            yield BagMessage(connection.topic, connection.msgtype, log_time_ns, data)
+        try:
+            for storage in self._storages():
+                connections = [c for c in storage.connections if wanted is None or c.topic in wanted]
+                if not connections:
+                    continue
+                for connection, log_time_ns, data in storage.messages(connections, start_ns, stop_ns):
+                    yield BagMessage(connection.topic, connection.msgtype, log_time_ns,
+                                     zstd.decompress(data) if self._compressed_messages else data)
+        except Exception as error:  # rosbags, sqlite3, apsw and zstd each raise their own types
+            raise BagError(f'{self._file_label()}: corrupt or truncated ({_one_line(error)})') from None
+
+    def _storages(self) -> list:
+        """The open storage files, each read with its own connections.
+
+        Not through rosbags' ``Reader.messages``: for a bag directory it pairs each ``metadata.yaml``
+        connection with a file's connection only when everything is equal, the offered QoS included, and
+        rosbag2's C++ writer stores an infinite QoS duration as 0 s in ``metadata.yaml`` but as
+        2147483647 s 4294967295 ns in the file, so a bag recorded by ``ros2 bag`` read as empty. A file's own
+        connections name topic and type, which is all a message needs (``ros2 bag play`` also pairs by topic).
+        """
+        reader = self._reader.storage
+        return list(getattr(reader, 'storages', None) or [reader])
 
     def _file_label(self) -> str:
         return ', '.join(str(f) for f in self.files)
@@ -359,6 +374,9 @@ def resolve_sensor_topics(bag: Bag, perception_config: dict, mapping: dict[str, 
     if unknown:
         raise BagError(f'--map {unknown[0]}: no such sensor in the perception config '
                        f'(sensors: {", ".join(sorted(known | {"odometry"}))})')
+    if not bag.topics_of_type(*CAMERA_TYPES, CLOUD_TYPE):
+        raise BagError(f'{bag.path}: no camera or lidar topic (sensor_msgs/msg/Image, CompressedImage or PointCloud2), '
+                       f'nothing to perceive; topics: {bag.describe_topics()}')
     taken: set[str] = set()
     cameras, lidars = {}, {}
     for name in perception_config['cameras']:
@@ -376,6 +394,10 @@ def resolve_sensor_topics(bag: Bag, perception_config: dict, mapping: dict[str, 
     for sensor in [*cameras.values(), *lidars.values(), *([odometry] if odometry else [])]:
         if not is_known_type(sensor.type_name):
             raise BagError(f'{sensor.topic}: unknown message type {sensor.type_name!r}')
+    sensor_topics = [s.topic for s in [*cameras.values(), *lidars.values()]]
+    if not any(bag.topics[topic].count for topic in sensor_topics):
+        raise BagError(f'{bag.path}: its camera and lidar topics ({", ".join(sensor_topics)}) hold no messages, '
+                       f'nothing to read')
     return SensorTopics(cameras, lidars, odometry)
 
 

@@ -99,7 +99,7 @@ class BagPlayer:
             try:
                 cls = message_class(info.type_name)
             except BagError as error:
-                self.status.skipped[name] = str(error)
+                self.status.skipped[name] = f'{info.count} message(s) of {error}'
                 continue
             self.publishers[name] = self.node.create_publisher(
                 cls, (remaps or {}).get(name, name), publishing_qos(info.offered_qos),
@@ -111,6 +111,17 @@ class BagPlayer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._play, name='bag_player', daemon=True)
         ros.executor.add_node(self.node)   # spun from now on: matched events reach wait_for_subscribers
+
+    def nothing_to_publish(self) -> str | None:
+        """Why playing would publish no message at all (None when something will be published)."""
+        if not self.publishers:
+            return 'no topic to publish' + (
+                f' (not playing {", ".join(sorted(self.status.skipped))})' if self.status.skipped else '')
+        if not any(self.bag.topics[name].count for name in self.publishers):
+            return f'its topics to publish ({", ".join(sorted(self.publishers))}) hold no messages'
+        if self.start_ns > self.bag.end_ns:
+            return f'the start offset is past its end ({self.bag.duration_s:.1f} s)'
+        return None
 
     def _on_matched(self, _info) -> None:
         with self.changed:
@@ -213,7 +224,8 @@ def register(subparsers) -> None:
                '  avstack replay bags/drive1 --clock --loop\n'
                '  avstack replay bags/drive1 --rate 0.5 --start-offset 20 --topics /vehicle/odometry\n'
                '  avstack replay bags/other_car --remap /cam0/image_raw:=/sensors/camera/front/image_raw\n'
-               'exit codes: 0 played to the end (or stopped with Ctrl-C), 1 the bag is unusable, 2 bad usage.',
+               'exit codes: 0 played to the end (or stopped with Ctrl-C), 1 the bag is unusable or has nothing to '
+               'publish, 2 bad usage.',
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('bag', type=Path, help='rosbag2 directory or .mcap/.db3 file')
     parser.add_argument('--rate', '-r', type=float, default=1.0, help='playback speed factor (default 1)')
@@ -245,6 +257,11 @@ def run(args) -> int:
             return EXIT_FAILURE
         for topic, reason in player.status.skipped.items():
             print(f'avstack replay: not playing {topic}: {reason}', file=sys.stderr)
+        empty = player.nothing_to_publish()
+        if empty:
+            player.stop()
+            print(f'avstack replay: nothing to publish from {args.bag}: {empty}', file=sys.stderr)
+            return EXIT_FAILURE
         print(f'playing {args.bag}: {len(player.publishers)} topics, {player.duration_s:.1f} s at {args.rate:g}x'
               + (', /clock' if args.clock else '') + (', looping' if args.loop else '') + '; Ctrl-C stops',
               flush=True)
@@ -259,6 +276,10 @@ def run(args) -> int:
         status = player.stop()
     if status.error:
         print(f'avstack replay: {status.error}', file=sys.stderr)
+        return EXIT_FAILURE
+    if not status.published and not stop.is_set():
+        print(f'avstack replay: published no message: the metadata of {args.bag} lists '
+              f'{player.bag.message_count}, its storage files gave none', file=sys.stderr)
         return EXIT_FAILURE
     print(f'published {sum(status.published.values())} messages on {len(status.published)} topics, '
           f'{status.loops} full pass(es)', flush=True)
