@@ -49,6 +49,9 @@ CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
 ODOMETRY_TYPE = 'nav_msgs/msg/Odometry'
 STORAGES = ('mcap', 'sqlite3')
 DEFAULT_DEPTH = 10
+# A burst waits in a queue this deep while a slow peer catches up (rosbag2 loses it with 10): the recorder's
+# subscriptions and a replay's reliable publishers.
+BURST_DEPTH = 100
 METADATA_FILE = 'metadata.yaml'
 # Topics of the stack's own outputs: never mistaken for a sensor when topics are found by type.
 STACK_OUTPUTS = (stack_topics.FUSED_TOKENS,)
@@ -162,13 +165,19 @@ def from_bag_qos(qos) -> QoSProfile:
 
 
 def publishing_qos(offered: list) -> QoSProfile:
-    """One profile that every subscriber of the recorded publishers could match (as ``ros2 bag play``)."""
+    """One profile that every subscriber of the recorded publishers could match (as ``ros2 bag play``).
+
+    A reliable topic keeps at least ``BURST_DEPTH`` messages: a replay publishes a log's bursts as
+    fast as they were logged, and a reliable writer drops a message a slow subscriber has not acknowledged
+    once ``depth`` newer ones are queued (the depth takes no part in QoS matching).
+    """
     if not offered:
-        return QoSProfile(depth=DEFAULT_DEPTH)
+        return QoSProfile(depth=BURST_DEPTH)
     profiles = [from_bag_qos(q) for q in offered]
     reliable = all(p.reliability == ReliabilityPolicy.RELIABLE for p in profiles)
     latched = all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in profiles)
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=max(p.depth for p in profiles),
+    depth = max(p.depth for p in profiles)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=max(depth, BURST_DEPTH) if reliable else depth,
                       reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
