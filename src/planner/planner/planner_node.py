@@ -34,6 +34,11 @@ class PlannerNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__('planner_node', **node_kwargs)
         config = declare_node_config(self, 'planner')
+        # Publishers first: subscribers (the critic, a recorder) match while the model loads, so the first plan,
+        # which follows the publisher's creation at once when tokens are waiting, is not lost to them.
+        self.path_pub = self.create_publisher(Path, topics.TRAJECTORY, PLAN_QOS)
+        self.assessment_pub = self.create_publisher(DiagnosticArray, topics.ASSESSMENT, PLAN_QOS)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
         torch.set_num_threads(config['num_threads'])
         self.core, note = load_planner(config)
         if note:
@@ -44,9 +49,6 @@ class PlannerNode(Node):
         self.forward_ms: list[float] = []
         self.boundary = BoundaryGuard(self)   # token sets that do not decode: dropped/tokens/<reason>
 
-        self.path_pub = self.create_publisher(Path, topics.TRAJECTORY, PLAN_QOS)
-        self.assessment_pub = self.create_publisher(DiagnosticArray, topics.ASSESSMENT, PLAN_QOS)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
         self.create_subscription(PointCloud2, topics.FUSED_TOKENS, self.boundary.guard('tokens', self.on_tokens),
                                  TOKENS_QOS)
         self.create_subscription(String, config['route_topic'], self.boundary.guard('route', self.on_route), PLAN_QOS)
