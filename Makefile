@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 export SDL_VIDEODRIVER ?= dummy
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test fuzz bench soak colcon-build clean
+.PHONY: setup demo test fuzz mutation bench soak colcon-build clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ test: $(STAMP)
 FUZZ_FACTOR ?= 10
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz FUZZ_FACTOR=$(FUZZ_FACTOR) $(PY) -m pytest -q $(shell grep -l 'from conftest import.*examples' test/test_*.py)
+
+# mutmut over the critic's checks, collision sweep and state machine, the planner's mode selection and the
+# stack_common conversions, each against its fast unit tests; prints killed / total per module (docs/testing.md).
+mutation: $(STAMP)
+	$(PY) test/mutation.py
 
 bench: $(STAMP)
 	$(VENV)/bin/avstack bench --out bench/results.json
