@@ -81,6 +81,17 @@ def test_trajectory_round_trips_through_path():
     np.testing.assert_allclose(back.t_s, t_s, atol=1e-9)
     np.testing.assert_allclose(back.xy, trajectory.xy)
     np.testing.assert_allclose(back.heading, trajectory.heading, atol=1e-9)
+    assert {pose.header.frame_id for pose in msg.poses} == {'base_link'}
+
+
+def test_a_path_from_another_planner_with_roll_and_pitch_gives_its_yaw():
+    roll, pitch, yaw = 0.3, -0.2, 0.5   # ZYX Euler angles to a quaternion
+    cr, sr, cp, sp, cy, sy = (f(a / 2) for a in (roll, pitch, yaw) for f in (math.cos, math.sin))
+    msg = trajectory_to_path(Trajectory(0, 'base_link', np.array([0.5]), np.zeros((1, 2)), np.zeros(1)))
+    q = msg.poses[0].pose.orientation
+    q.w, q.x = cr * cp * cy + sr * sp * sy, sr * cp * cy - cr * sp * sy
+    q.y, q.z = cr * sp * cy + sr * cp * sy, cr * cp * sy - sr * sp * cy
+    assert path_to_trajectory(msg).heading[0] == pytest.approx(yaw)
 
 
 def test_assessment_round_trip():
