@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 export SDL_VIDEODRIVER ?= dummy
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test bench soak update-refs colcon-build clean
+.PHONY: setup demo test fuzz mutation bench soak update-refs colcon-build clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest test
+
+# The property tests (those using conftest.examples) with FUZZ_FACTOR x as many random examples as CI's fixed ones;
+# a failing example is printed as a regression test to paste. FUZZ_FACTOR=50 make fuzz digs deeper.
+FUZZ_FACTOR ?= 10
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz FUZZ_FACTOR=$(FUZZ_FACTOR) $(PY) -m pytest -q $(shell grep -l 'from conftest import.*examples' test/test_*.py)
+
+# mutmut over the critic's checks, collision sweep and state machine, the planner's mode selection and the
+# stack_common conversions, each against its fast unit tests; prints killed / total per module (docs/testing.md).
+mutation: $(STAMP)
+	$(PY) test/mutation.py
 
 bench: $(STAMP)
 	$(VENV)/bin/avstack bench --out bench --force

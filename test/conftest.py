@@ -1,18 +1,41 @@
-"""Shared fixtures: an isolated ROS domain per test, and the paths of shared data."""
+"""Shared fixtures: an isolated ROS domain per test, the paths of shared data, and the Hypothesis profiles.
+
+Hypothesis profiles (``HYPOTHESIS_PROFILE``): ``ci``, the default, is derandomised, so every run of
+``make test`` draws the same examples; ``fuzz`` (``make fuzz``) draws ``FUZZ_FACTOR`` times as many random
+ones and prints each failing example as a regression test to paste into the test's file.
+"""
 
 import itertools
+import math
 import os
 import random
+import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from stack_common.transport import configure_dds_transport
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / 'shared' / 'data'
 REAL_SAMPLE = SHARED_DATA / 'real_urban_sample'
+RECORDED_BAGS = SHARED_DATA / 'rosbag2_recorded'
 STACK_CONFIG = REPO / 'config' / 'stack.yaml'
+
+_HYPOTHESIS = dict(deadline=None, database=None, print_blob=True,
+                   suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile('ci', derandomize=True, **_HYPOTHESIS)
+settings.register_profile('fuzz', derandomize=False, **_HYPOTHESIS)
+PROFILE = os.environ.get('HYPOTHESIS_PROFILE', 'ci')
+settings.load_profile(PROFILE)
+FUZZ_FACTOR = int(os.environ.get('FUZZ_FACTOR', '10')) if PROFILE == 'fuzz' else 1
+
+
+def examples(ci_count: int) -> settings:
+    """A property test's settings: ``ci_count`` examples in CI, ``FUZZ_FACTOR`` times as many under make fuzz."""
+    return settings(max_examples=ci_count * FUZZ_FACTOR)
+
 
 # Parallel test runs on one machine must not hear each other: a domain per test,
 # starting from a per-process offset. Fast DDS supports domain ids 0..232.
@@ -41,3 +64,80 @@ def real_sample() -> Path:
     if not REAL_SAMPLE.is_dir():
         pytest.skip(f'real sensor sample not found at {REAL_SAMPLE}')
     return REAL_SAMPLE
+
+
+@pytest.fixture
+def recorded_bags() -> Path:
+    """Bags written by rosbag2's own C++ writer (see its README.md)."""
+    if not RECORDED_BAGS.is_dir():
+        pytest.skip(f'bags recorded by ros2 bag not found at {RECORDED_BAGS}')
+    return RECORDED_BAGS
+
+
+# --- failing Hypothesis examples as regression tests -------------------------------------------------
+
+_regressions: list[str] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Remember the arguments of the last failing call of a Hypothesis test's body (its final, shrunk replay)."""
+    hypothesis = getattr(getattr(item, 'obj', None), 'hypothesis', None)
+    if hypothesis is None:
+        yield
+        return
+    inner, failing = hypothesis.inner_test, {}
+
+    def recording(*args, **kwargs):
+        try:
+            return inner(*args, **kwargs)
+        except BaseException:
+            failing.clear()
+            failing.update(kwargs)
+            raise
+    hypothesis.inner_test = recording
+    outcome = yield
+    hypothesis.inner_test = inner
+    if outcome.excinfo is not None and failing:
+        _regressions.append(regression_test(item, failing))
+
+
+def regression_test(item, arguments: dict) -> str:
+    """The failing call as a test function to paste into the test's own file (imports above it)."""
+    generated = {k: v for k, v in arguments.items() if k not in item.fixturenames}
+    texts = {k: repr(v) for k, v in generated.items()}
+    modules = sorted({'.'.join(type(v).__module__.split('.')[:2]) for v in _leaves(generated.values())
+                      if type(v).__module__.endswith('.msg') or '.msg.' in type(v).__module__})
+    namespace = {'inf': math.inf, 'nan': math.nan}
+    for module in modules:
+        exec(f'import {module}', namespace)
+    try:
+        exact = all(repr(eval(text, namespace)) == texts[k] for k, text in texts.items())
+    except Exception:  # noqa: BLE001 - a value whose repr is not Python: say so instead of a broken test
+        exact = False
+    fixtures = [name for name in item.fixturenames if name in arguments]
+    name = item.originalname or item.name
+    digest = f'{zlib.crc32("".join(texts.values()).encode()):08x}'
+    lines = [f'# {item.path.relative_to(REPO)}: regression test for a failing example of {name}']
+    if not exact:
+        lines.append('# (some values do not repr to Python; use the @reproduce_failure line above instead)')
+    lines += [f'import {module}' for module in modules] + ['from math import inf, nan', '', '',
+              f'def test_{name.removeprefix("test_")}_example_{digest}({", ".join(fixtures)}):',
+              f'    {name}.hypothesis.inner_test(']
+    lines += [f'        {k}={k},' for k in fixtures] + [f'        {k}={text},' for k, text in texts.items()]
+    return '\n'.join(lines + ['    )'])
+
+
+def _leaves(values):
+    for value in values:
+        yield value
+        if isinstance(value, (list, tuple)):
+            yield from _leaves(value)
+        for slot in getattr(value, '__slots__', ()):
+            yield from _leaves([getattr(value, slot, None)])
+
+
+def pytest_terminal_summary(terminalreporter):
+    for text in _regressions:
+        terminalreporter.section('failing example as a regression test', sep='-')
+        terminalreporter.write_line(text)

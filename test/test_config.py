@@ -74,6 +74,22 @@ def test_wildcard_section_applies_and_node_section_wins(tmp_path):
     document = {'/**': {'ros__parameters': {'use_sim_time': True, 'num_threads': 2}},
                 'planner_node': {'ros__parameters': {'num_threads': 3}}}
     assert node_section(document, 'planner_node') == {'num_threads': 3}
+    path = write(tmp_path, document)
+    assert load_node_config('planner', 'planner_node', path)['num_threads'] == 3        # its own section wins
+    assert load_node_config('perception_llm', 'perception_node', path)['num_threads'] == 2  # /** applies
+    assert load_node_config('perception_llm', 'perception_node')['num_threads'] != 2      # (not the default)
+
+
+@pytest.mark.parametrize('node', STACK_NODES, ids=lambda n: n.name)
+def test_the_loaded_config_holds_the_values_of_the_yaml(node):
+    """Every value the shipped YAML gives a node (its /** section, then its own) is the loaded value."""
+    document = yaml.safe_load(STACK_CONFIG.read_text())
+    expected = {}
+    for section in ('/**', node.name):
+        expected.update(flatten(document.get(section, {}).get('ros__parameters', {})))
+    expected.pop('use_sim_time', None)   # rclpy's own parameter, not in the schema
+    loaded = flatten(load_node_config(node.package, node.name, STACK_CONFIG))
+    assert expected and {key: loaded.get(key) for key in expected} == expected
 
 
 def test_unknown_node_section_fails_the_preflight(tmp_path):

@@ -42,9 +42,32 @@ def test_tokens_round_trip_exactly():
 
 
 def test_a_plain_cloud_is_not_a_token_set():
-    points = np.zeros(3, [('x', '<f4'), ('y', '<f4'), ('z', '<f4')])
-    with pytest.raises(TokenDecodeError):
+    points = np.zeros(3, [('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('modality', 'u1')])
+    with pytest.raises(TokenDecodeError, match=r"lacks fields \['embedding', 'source'\]") as error:
         cloud_to_tokens(array_to_cloud(points, 0, 'base_link'))
+    assert error.value.reason == 'missing_field'
+
+
+def test_a_token_field_with_count_2_is_rejected():
+    points = np.zeros(3, [('x', '<f4', (2,)), ('y', '<f4'), ('z', '<f4'), ('modality', 'u1'), ('source', 'u1'),
+                          ('embedding', '<f4', (4,))])
+    with pytest.raises(TokenDecodeError, match=r"fields \['x'\] have count > 1, expected 1") as error:
+        cloud_to_tokens(array_to_cloud(points, 0, 'base_link'))
+    assert error.value.reason == 'bad_field'
+
+
+def test_tokens_from_another_layout_decode_to_the_contract_types():
+    """float64 anchors and embedding, uint16 modality and source, an embedding of one value (count 1)."""
+    points = np.zeros(2, [('x', '<f8'), ('y', '<f8'), ('z', '<f8'), ('modality', '<u2'), ('source', '<u2'),
+                          ('embedding', '<f8')])
+    points['x'], points['modality'], points['source'], points['embedding'] = [1.5, 2.5], [1, 2], [0, 3], [0.25, -1]
+    tokens = cloud_to_tokens(array_to_cloud(points, 0, 'base_link'))
+    assert (tokens.anchors.dtype, tokens.modality.dtype, tokens.source.dtype) == (np.float32, np.uint8, np.uint8)
+    assert tokens.embedding.dtype == np.float32 and tokens.embedding.shape == (2, 1)
+    assert tokens.embedding.flags['C_CONTIGUOUS']
+    np.testing.assert_array_equal(tokens.anchors[:, 0], [1.5, 2.5])
+    np.testing.assert_array_equal(tokens.embedding[:, 0], [0.25, -1])
+    assert (tokens.count(Modality.CAMERA), tokens.count(Modality.LIDAR), tokens.count(Modality.EGO)) == (1, 1, 0)
 
 
 def test_trajectory_round_trips_through_path():
@@ -58,6 +81,17 @@ def test_trajectory_round_trips_through_path():
     np.testing.assert_allclose(back.t_s, t_s, atol=1e-9)
     np.testing.assert_allclose(back.xy, trajectory.xy)
     np.testing.assert_allclose(back.heading, trajectory.heading, atol=1e-9)
+    assert {pose.header.frame_id for pose in msg.poses} == {'base_link'}
+
+
+def test_a_path_from_another_planner_with_roll_and_pitch_gives_its_yaw():
+    roll, pitch, yaw = 0.3, -0.2, 0.5   # ZYX Euler angles to a quaternion
+    cr, sr, cp, sp, cy, sy = (f(a / 2) for a in (roll, pitch, yaw) for f in (math.cos, math.sin))
+    msg = trajectory_to_path(Trajectory(0, 'base_link', np.array([0.5]), np.zeros((1, 2)), np.zeros(1)))
+    q = msg.poses[0].pose.orientation
+    q.w, q.x = cr * cp * cy + sr * sp * sy, sr * cp * cy - cr * sp * sy
+    q.y, q.z = cr * sp * cy + sr * cp * sy, cr * cp * sy - sr * sp * cy
+    assert path_to_trajectory(msg).heading[0] == pytest.approx(yaw)
 
 
 def test_assessment_round_trip():

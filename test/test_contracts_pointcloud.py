@@ -1,13 +1,18 @@
 """PointCloud2 <-> structured arrays for any layout (property-based), and clear errors for bad clouds."""
 
+import warnings
+
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from sensor_msgs.msg import PointCloud2, PointField
 
 from stack_common.pointcloud import (
-    CloudDecodeError, array_to_cloud, cloud_to_array, decode_cloud, points_xyz, points_xyz_intensity)
+    MAX_POINTS, CloudDecodeError, array_to_cloud, cloud_dtype, cloud_to_array, decode_cloud, points_xyz,
+    points_xyz_intensity)
+
+from conftest import examples
 
 OPTIONAL_FIELDS = {'intensity': '<f4', 'ring': '<u2', 'time': '<f8', 'label': 'u1', 't_ns': '<u4'}
 
@@ -30,7 +35,7 @@ def cloud_layouts(draw):
 
 
 @given(dtype=cloud_layouts(), count=st.integers(0, 50), seed=st.integers(0, 2 ** 16))
-@settings(max_examples=150, deadline=None)
+@examples(150)
 def test_any_layout_round_trips(dtype, count, seed):
     rng = np.random.default_rng(seed)
     points = np.zeros(count, dtype)
@@ -84,18 +89,78 @@ def _cloud(fields, point_step, width, data) -> PointCloud2:
                        data=data)
 
 
-@pytest.mark.parametrize('fields, point_step, width, size, reason', [
-    ([PointField(name='x', offset=0, datatype=7, count=1)], 4, 10, 39, 'truncated'),
-    ([PointField(name='x', offset=0, datatype=99, count=1)], 4, 1, 4, 'bad_field'),
-    ([PointField(name='x', offset=2, datatype=7, count=1)], 4, 1, 4, 'bad_layout'),
-    ([PointField(name='x', offset=0, datatype=7, count=1), PointField(name='x', offset=4, datatype=7, count=1)],
-     8, 1, 8, 'bad_field'),
-    ([PointField(name='x', offset=0, datatype=7, count=1)], 0, 1, 4, 'bad_layout'),
+X = PointField(name='x', offset=0, datatype=PointField.FLOAT32, count=1)
+
+
+@pytest.mark.parametrize('fields, point_step, width, size, reason, message', [
+    ([X], 4, 10, 39, 'truncated', 'cloud data has 39 bytes, 10x1 points need 40'),
+    ([PointField(name='x', offset=0, datatype=99, count=1)], 4, 1, 4, 'bad_field', "'x' has unknown datatype 99"),
+    ([PointField(name='x', offset=2, datatype=7, count=1)], 4, 1, 4, 'bad_layout', "'x' ends past point_step 4"),
+    ([PointField(name='x', offset=0, datatype=7, count=2)], 4, 1, 4, 'bad_layout', "'x' ends past point_step 4"),
+    ([X, PointField(name='x', offset=4, datatype=7, count=1)], 8, 1, 8, 'bad_field', "'x' appears twice"),
+    ([X], 0, 1, 4, 'bad_layout', 'point_step 0, width 1, height 1'),
+    ([], 0, 1, 4, 'bad_layout', 'point_step 0, width 1, height 1'),
+    ([X], 2 ** 31 + 4, 1, 0, 'bad_layout', 'overlapping or invalid fields'),   # numpy: not a C int
 ])
-def test_malformed_clouds_name_their_reason(fields, point_step, width, size, reason):
+def test_malformed_clouds_name_their_reason(fields, point_step, width, size, reason, message):
     with pytest.raises(CloudDecodeError) as error:
         cloud_to_array(_cloud(fields, point_step, width, bytes(size)))
-    assert error.value.reason == reason
+    assert error.value.reason == reason and message in str(error.value)
+
+
+@pytest.mark.parametrize('width, height, reason, message', [
+    (-1, 1, 'bad_layout', 'width -1'),
+    (1, -1, 'bad_layout', 'height -1'),
+    (MAX_POINTS // 2 + 1, 2, 'bad_size', f'{MAX_POINTS + 2} points exceed the limit of {MAX_POINTS}'),
+    (MAX_POINTS, 1, 'truncated', f'{MAX_POINTS}x1 points need'),              # the limit itself is allowed
+    (4, 3, 'truncated', 'cloud data has 55 bytes, 4x3 points need 56'),       # short by the last row's end
+])
+def test_bad_sizes_name_their_reason(width, height, reason, message):
+    with pytest.raises(CloudDecodeError) as error:
+        decode_cloud([X], 4, 20, width, height, False, bytes(55))
+    assert error.value.reason == reason and message in str(error.value)
+
+
+def test_a_cloud_of_no_rows_or_one_byte_points_decodes():
+    assert decode_cloud([X], 4, 0, 5, 0, False, b'').size == 0
+    byte = PointField(name='label', offset=0, datatype=PointField.UINT8, count=1)
+    np.testing.assert_array_equal(decode_cloud([byte], 1, 3, 3, 1, False, bytes([7, 8, 9]))['label'], [7, 8, 9])
+
+
+def test_a_big_endian_message_decodes_and_cloud_dtype_defaults_to_little_endian():
+    big = np.array([(1.5, -2.0, 3.25)], [('x', '>f4'), ('y', '>f4'), ('z', '>f4')])
+    msg = array_to_cloud(big.astype([('x', '<f4'), ('y', '<f4'), ('z', '<f4')]), 0, 'l')
+    msg.is_bigendian, msg.data = True, big.tobytes()
+    np.testing.assert_array_equal(points_xyz(cloud_to_array(msg)), [[1.5, -2.0, 3.25]])
+    assert cloud_dtype(msg.fields, 12)['x'] == np.dtype('<f4')
+
+
+def test_array_to_cloud_writes_a_flat_little_endian_cloud_that_may_hold_invalid_points():
+    points = np.zeros(5, [('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('ring', '<u2')])
+    msg = array_to_cloud(points, 0, 'l')
+    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (1, 5, 14, 70)
+    assert msg.is_bigendian is False and msg.is_dense is False
+
+
+def test_a_field_type_pointcloud2_cannot_carry_is_named():
+    with pytest.raises(ValueError, match="field 'flag' has a dtype PointCloud2 cannot carry"):
+        array_to_cloud(np.zeros(2, [('x', '<f4'), ('flag', '?')]), 0, 'l')
+
+
+def test_xyz_with_count_2_is_rejected_with_the_rule():
+    with pytest.raises(CloudDecodeError, match="field 'x' has count 2; x, y and z must have count 1"):
+        points_xyz(np.zeros(2, [('x', '<f4', (2,)), ('y', '<f4'), ('z', '<f4')]))
+
+
+def test_coordinates_come_as_float32_and_out_of_range_values_are_dropped_silently():
+    points = np.array([(1e300, 0, 0, 1.0), (1, 2, 3, np.inf), (4, 5, 6, -np.inf)],
+                      [('x', '<f8'), ('y', '<f8'), ('z', '<f8'), ('intensity', '<f8')])
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')   # no overflow warning from float64 beyond float32
+        xyz, intensity = points_xyz_intensity(points)
+    assert xyz.dtype == np.float32
+    np.testing.assert_array_equal(xyz, [[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(intensity, [0, 0])   # infinite intensities become 0
 
 
 def test_cloud_without_xyz_is_rejected():

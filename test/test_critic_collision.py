@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from avstack.synthetic import Box, SyntheticScene
-from critic_monitor.collision import Footprint, LidarFilter, first_contact, sweep_poses
+from critic_monitor.collision import Footprint, LidarFilter, Sweep, first_contact, sweep_poses
 from critic_monitor.geometry import PlanPath
 from critic_monitor.monitor import CriticCore
 from critic_monitor.state_machine import TakeoverState
@@ -37,6 +37,85 @@ def test_lidar_filter_moves_points_to_base_link_and_drops_ground_overhead_and_ow
 def test_lidar_filter_applies_the_rotation_of_a_backward_facing_lidar():
     kept = lidar_filter(translation=(-1.0, 0.5, 1.0), rpy=(0.0, 0.0, math.pi))(np.array([[5.0, 1.0, 0.0]], np.float32))
     np.testing.assert_allclose(kept, [[-6.0, -0.5]], atol=1e-5)
+
+
+def test_lidar_filter_keeps_the_open_height_band_and_the_closed_range_and_returns_float32():
+    cut = LidarFilter((2.0, 0.0, 2.0), (0.0, 0.0, 0.0), 0.5, 3.0, 50.0, BODY)
+    sensor = np.array([[10.0, 0.0, -1.5],     # exactly at the lowest height: ground, dropped
+                       [10.0, 0.0, 1.0],      # exactly at the highest: overhead, dropped
+                       [48.0, 0.0, 0.0],      # exactly at the range in x: kept
+                       [10.0, 50.0, 0.0]])    # exactly at the range in y: kept
+    kept = cut(sensor)   # float64 in
+    assert kept.dtype == np.float32
+    np.testing.assert_array_equal(kept, [[50.0, 0.0], [12.0, 50.0]])
+
+
+def test_footprint_from_the_vehicle_with_a_margin_and_its_corners():
+    footprint = Footprint.from_config(VEHICLE, 0.25)
+    assert (footprint.front_m, footprint.rear_m, footprint.half_width_m) == pytest.approx((4.05, 1.25, 1.2))
+    np.testing.assert_allclose(footprint.corners(), [[4.05, 1.2], [-1.25, 1.2], [-1.25, -1.2], [4.05, -1.2]])
+
+
+def test_sweep_footprints_are_the_corners_at_each_pose():
+    footprint = Footprint(4.0, 1.0, 1.0)
+    sweep = Sweep(np.array([0.0, 1.0]), np.array([[0.0, 0.0], [10.0, 2.0]]), np.array([0.0, math.pi / 2]),
+                  np.array([0.0, 10.2]))
+    np.testing.assert_allclose(sweep.footprints(footprint), [[[4, 1], [-1, 1], [-1, -1], [4, -1]],
+                                                             [[9, 6], [9, 1], [11, 1], [11, 6]]], atol=1e-12)
+
+
+def straight_sweep(poses: int = 21, interval_m: float = 0.5) -> Sweep:
+    x = interval_m * np.arange(poses)
+    return Sweep(x / 10.0, np.stack([x, np.zeros(poses)], 1), np.zeros(poses), x)
+
+
+@pytest.mark.parametrize('point, pose', [
+    ((5.0, 0.0), 2),     # exactly on the front edge at x = 1.0
+    ((5.0, 1.0), 2),     # and on the side edge
+    ((-1.0, 0.0), 0),    # exactly on the rear edge of the first pose
+])
+def test_a_point_on_the_footprint_edge_is_a_contact(point, pose):
+    footprint = Footprint(4.0, 1.0, 1.0)
+    assert footprint.contains(np.array([point]) - [0.5 * pose, 0.0])[0]   # in base_link at that pose
+    result = first_contact(straight_sweep(), footprint, np.array([point], np.float32))
+    assert result.contact is True and result.pose_index == pose
+    assert result.distance_m == pytest.approx(0.5 * pose) and result.time_s == pytest.approx(0.05 * pose)
+
+
+def test_the_first_contact_names_the_point_furthest_ahead_in_that_footprint():
+    points = np.array([[30.0, 0.0], [6.2, -0.5], [6.4, 0.5]], np.float32)   # the last two enter at the same pose
+    result = first_contact(straight_sweep(), Footprint(4.0, 1.0, 1.0), points)
+    assert result.pose_index == 5 and result.point_xy.tolist() == pytest.approx([6.4, 0.5])
+    assert result.candidates == 2   # the point 30 m ahead never came near the sweep
+
+
+def test_no_contact_says_so_with_the_points_left_near_the_sweep():
+    sweep, footprint = straight_sweep(), Footprint(4.0, 1.0, 1.0)
+    near = first_contact(sweep, footprint, np.array([[5.0, 1.5], [12.0, -1.2]], np.float32))   # beside the path
+    assert near.contact is False and near.candidates == 2
+    boxed = first_contact(sweep, footprint, np.array([[-1.1, 2.6]], np.float32))   # in the box, far from circles
+    assert boxed.contact is False
+    assert first_contact(sweep, footprint, np.zeros((0, 2), np.float32)).contact is False
+    assert first_contact(Sweep(*(np.zeros(0),) * 2, np.zeros(0), np.zeros(0)), footprint,
+                         np.ones((1, 2), np.float32)).contact is False
+
+
+@pytest.mark.parametrize('seed', range(20))
+def test_a_single_point_at_a_footprint_corner_of_any_pose_is_found(seed):
+    """The corners lie furthest from the coarse circles: the pre-filters must still keep such a point."""
+    rng = np.random.default_rng(seed)
+    speed, curvature = rng.uniform(2.0, 20.0), rng.uniform(-0.2, 0.2)
+    plan = profile_plan(0, speed=lambda t: speed, curvature=lambda t: curvature)
+    sweep = sweep_poses(PlanPath.from_trajectory(plan), rng.uniform(0.3, 2.0))
+    footprint = Footprint.from_config(VEHICLE, 0.2)
+    k = int(rng.integers(0, len(sweep)))
+    corner = sweep.footprints(footprint)[k, rng.integers(0, 4)]
+    inward = sweep.xy[k] + footprint.centre_offset_m * np.array([math.cos(sweep.heading[k]),
+                                                                  math.sin(sweep.heading[k])]) - corner
+    point = (corner + 0.01 * inward / np.linalg.norm(inward)).astype(np.float32)[None]
+    result = first_contact(sweep, footprint, point)
+    assert result.contact and result.pose_index == brute_force_first_pose(sweep, footprint, point)
+    assert result.pose_index <= k
 
 
 def brute_force_first_pose(sweep, footprint: Footprint, points: np.ndarray) -> int | None:
@@ -152,3 +231,11 @@ def test_clouds_are_time_aligned_by_ego_motion():
     drive.core.on_lidar('top', seen_then, old_stamp, drive.now)
     drive.plan(profile_plan(drive.now, speed=lambda t: 8.0))
     np.testing.assert_allclose(drive.core.contact.point_xy, [30.0, 0.0], atol=0.05)
+
+
+def test_a_plan_standing_still_is_swept_as_its_start_pose_and_one_creeping_to_its_end():
+    sweep = sweep_poses(PlanPath.from_trajectory(profile_plan(0, speed=lambda t: 0.0)), 0.5)
+    assert len(sweep) == 1 and sweep.t_s.tolist() == [0.0] and sweep.s.tolist() == [0.0]
+    np.testing.assert_array_equal(sweep.xy, [[0.0, 0.0]])
+    creeping = sweep_poses(PlanPath.from_trajectory(profile_plan(0, speed=lambda t: 0.2)), 0.5)   # 0.8 m in 4 s
+    assert creeping.s[-1] == pytest.approx(0.8) and creeping.t_s[-1] == pytest.approx(4.0)

@@ -21,12 +21,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 from avstack.launcher import STACK_NODES, Launcher
 from avstack.ros_runtime import RosRuntime
 from avstack.synthetic import SyntheticScene
-from avstack.up import resolve_config
 from perception_llm.pipeline import PerceptionCore
 from perception_llm.weights import load_encoders
 from stack_common import topics
 from stack_common.camera_info import Intrinsics, intrinsics_to_camera_info
-from stack_common.config import load_node_config
+from stack_common.config import load_node_config, read_params_files
 from stack_common.image import rgb_to_compressed_msg, rgb_to_image_msg
 from stack_common.odometry import EgoState, ego_to_odometry
 from stack_common.pointcloud import array_to_cloud
@@ -257,7 +256,8 @@ def test_a_cloud_in_base_link_is_used_as_it_is_and_camera_info_gives_the_camera_
     config = tmp_path / 'camera_info.yaml'
     config.write_text(yaml.safe_dump({'perception_node': {'ros__parameters': {'camera': {'front': {
         'intrinsics': [], 'camera_info_topic': CAMERA_INFO}}}}}))
-    params = resolve_config([STACK_CONFIG, config])
+    params = tmp_path / 'params.yaml'
+    params.write_text(yaml.safe_dump(read_params_files([STACK_CONFIG, config])))
     sweep = SCENE.lidar(0.5)
     in_base = sweep.copy()
     in_base['z'] += load_node_config('perception_llm', 'perception_node', params)['lidar']['top']['translation_m'][2]

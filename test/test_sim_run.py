@@ -5,7 +5,9 @@ The MCAP is what the lead trains on, so every step must be in it: camera, lidar,
 
 import json
 
+import numpy as np
 import pytest
+from nav_msgs.msg import Odometry
 from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 from std_msgs.msg import String
@@ -15,6 +17,7 @@ from sim_bridge.scenarios import SCENARIOS, scenario_id
 from stack_common import topics
 
 DURATION_S = 6.0
+STEP_S = 0.1
 
 
 @pytest.mark.timeout(240)
@@ -77,9 +80,17 @@ def test_the_stack_drives_in_lockstep_every_step_gets_its_plan(ros_domain, tmp_p
     highway = report['scenarios']['highway-v0']
     assert report['driver'] == 'model' and report['lockstep'] is True
     assert highway['deadline_misses'] == 0 and report['run']['plan_wait_p50_ms'] is not None
-    assert highway['distance_km'] > 0.03
+    assert highway['collisions'] == 0
     # Every takeover names why: the critic's checks or the safety driver's own.
     assert all(reason.startswith(('critic:', 'safety_driver:')) for reason in highway['takeovers']['reasons'])
     with Reader(out / 'run_mcap') as bag:
         counts = {c.topic: c.msgcount for c in bag.connections}
+        odometry = [deserialize_message(raw, Odometry) for _, _, raw in
+                    bag.messages([c for c in bag.connections if c.topic == topics.ODOMETRY])]
     assert counts[topics.TRAJECTORY] >= report['run']['steps']
+    # The distance driven, from the recorded odometry: the path through every step's pose and the last step at
+    # the last speed. Measured 62.9 m against 62.901 m; the report rounds to 0.1 m, a step changes the speed by
+    # at most 0.5 m/s.
+    xy = np.array([[m.pose.pose.position.x, m.pose.pose.position.y] for m in odometry])
+    driven_m = np.hypot(*np.diff(xy, axis=0).T).sum() + STEP_S * odometry[-1].twist.twist.linear.x
+    assert highway['distance_km'] * 1000 == pytest.approx(driven_m, abs=0.15)

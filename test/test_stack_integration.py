@@ -24,7 +24,7 @@ from stack_common.config import load_node_config
 from conftest import STACK_CONFIG
 from stack_helpers import STARTUP_TIMEOUT_S, liveness_only, wait_until_nominal
 
-PUBLISH_WINDOW_S = 5.0
+WINDOW_FRAMES = 30
 
 
 @pytest.mark.timeout(240)
@@ -34,17 +34,18 @@ def test_sensor_stamps_come_back_as_trajectories_and_a_killed_planner_causes_a_t
     with open(tmp_path / 'nodes.log', 'w') as log, RosRuntime(threads=3) as ros, \
             Launcher(liveness_only(tmp_path), output=log) as launcher:
         observer = ros.add(StackObserver(context=ros.context))
-        source = ros.add(SyntheticSensorSource(context=ros.context, encoding='bgr8'))
+        source = ros.add(SyntheticSensorSource(context=ros.context, encoding='bgr8', replay_frames=20))
         assert source.scene.image_width == 1280 and source.scene.lidar(0.0).size >= 100_000
         assert observer.wait_for(lambda o: o.trajectories, STARTUP_TIMEOUT_S), 'no trajectory: see nodes.log'
 
         first = len(source.stamps())
-        deadline = time.monotonic() + PUBLISH_WINDOW_S
-        observer.wait_for(lambda o: time.monotonic() >= deadline, PUBLISH_WINDOW_S + 1.0)
-        window = source.stamps()[first:]
-        assert len(window) >= 0.9 * 10 * PUBLISH_WINDOW_S, f'the test published only {len(window)} frames'
+        assert observer.wait_for(lambda o: len(source.stamps()) >= first + WINDOW_FRAMES, STARTUP_TIMEOUT_S)
+        window = source.stamps()[first:first + WINDOW_FRAMES]
         observer.wait_for(lambda o: set(window) <= o.returned_stamps(), 2.0)
         returned = len(set(window) & observer.returned_stamps())
+        # The planner plans the newest token set: one replaced before it got to it is dropped by design. Lost
+        # here: 0 of 15, 0 of 15, 0 of 20, 1 of 17, 1 of 25, 2 of 25, 3 of 24, 3 of 25 (at load 10-13 on the
+        # 2-core machine, where the test's own source managed 3-5 frames/s instead of 10).
         assert returned >= 0.8 * len(window), f'{returned} of {len(window)} camera stamps came back'
 
         wait_until_nominal(observer)
@@ -59,4 +60,4 @@ def test_sensor_stamps_come_back_as_trajectories_and_a_killed_planner_causes_a_t
                      if t.monotonic_s >= killed_at and any(r.check == 'trajectory_timeout' for r in t.reasons))
         reaction_s = event.monotonic_s - killed_at
         assert reaction_s <= watchdog_s + 0.1, f'takeover {reaction_s * 1e3:.0f} ms after the kill'
-        assert observer.wait_for(lambda o: o.takeover_active, 1.0), 'the flag comes on its own topic'
+        assert observer.wait_for(lambda o: o.takeover_active, 2.0), 'the flag comes on its own topic'

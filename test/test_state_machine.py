@@ -82,7 +82,9 @@ def test_warning_returns_to_nominal_only_after_the_hold_time():
     m.update(T0, WARNING, tick=True)
     assert m.update(T0 + S // 2, OK_RESULTS, tick=True) == []
     assert m.state == TakeoverState.WARNING
-    assert states(m.update(T0 + S, OK_RESULTS, tick=True)) == [(TakeoverState.WARNING, TakeoverState.NOMINAL)]
+    transitions = m.update(T0 + S, OK_RESULTS, tick=True)
+    assert states(transitions) == [(TakeoverState.WARNING, TakeoverState.NOMINAL)]
+    assert transitions[0].stamp_ns == T0 + S
 
 
 @pytest.mark.parametrize('bad', [CRITICAL_FAILURE, WARNING], ids=['critical', 'warning'])
@@ -159,3 +161,54 @@ def test_a_log_line_names_the_reasons_that_changed_not_every_earlier_one():
         'TAKEOVER_REQUESTED -> TAKEOVER_REQUESTED (new: collision: hit [1 vs 0])'
     assert clear.describe_change([first, second]) == 'TAKEOVER_REQUESTED -> NOMINAL (cleared: staleness, collision)'
     assert 'again: staleness' in update.describe_change([first, second])
+
+
+def test_every_transition_carries_the_time_it_happened():
+    m = machine(escalate_count=2, auto_clear_after_s=1.0)
+    stamps = [t.stamp_ns for t in m.update(T0 + 1, WARNING, tick=True)]                # WAITING -> NOMINAL -> WARNING
+    stamps += [t.stamp_ns for t in m.update(T0 + 2, WARNING, tick=True)]               # escalated
+    timeout = failed('trajectory_timeout', CRITICAL, 'no trajectory for 320 ms', 0.32, 0.3)
+    stamps += [t.stamp_ns for t in m.update(T0 + 3, WARNING + [timeout])]             # a further reason
+    stamps += [t.stamp_ns for t in m.update(T0 + 3 + S, OK_RESULTS, tick=True)]       # auto-clear
+    assert stamps == [T0 + 1, T0 + 1, T0 + 2, T0 + 3, T0 + 3 + S]
+    m.update(T0 + 4 * S, CRITICAL_FAILURE)
+    assert [t.stamp_ns for t in m.reset(T0 + 5 * S, OK_RESULTS)[2]] == [T0 + 5 * S]
+
+
+def test_reset_answers_name_the_failing_checks_or_say_it_cleared():
+    m = machine()
+    m.update(T0, CRITICAL_FAILURE)
+    timeout = failed('trajectory_timeout', CRITICAL, 'no trajectory for 320 ms', 0.32, 0.3)
+    assert m.reset(T0 + S, CRITICAL_FAILURE + [timeout])[:2] == (False, 'still failing: validity, trajectory_timeout')
+    assert m.reset(T0 + 2 * S, OK_RESULTS)[:2] == (True, 'takeover request cleared')
+
+
+def test_critical_reasons_come_first_and_describe_lists_them():
+    m = machine()
+    m.update(T0, OK_RESULTS)
+    timeout = failed('trajectory_timeout', CRITICAL, 'no trajectory for 320 ms', 0.32, 0.3)
+    transition, = m.update(T0 + 1, WARNING + [timeout])
+    assert [r.check for r in transition.reasons] == ['trajectory_timeout', 'sensor_loss']
+    assert transition.describe() == ('NOMINAL -> TAKEOVER_REQUESTED (trajectory_timeout: no trajectory for 320 ms '
+                                     '[0.32 vs 0.3]; sensor_loss: perception reports missing: front [1 vs 0])')
+    assert m.reset(T0 + 2, OK_RESULTS)[2][0].describe() == 'TAKEOVER_REQUESTED -> NOMINAL'
+
+
+def test_the_update_that_ends_waiting_counts_as_a_timer_cycle():
+    m = machine(escalate_count=1)
+    transitions = m.update(T0 + PERIOD, WARNING, tick=True)   # start-up ends on a tick with a warning
+    assert states(transitions)[-1] == (TakeoverState.NOMINAL, TakeoverState.TAKEOVER_REQUESTED)
+
+
+def test_a_warning_exactly_one_window_old_no_longer_counts_toward_escalation():
+    m = machine(escalate_count=2, escalate_window_s=1.0, nominal_hold_s=10.0)
+    m.update(T0, WARNING, tick=True)
+    assert m.update(T0 + S, WARNING, tick=True) == [] and m.state == TakeoverState.WARNING
+
+
+def test_a_reason_failing_again_exactly_the_hold_time_later_is_not_new():
+    m = machine()
+    timeout = failed('trajectory_timeout', CRITICAL, 'no trajectory for 320 ms', 0.32, 0.3)
+    m.update(T0, CRITICAL_FAILURE + [timeout])
+    m.update(T0 + PERIOD, CRITICAL_FAILURE)                       # the timeout recovers ...
+    assert m.update(T0 + S, CRITICAL_FAILURE + [timeout]) == []  # ... and fails again nominal_hold_s after

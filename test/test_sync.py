@@ -2,10 +2,12 @@
 
 import random
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from perception_llm.sync import ApproximateTimeSync
+
+from conftest import examples
 
 MS = 1_000_000
 PERIOD = 100 * MS
@@ -172,7 +174,7 @@ events = st.lists(st.tuples(st.sampled_from([CAMERA, LIDAR, REAR]), st.integers(
                             st.integers(0, 400)), max_size=120)
 
 
-@settings(max_examples=200, deadline=None)
+@examples(200)
 @given(events)
 def test_any_stream_gives_increasing_stamps_each_message_once_within_slop(messages):
     sync = make_sync((CAMERA, REAR, LIDAR), queue_size=4)

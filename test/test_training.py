@@ -136,7 +136,9 @@ def test_loss_falls_within_a_few_steps_and_the_best_checkpoint_is_kept(tmp_path)
                                  validation_fraction=0.2))
     history = summary['history']
     first, last = history[0]['train']['trajectory'], history[-1]['train']['trajectory']
-    assert last < 0.7 * first, [h['train']['trajectory'] for h in history]
+    # measured 4.98 -> 0.37, 0.075 of the first epoch's loss (the same every run); a tenth of the learning rate
+    # ends at 0.61
+    assert last < 0.2 * first, [h['train']['trajectory'] for h in history]
     log = [json.loads(line) for line in (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()]
     assert [r['epoch'] for r in log] == list(range(1, 7)) and 'ade_3s' in log[-1]['validation']
     document = json.loads((tmp_path / 'run' / 'config.json').read_text())

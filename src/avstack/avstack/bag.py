@@ -30,12 +30,17 @@ from typing import Iterable, Iterator
 from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
+try:
+    from compression import zstd            # Python >= 3.14
+except ImportError:
+    from backports import zstd              # what rosbags itself uses before 3.14
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, Writer, WriterError
 from rosbags.rosbag2.enums import StoragePlugin
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from stack_common import topics as stack_topics
+from stack_common.boundary import ConversionError
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
@@ -45,6 +50,9 @@ CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 ODOMETRY_TYPE = 'nav_msgs/msg/Odometry'
 STORAGES = ('mcap', 'sqlite3')
 DEFAULT_DEPTH = 10
+# A burst waits in a queue this deep while a slow peer catches up (rosbag2 loses it with 10): the recorder's
+# subscriptions and a replay's reliable publishers.
+BURST_DEPTH = 100
 METADATA_FILE = 'metadata.yaml'
 # Topics of the stack's own outputs: never mistaken for a sensor when topics are found by type.
 STACK_OUTPUTS = (stack_topics.FUSED_TOKENS,)
@@ -54,12 +62,8 @@ class BagError(Exception):
     """A bag that cannot be used; the message is one line naming the file or topic."""
 
 
-class MessageDecodeError(ValueError):
+class MessageDecodeError(ConversionError):
     """A message whose bytes do not deserialise; ``reason`` is a counter name."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
 
 
 def _one_line(error: BaseException) -> str:
@@ -162,13 +166,19 @@ def from_bag_qos(qos) -> QoSProfile:
 
 
 def publishing_qos(offered: list) -> QoSProfile:
-    """One profile that every subscriber of the recorded publishers could match (as ``ros2 bag play``)."""
+    """One profile that every subscriber of the recorded publishers could match (as ``ros2 bag play``).
+
+    A reliable topic keeps at least ``BURST_DEPTH`` messages: a replay publishes a log's bursts as
+    fast as they were logged, and a reliable writer drops a message a slow subscriber has not acknowledged
+    once ``depth`` newer ones are queued (the depth takes no part in QoS matching).
+    """
     if not offered:
-        return QoSProfile(depth=DEFAULT_DEPTH)
+        return QoSProfile(depth=BURST_DEPTH)
     profiles = [from_bag_qos(q) for q in offered]
     reliable = all(p.reliability == ReliabilityPolicy.RELIABLE for p in profiles)
     latched = all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in profiles)
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=max(p.depth for p in profiles),
+    depth = max(p.depth for p in profiles)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=max(depth, BURST_DEPTH) if reliable else depth,
                       reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
@@ -208,6 +218,7 @@ class Bag:
             offered = [q for c in info.connections for q in getattr(c.ext, 'offered_qos_profiles', [])]
             self.topics[name] = TopicInfo(name, info.msgtype or '', info.msgcount, offered)
         self.message_count = self._reader.message_count
+        self._compressed_messages = self._reader.compression_mode == 'message'
         self.start_ns = self._reader.start_time if self.message_count else 0
         self.end_ns = self._reader.end_time - 1 if self.message_count else 0
 
@@ -226,18 +237,28 @@ class Bag:
                  stop_ns: int | None = None) -> Iterator[BagMessage]:
         """Messages in log-time order; a file that breaks while reading raises :class:`BagError`."""
         wanted = None if topics is None else set(topics)
-        connections = [c for c in self._reader.connections if wanted is None or c.topic in wanted]
-        if not connections:
-            return
-        iterator = self._reader.messages(connections, start=start_ns, stop=stop_ns)
-        while True:
-            try:
-                connection, log_time_ns, data = next(iterator)
-            except StopIteration:
-                return
-            except Exception as error:  # rosbags, sqlite3, apsw and zstd each raise their own types
-                raise BagError(f'{self._file_label()}: corrupt or truncated ({_one_line(error)})') from None
-            yield BagMessage(connection.topic, connection.msgtype, log_time_ns, data)
+        try:
+            for storage in self._storages():
+                connections = [c for c in storage.connections if wanted is None or c.topic in wanted]
+                if not connections:
+                    continue
+                for connection, log_time_ns, data in storage.messages(connections, start_ns, stop_ns):
+                    yield BagMessage(connection.topic, connection.msgtype, log_time_ns,
+                                     zstd.decompress(data) if self._compressed_messages else data)
+        except Exception as error:  # rosbags, sqlite3, apsw and zstd each raise their own types
+            raise BagError(f'{self._file_label()}: corrupt or truncated ({_one_line(error)})') from None
+
+    def _storages(self) -> list:
+        """The open storage files, each read with its own connections.
+
+        Not through rosbags' ``Reader.messages``: for a bag directory it pairs each ``metadata.yaml``
+        connection with a file's connection only when everything is equal, the offered QoS included, and
+        rosbag2's C++ writer stores an infinite QoS duration as 0 s in ``metadata.yaml`` but as
+        2147483647 s 4294967295 ns in the file, so a bag recorded by ``ros2 bag`` read as empty. A file's own
+        connections name topic and type, which is all a message needs (``ros2 bag play`` also pairs by topic).
+        """
+        reader = self._reader.storage
+        return list(getattr(reader, 'storages', None) or [reader])
 
     def _file_label(self) -> str:
         return ', '.join(str(f) for f in self.files)
@@ -351,6 +372,9 @@ def resolve_sensor_topics(bag: Bag, perception_config: dict, mapping: dict[str, 
     if unknown:
         raise BagError(f'--map {unknown[0]}: no such sensor in the perception config '
                        f'(sensors: {", ".join(sorted(known | {"odometry"}))})')
+    if not bag.topics_of_type(*CAMERA_TYPES, CLOUD_TYPE):
+        raise BagError(f'{bag.path}: no camera or lidar topic (sensor_msgs/msg/Image, CompressedImage or PointCloud2), '
+                       f'nothing to perceive; topics: {bag.describe_topics()}')
     taken: set[str] = set()
     cameras, lidars = {}, {}
     for name in perception_config['cameras']:
@@ -368,6 +392,10 @@ def resolve_sensor_topics(bag: Bag, perception_config: dict, mapping: dict[str, 
     for sensor in [*cameras.values(), *lidars.values(), *([odometry] if odometry else [])]:
         if not is_known_type(sensor.type_name):
             raise BagError(f'{sensor.topic}: unknown message type {sensor.type_name!r}')
+    sensor_topics = [s.topic for s in [*cameras.values(), *lidars.values()]]
+    if not any(bag.topics[topic].count for topic in sensor_topics):
+        raise BagError(f'{bag.path}: its camera and lidar topics ({", ".join(sensor_topics)}) hold no messages, '
+                       f'nothing to read')
     # A camera's configured camera_info topic, when the bag has it (optional, as live).
     camera_infos = {}
     for name in perception_config['cameras']:

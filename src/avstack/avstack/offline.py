@@ -26,18 +26,19 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from avstack.bag import Bag, BagMessage, MessageDecodeError, SensorTopic, SensorTopics, deserialize
+from avstack.bag import Bag, BagMessage, SensorTopic, SensorTopics, deserialize
 from critic_monitor.monitor import CriticCore, lidar_topics
 from critic_monitor.state_machine import Transition
 from perception_llm.pipeline import FrameInputs, FusedFrame, PerceptionCore
 from perception_llm.weights import load_encoders
 from planner.loading import load_planner
 from planner.planning import Plan
-from stack_common.camera_info import CameraInfoError, Intrinsics, camera_info_to_intrinsics
+from stack_common.boundary import ConversionError
+from stack_common.camera_info import Intrinsics, camera_info_to_intrinsics
 from stack_common.config import load_node_config
-from stack_common.image import ImageDecodeError, compressed_msg_to_rgb, image_msg_to_rgb
+from stack_common.image import compressed_msg_to_rgb, image_msg_to_rgb
 from stack_common.odometry import EgoState, odometry_to_ego
-from stack_common.pointcloud import CloudDecodeError, cloud_to_array, points_xyz_intensity
+from stack_common.pointcloud import cloud_to_array, points_xyz_intensity
 from stack_common.timeutil import NS_PER_S, stamp_to_ns
 from stack_common.tokens import TokenSet
 
@@ -94,7 +95,7 @@ def decode(message: BagMessage, sensor: SensorTopic) -> SensorInput | DecodeFail
             item.rgb = compressed_msg_to_rgb(msg) if sensor.compressed else image_msg_to_rgb(msg)
         else:
             item.points, item.intensity = points_xyz_intensity(cloud_to_array(msg))
-    except (MessageDecodeError, ImageDecodeError, CloudDecodeError, CameraInfoError) as error:
+    except ConversionError as error:
         return DecodeFailure(sensor, message.log_time_ns, error.reason, str(error))
     item.decode_ms = (time.perf_counter() - start) * 1e3
     return item

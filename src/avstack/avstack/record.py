@@ -22,11 +22,10 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from avstack.bag import BagError, BagWriter, message_class
+from avstack.bag import BURST_DEPTH, BagError, BagWriter, message_class
 from avstack.ros_runtime import RosRuntime
 
 DISCOVERY_PERIOD_S = 0.2
-MIN_DEPTH = 100      # a burst waits here while the executor catches up (rosbag2 loses it with 10)
 DRAIN_QUIET_S = 0.3       # stop once no message arrived for this long ...
 DRAIN_MAX_S = 5.0         # ... or after this long (a loaded machine takes a burst slowly)
 DRAIN_POLL_S = 0.05
@@ -36,7 +35,7 @@ def subscription_qos(offered: list[QoSProfile]) -> QoSProfile:
     """A subscription QoS compatible with every offered profile, deep enough for bursts."""
     reliable = bool(offered) and all(p.reliability == ReliabilityPolicy.RELIABLE for p in offered)
     latched = bool(offered) and all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in offered)
-    depth = max([MIN_DEPTH] + [int(p.depth) for p in offered])
+    depth = max([BURST_DEPTH] + [int(p.depth) for p in offered])
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                       reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)

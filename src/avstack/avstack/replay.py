@@ -87,7 +87,7 @@ class BagPlayer:
             try:
                 cls = message_class(info.type_name)
             except BagError as error:
-                self.status.skipped[name] = str(error)
+                self.status.skipped[name] = f'{info.count} message(s) of {error}'
                 continue
             self.publishers[name] = self.node.create_publisher(
                 cls, (remaps or {}).get(name, name), publishing_qos(info.offered_qos),
@@ -111,6 +111,17 @@ class BagPlayer:
             if others:
                 competing[publisher.topic_name] = sorted(set(others))
         return competing
+
+    def nothing_to_publish(self) -> str | None:
+        """Why playing would publish no message at all (None when something will be published)."""
+        if not self.publishers:
+            return 'no topic to publish' + (
+                f' (not playing {", ".join(sorted(self.status.skipped))})' if self.status.skipped else '')
+        if not any(self.bag.topics[name].count for name in self.publishers):
+            return f'its topics to publish ({", ".join(sorted(self.publishers))}) hold no messages'
+        if self.start_ns > self.bag.end_ns:
+            return f'the start offset is past its end ({self.bag.duration_s:.1f} s)'
+        return None
 
     def _on_matched(self, _info) -> None:
         with self.changed:

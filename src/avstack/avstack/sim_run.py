@@ -40,6 +40,7 @@ RECORDED_TOPICS = [topics.camera_topic('front'), topics.lidar_topic('top'), topi
                    topics.SIM_SCENE_INFO, topics.SIM_STATUS, topics.TRAJECTORY, topics.ASSESSMENT,
                    topics.TAKEOVER_REQUEST, topics.TAKEOVER_ACTIVE, topics.ROUTE_COMMAND, topics.PERCEPTION_STATUS,
                    topics.DIAGNOSTICS]
+PLAN_TOPICS = [topics.TRAJECTORY, topics.ASSESSMENT]   # one message per step that the stack plans
 BAG_NAME = 'run_mcap'
 RESULTS_NAME = 'episodes.jsonl'     # the bridge's episode records (the report is built from them)
 STOP_POLL_S = 0.5
@@ -186,6 +187,8 @@ class SimRun:
                 if options.driver == 'model':
                     launchers.append(Launcher(params, STACK_NODES, use_sim_time=True, output=self.log,
                                               extra_env=SIM_ENV).start())
+                    if recorder is not None:
+                        self._wait_for_recording(recorder, launchers, poll_s)
                 launchers.append(Launcher(params, (BRIDGE_NODE,), use_sim_time=False, output=self.log,
                                           extra_env=SIM_ENV).start())
                 self._follow(observer, results, launchers, on_status, poll_s)
@@ -211,14 +214,20 @@ class SimRun:
         report['files']['plots'] = [str(p) for p in plots]
         return SimResult(report, write_report(report, options.out / 'report.json'), plots, bag)
 
+    def _wait_for_recording(self, recorder: Recorder, launchers: list[Launcher], poll_s: float) -> None:
+        """Hold the bridge's start until the recorder subscribed to the plans: a plan published before the
+        recorder matched the planner is not delivered to it (reliable, volatile), and a step would lack its plan."""
+        deadline = time.monotonic() + self.options.silence_timeout_s
+        while not recorder.wait_for_topics(PLAN_TOPICS, poll_s):
+            _check_running(launchers)
+            if time.monotonic() > deadline:
+                raise SimRunError(f'no publisher of {", ".join(PLAN_TOPICS)} after '
+                                  f'{self.options.silence_timeout_s:.0f} s: see nodes.log')
+
     def _follow(self, observer: SimStatusObserver, results: Path, launchers: list[Launcher], on_status,
                 poll_s: float) -> None:
         while not (observer.wait_until_done(poll_s) or read_results(results)[1] is not None):
-            for launcher in launchers:
-                for name, entry in launcher.running.items():
-                    code = entry.process.poll()
-                    if code is not None:
-                        raise SimRunError(f'{name} exited with code {code} before the run finished')
+            _check_running(launchers)
             silent_s = time.monotonic() - observer.last_receipt_s
             if silent_s > max(self.options.silence_timeout_s, 0.0):
                 if observer.latest is None:   # the bridge holds its first step until the stack planned it
@@ -226,3 +235,11 @@ class SimRun:
                 raise SimRunError(f'no status from bridge_node for {silent_s:.0f} s')
             if on_status is not None:
                 on_status(observer.latest)
+
+
+def _check_running(launchers: list[Launcher]) -> None:
+    for launcher in launchers:
+        for name, entry in launcher.running.items():
+            code = entry.process.poll()
+            if code is not None:
+                raise SimRunError(f'{name} exited with code {code} before the run finished')

@@ -38,10 +38,11 @@ from critic_monitor.state_machine import TakeoverState, Transition
 from critic_monitor.statistics import LatencyWindow
 from stack_common import topics
 from stack_common.assessment import msg_to_assessment
+from stack_common.boundary import WARN_THROTTLE_S, BoundaryGuard, ConversionError
 from stack_common.diagnostics import ERROR, OK, STALE, WARN, diagnostic_array, make_status
 from stack_common.node_main import run_node
 from stack_common.odometry import odometry_to_ego
-from stack_common.pointcloud import CloudDecodeError, cloud_to_array, points_xyz
+from stack_common.pointcloud import cloud_to_array, points_xyz
 from stack_common.qos import (
     HEARTBEAT_PERIOD_S, LATCHED_QOS, PLAN_QOS, SENSOR_QOS, STATUS_QOS, TAKEOVER_ACTIVE_QOS,
 )
@@ -52,7 +53,6 @@ from stack_common.timeutil import stamp_to_ns
 from stack_common.trajectory import path_to_trajectory
 
 DIAGNOSTICS_PERIOD_S = 1.0
-WARN_THROTTLE_S = 5.0
 HARDWARE_ID = 'critic_monitor'
 ACK_TIMEOUT_S = 1.0   # at stop, how long the last request may take to reach the subscribers matched then
 
@@ -68,7 +68,8 @@ class CriticNode(Node):
         self.scheduling = 'normal'
         self.reaction = LatencyWindow()            # message receipt -> takeover published, ms
         self.watchdog_overshoot = LatencyWindow()  # silence beyond the timeout when a watchdog fired, ms
-        self.input_errors: Counter[str] = Counter()
+        self.boundary = BoundaryGuard(self)   # a message that does not convert is counted, never fatal
+        self.input_errors: Counter[str] = Counter()   # inputs used despite a problem (a cloud's frame)
         self.active = False
         self.waiting: tuple[list[str], list[str]] = ([], [])   # start-up's awaited topics and checks, as published
         self.logged_reasons = []                   # the reasons of the last transition logged
@@ -77,15 +78,18 @@ class CriticNode(Node):
         self.active_pub = self.create_publisher(Bool, topics.TAKEOVER_ACTIVE, TAKEOVER_ACTIVE_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
         self.marker_pub = self.create_publisher(MarkerArray, topics.CRITIC_MARKERS, STATUS_QOS)
-        self.create_subscription(PathMsg, topics.TRAJECTORY, self.on_trajectory, PLAN_QOS)
-        self.create_subscription(DiagnosticArray, topics.ASSESSMENT, self.on_assessment, PLAN_QOS)
-        self.create_subscription(DiagnosticArray, topics.PERCEPTION_STATUS, self.on_perception_status, STATUS_QOS)
+        guard = self.boundary.guard
+        self.create_subscription(PathMsg, topics.TRAJECTORY, guard('trajectory', self.on_trajectory), PLAN_QOS)
+        self.create_subscription(DiagnosticArray, topics.ASSESSMENT, guard('assessment', self.on_assessment), PLAN_QOS)
+        self.create_subscription(DiagnosticArray, topics.PERCEPTION_STATUS,
+                                 guard('perception_status', self.on_perception_status), STATUS_QOS)
         for topic in config['camera_topics']:
             self.create_subscription(Image, topic, lambda _, t=topic: self.core.on_input('camera', t, self.now_ns()),
                                      SENSOR_QOS, raw=True)
         for name, topic in self.core.lidar_topics.items():
-            self.create_subscription(PointCloud2, topic, lambda msg, n=name: self.on_lidar(msg, n), SENSOR_QOS)
-        self.create_subscription(Odometry, config['odometry_topic'], self.on_odometry, SENSOR_QOS)
+            self.create_subscription(PointCloud2, topic,
+                                     guard(f'lidar/{name}', lambda msg, n=name: self.on_lidar(msg, n)), SENSOR_QOS)
+        self.create_subscription(Odometry, config['odometry_topic'], guard('odometry', self.on_odometry), SENSOR_QOS)
         self.create_service(Trigger, '~/reset', self.on_reset)
         self.create_timer(1.0 / config['timer_hz'], self.on_tick)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
@@ -126,31 +130,20 @@ class CriticNode(Node):
 
     def on_lidar(self, msg: PointCloud2, name: str) -> None:
         start, receipt = time.perf_counter(), self.now_ns()
-        try:
-            xyz = points_xyz(cloud_to_array(msg))
-        except CloudDecodeError as error:
-            # Not counted as alive: a lidar whose clouds cannot be read is a silent lidar.
-            self.input_errors[f'lidar_{error.reason}'] += 1
-            self.get_logger().warning(f'lidar {name}: {error}', throttle_duration_sec=WARN_THROTTLE_S)
-            return
+        # A cloud that does not decode raises here: not counted as alive, a lidar whose clouds cannot be read
+        # is a silent lidar.
+        xyz = points_xyz(cloud_to_array(msg))
         self.publish_transitions(self.core.on_lidar(name, xyz, stamp_to_ns(msg.header.stamp), receipt,
                                                     msg.header.frame_id), start)
         self.publish_markers()
 
     def on_odometry(self, msg: Odometry) -> None:
         if not self.core.on_odometry(odometry_to_ego(msg), self.now_ns()):
-            self.input_errors['odometry_non_finite'] += 1
-            self.get_logger().warning('odometry with NaN or inf ignored', throttle_duration_sec=WARN_THROTTLE_S)
+            raise ConversionError('non_finite', 'odometry with NaN or inf ignored')
 
     def on_assessment(self, msg: DiagnosticArray) -> None:
         start, receipt = time.perf_counter(), self.now_ns()
-        try:
-            assessment = msg_to_assessment(msg)
-        except (ValueError, KeyError) as error:
-            self.input_errors['assessment_unreadable'] += 1
-            self.get_logger().warning(f'unreadable assessment: {error!r}', throttle_duration_sec=WARN_THROTTLE_S)
-            return
-        self.publish_transitions(self.core.on_assessment(assessment, receipt), start)
+        self.publish_transitions(self.core.on_assessment(msg_to_assessment(msg), receipt), start)
 
     def on_perception_status(self, msg: DiagnosticArray) -> None:
         start, receipt = time.perf_counter(), self.now_ns()
@@ -268,6 +261,7 @@ class CriticNode(Node):
         timing = {'scheduling': self.scheduling}
         timing.update({f'reaction_{k}': v for k, v in self.reaction.summary().items()})
         timing.update({f'watchdog_overshoot_{k}': v for k, v in self.watchdog_overshoot.summary().items()})
+        timing.update(self.boundary.values())
         timing.update({f'errors/{k}': v for k, v in self.input_errors.items()})
         statuses.append(make_status('critic/timing', OK, 'receipt -> takeover published', timing,
                                     hardware_id=HARDWARE_ID))

@@ -6,11 +6,10 @@ and publishes what it returns: tokens on ``/perception/fused_tokens``, one
 status per synced set on ``/perception/status`` (key ``missing``: the
 sensors that did not make it, comma-separated), and its counters on
 ``/diagnostics`` once a second. Bad messages are counted, logged (throttled)
-and skipped; no exception leaves a callback.
+and skipped by the stack's boundary guard; no exception leaves a callback.
 """
 
 import time
-import traceback
 from collections import Counter
 
 import cv2
@@ -25,12 +24,13 @@ from perception_llm.pipeline import ODOMETRY, PerceptionCore
 from perception_llm.sensors import CameraSpec, LidarSpec
 from perception_llm.weights import load_encoders
 from stack_common import topics
-from stack_common.camera_info import CameraInfoError, camera_info_to_intrinsics
+from stack_common.boundary import BoundaryGuard, ConversionError
+from stack_common.camera_info import camera_info_to_intrinsics
 from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
-from stack_common.image import ImageDecodeError, compressed_msg_to_rgb, image_msg_to_rgb
+from stack_common.image import compressed_msg_to_rgb, image_msg_to_rgb
 from stack_common.node_main import run_node
 from stack_common.odometry import odometry_to_ego
-from stack_common.pointcloud import CloudDecodeError, cloud_to_array, points_xyz_intensity
+from stack_common.pointcloud import cloud_to_array, points_xyz_intensity
 from stack_common.qos import SENSOR_QOS, STATUS_QOS, TOKENS_QOS
 from stack_common.ros_params import declare_node_config
 from stack_common.timeutil import stamp_to_ns
@@ -56,25 +56,27 @@ class PerceptionNode(Node):
         self.decode_ms: list[float] = []
         self.tokenize_ms: list[float] = []
         self._reported: Counter[str] = Counter()
+        # Drops land in the core's counters (dropped/<sensor>/<reason>), next to the ones the core counts itself.
+        self.boundary = BoundaryGuard(self, self.core.dropped)
+        guard = self.boundary.guard
 
         self.tokens_pub = self.create_publisher(PointCloud2, topics.FUSED_TOKENS, TOKENS_QOS)
         self.status_pub = self.create_publisher(DiagnosticArray, topics.PERCEPTION_STATUS, STATUS_QOS)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
         for camera in self.core.camera_specs:
             self.create_subscription(CompressedImage if camera.compressed else Image, camera.topic,
-                                     self._guarded(camera.key, lambda msg, c=camera: self.on_camera(c, msg)),
+                                     guard(camera.key, lambda msg, c=camera: self.on_camera(c, msg)),
                                      SENSOR_QOS)
             if camera.camera_info_topic:
-                self.create_subscription(CameraInfo, camera.camera_info_topic, self._guarded(
-                    camera.key, lambda msg, c=camera: self.on_camera_info(c, msg)), SENSOR_QOS)
+                self.create_subscription(CameraInfo, camera.camera_info_topic, guard(
+                    f'{camera.key}/camera_info', lambda msg, c=camera: self.on_camera_info(c, msg)), SENSOR_QOS)
         for lidar in self.core.lidar_specs:
             self.create_subscription(PointCloud2, lidar.topic,
-                                     self._guarded(lidar.key, lambda msg, s=lidar: self.on_lidar(s, msg)),
+                                     guard(lidar.key, lambda msg, s=lidar: self.on_lidar(s, msg)),
                                      SENSOR_QOS)
-        self.create_subscription(Odometry, config['odometry_topic'], self._guarded(ODOMETRY, self.on_odometry),
-                                 SENSOR_QOS)
-        self.create_timer(POLL_PERIOD_S, self._guarded('poll', self.on_poll))
-        self.create_timer(DIAGNOSTICS_PERIOD_S, self._guarded('diagnostics', self.publish_diagnostics))
+        self.create_subscription(Odometry, config['odometry_topic'], guard(ODOMETRY, self.on_odometry), SENSOR_QOS)
+        self.create_timer(POLL_PERIOD_S, guard('poll', self.on_poll))
+        self.create_timer(DIAGNOSTICS_PERIOD_S, guard('diagnostics', self.publish_diagnostics))
         self.get_logger().info(
             f'cameras {[c.topic for c in self.core.camera_specs]}, lidars {[s.topic for s in self.core.lidar_specs]}'
             f' -> {topics.FUSED_TOKENS} ({self.core.encoder_config.max_tokens(len(self.core.cameras))} tokens max)')
@@ -84,21 +86,17 @@ class PerceptionNode(Node):
 
     def on_camera(self, camera: CameraSpec, msg) -> None:
         start = time.perf_counter()
-        try:
-            rgb = compressed_msg_to_rgb(msg) if camera.compressed else image_msg_to_rgb(msg)
-        except ImageDecodeError as error:
-            return self.reject(camera.key, error.reason, str(error))
+        rgb = compressed_msg_to_rgb(msg) if camera.compressed else image_msg_to_rgb(msg)
         self.decode_ms.append((time.perf_counter() - start) * 1e3)
         self.publish(self.core.add_camera(camera.name, stamp_to_ns(msg.header.stamp), rgb, self.now_ns(),
                                           msg.header.frame_id))
 
     def on_camera_info(self, camera: CameraSpec, msg: CameraInfo) -> None:
+        intrinsics = camera_info_to_intrinsics(msg)   # a CameraInfoError is counted by the boundary guard
         try:
-            changed = self.core.set_intrinsics(camera.name, camera_info_to_intrinsics(msg))
-        except CameraInfoError as error:
-            return self.reject(camera.key, f'camera_info_{error.reason}', str(error))
+            changed = self.core.set_intrinsics(camera.name, intrinsics)
         except ValueError as error:
-            return self.reject(camera.key, 'camera_info_unusable', str(error))
+            raise ConversionError('unusable', str(error)) from error
         if changed:
             model = self.core.camera_models[camera.name]
             self.get_logger().info(f'{camera.key}: intrinsics from {camera.camera_info_topic}: fx {model.fx:.1f}, '
@@ -107,11 +105,8 @@ class PerceptionNode(Node):
 
     def on_lidar(self, lidar: LidarSpec, msg: PointCloud2) -> None:
         start = time.perf_counter()
-        try:
-            cloud = cloud_to_array(msg)
-            points, intensity = points_xyz_intensity(cloud)
-        except CloudDecodeError as error:
-            return self.reject(lidar.key, error.reason, str(error))
+        cloud = cloud_to_array(msg)
+        points, intensity = points_xyz_intensity(cloud)
         self.decode_ms.append((time.perf_counter() - start) * 1e3)
         if len(points) < cloud.size:
             self.flag(lidar.key, 'nonfinite_points', f'{cloud.size - len(points)} of {cloud.size} points not finite')
@@ -128,10 +123,6 @@ class PerceptionNode(Node):
     def on_poll(self) -> None:
         self.publish(self.core.poll(self.now_ns()))
 
-    def reject(self, sensor: str, reason: str, detail: str) -> None:
-        self.core.note(sensor, reason)
-        self.get_logger().warning(f'{sensor}: dropped a message ({reason}): {detail}',
-                                  throttle_duration_sec=WARN_THROTTLE_S)
 
     def flag(self, sensor: str, reason: str, detail: str) -> None:
         self.core.flagged[f'{sensor}/{reason}'] += 1
@@ -170,17 +161,6 @@ class PerceptionNode(Node):
         status = make_status('perception_node', WARN if problems else OK, message, values,
                              hardware_id='perception_llm')
         self.diagnostics_pub.publish(diagnostic_array(self.now_ns(), [status]))
-
-    def _guarded(self, what: str, callback):
-        """The callback, with any unexpected exception counted and logged instead of ending the node."""
-        def run(*args):
-            try:
-                callback(*args)
-            except Exception as error:  # noqa: BLE001 - a sensor message must never stop perception
-                self.core.note(what, 'internal_error')
-                self.get_logger().error(f'{what}: {type(error).__name__}: {error}\n{traceback.format_exc()}',
-                                        throttle_duration_sec=WARN_THROTTLE_S)
-        return run
 
 
 def main(args=None) -> int:

@@ -231,10 +231,6 @@ class PerceptionCore:
         self.flagged[f'{sensor}/{reason}'] += 1
         self.warn(text)
 
-    def note(self, sensor: str, reason: str) -> None:
-        """Count a message the caller dropped before it reached the core (e.g. it did not decode)."""
-        self.dropped[f'{sensor}/{reason}'] += 1
-
     def counters(self) -> dict[str, int]:
         """Health counters: ``received/<sensor>``, ``dropped|flagged/<sensor>/<reason>``, sets published."""
         values = {f'received/{k}': v for k, v in sorted(self.received.items())}

@@ -18,12 +18,12 @@ from std_msgs.msg import String
 from planner.loading import load_planner
 from stack_common import topics
 from stack_common.assessment import assessment_to_msg
+from stack_common.boundary import BoundaryGuard
 from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
 from stack_common.node_main import run_node
-from stack_common.pointcloud import CloudDecodeError
 from stack_common.qos import PLAN_QOS, STATUS_QOS, TOKENS_QOS
 from stack_common.ros_params import declare_node_config
-from stack_common.tokens import TokenDecodeError, cloud_to_tokens
+from stack_common.tokens import cloud_to_tokens
 from stack_common.trajectory import trajectory_to_path
 
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -34,6 +34,11 @@ class PlannerNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__('planner_node', **node_kwargs)
         config = declare_node_config(self, 'planner')
+        # Publishers first: subscribers (the critic, a recorder) match while the model loads, so the first plan,
+        # which follows the publisher's creation at once when tokens are waiting, is not lost to them.
+        self.path_pub = self.create_publisher(Path, topics.TRAJECTORY, PLAN_QOS)
+        self.assessment_pub = self.create_publisher(DiagnosticArray, topics.ASSESSMENT, PLAN_QOS)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
         torch.set_num_threads(config['num_threads'])
         self.core, note = load_planner(config)
         if note:
@@ -42,12 +47,11 @@ class PlannerNode(Node):
         self.counters = {'received': 0, 'planned': 0, 'dropped_stale': 0, 'rejected': 0, 'internal_error': 0,
                          'unknown_route': 0}
         self.forward_ms: list[float] = []
+        self.boundary = BoundaryGuard(self)   # token sets that do not decode: dropped/tokens/<reason>
 
-        self.path_pub = self.create_publisher(Path, topics.TRAJECTORY, PLAN_QOS)
-        self.assessment_pub = self.create_publisher(DiagnosticArray, topics.ASSESSMENT, PLAN_QOS)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
-        self.create_subscription(PointCloud2, topics.FUSED_TOKENS, self.on_tokens, TOKENS_QOS)
-        self.create_subscription(String, config['route_topic'], self.on_route, PLAN_QOS)
+        self.create_subscription(PointCloud2, topics.FUSED_TOKENS, self.boundary.guard('tokens', self.on_tokens),
+                                 TOKENS_QOS)
+        self.create_subscription(String, config['route_topic'], self.boundary.guard('route', self.on_route), PLAN_QOS)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
 
         self._newest = None
@@ -62,12 +66,7 @@ class PlannerNode(Node):
             f'{topics.FUSED_TOKENS} -> {topics.TRAJECTORY}')
 
     def on_tokens(self, msg: PointCloud2) -> None:
-        try:
-            tokens = cloud_to_tokens(msg)
-        except (CloudDecodeError, TokenDecodeError) as error:
-            self._count('rejected')
-            self.get_logger().warning(f'dropped a token set: {error}', throttle_duration_sec=WARN_THROTTLE_S)
-            return
+        tokens = cloud_to_tokens(msg)
         with self._wake:
             self.counters['received'] += 1
             if self._newest is not None:
@@ -125,8 +124,8 @@ class PlannerNode(Node):
         forward = np.asarray(self.forward_ms[-100:] or [0.0])
         self.forward_ms = self.forward_ms[-100:]
         values = dict(self.counters, route=self.route, forward_p50_ms=float(np.percentile(forward, 50)),
-                      forward_max_ms=float(forward.max()))
-        level = WARN if self.counters['rejected'] else OK
+                      forward_max_ms=float(forward.max())) | self.boundary.values()
+        level = WARN if self.counters['rejected'] or self.boundary.counts else OK
         status = make_status('planner_node', level, 'running', values, hardware_id='planner')
         self.diagnostics_pub.publish(diagnostic_array(self.get_clock().now().nanoseconds, [status]))
 

@@ -21,6 +21,7 @@ from std_msgs.msg import Bool, String
 
 from sim_bridge.simulation import SimulationCore
 from stack_common import topics
+from stack_common.boundary import BoundaryGuard
 from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
 from stack_common.image import rgb_to_image_msg
 from stack_common.node_main import run_node
@@ -57,9 +58,13 @@ class BridgeNode(Node):
         self.route_pub = self.create_publisher(String, config['route_topic'], PLAN_QOS) \
             if config['route_topic'] else None
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
-        self.create_subscription(Path, topics.TRAJECTORY, self.on_trajectory, PLAN_QOS)
-        self.create_subscription(Bool, topics.TAKEOVER_ACTIVE, self.on_takeover_active, LATCHED_QOS)
-        self.create_subscription(DiagnosticArray, topics.TAKEOVER_REQUEST, self.on_takeover_request, LATCHED_QOS)
+        self.boundary = BoundaryGuard(self)   # messages that do not convert: dropped/<input>/<reason>
+        guard = self.boundary.guard
+        self.create_subscription(Path, topics.TRAJECTORY, guard('trajectory', self.on_trajectory), PLAN_QOS)
+        self.create_subscription(Bool, topics.TAKEOVER_ACTIVE, guard('takeover_active', self.on_takeover_active),
+                                 LATCHED_QOS)
+        self.create_subscription(DiagnosticArray, topics.TAKEOVER_REQUEST,
+                                 guard('takeover_request', self.on_takeover_request), LATCHED_QOS)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
 
         self.results_file = open(config['results_path'], 'a') if config['results_path'] else None
@@ -235,7 +240,8 @@ class BridgeNode(Node):
     def publish_diagnostics(self) -> None:
         level = WARN if self.counters['deadline_misses'] else OK
         status = make_status('bridge_node', level, 'done' if self.core.done else 'running',
-                             dict(self.counters, lockstep=self.lockstep, driver=self.config['driver']),
+                             dict(self.counters, lockstep=self.lockstep, driver=self.config['driver'])
+                             | self.boundary.values(),
                              hardware_id='sim_bridge')
         self.diagnostics_pub.publish(diagnostic_array(self.get_clock().now().nanoseconds, [status]))
 

@@ -7,12 +7,14 @@ followed from the right place). Real-vehicle users use it as is with their wheel
 their odometry reference point; the sim bridge maps its output to highway-env's normalised action.
 Does not own: actuator limits beyond the configured clamps, the vehicle interface, the trajectory message.
 
-Steering: the lookahead point is where the path crosses a circle of radius ``max(lookahead_min_m,
-lookahead_time_s * speed)`` around the vehicle (the path's last segment extended when it is shorter); the arc
-through it has curvature ``2 y / d^2``; the steering angle that gives the reference point that curvature on a
-kinematic bicycle whose reference point lies ``rear_axle_to_reference_m`` ahead of the rear axle is
-``atan(wheelbase * k / cos(beta))`` with ``sin(beta) = rear_axle_to_reference * k`` (exact for that model;
-``beta = 0`` for the usual rear-axle reference).
+Steering: the lookahead point is where the path crosses a circle of radius ``d = max(lookahead_min_m,
+lookahead_time_s * speed)`` around the vehicle (the path's last segment extended when it is shorter). On a
+kinematic bicycle whose reference point lies ``a = rear_axle_to_reference_m`` ahead of the rear axle, that
+point moves at the slip angle ``beta`` to the heading, ``sin(beta) = a * k`` for path curvature ``k``, so the
+arc to the lookahead point (bearing ``alpha``) is tangent to that direction: ``k = 2 sin(alpha - beta) / d``,
+solved exactly by ``tan(beta) = c sin(alpha) / (1 + c cos(alpha))`` with ``c = 2 a / d``; the steering angle
+is ``atan(wheelbase * k / cos(beta))``. ``a = 0`` (the usual rear-axle reference) is plain pure pursuit,
+``k = 2 y / d^2``.
 Speed: the reference is the plan's own speed ``speed_preview_s`` ahead, its slope the feed-forward
 acceleration, and a PID with a clamped integral corrects the rest. It never commands reversing.
 """
@@ -58,7 +60,6 @@ class ControlCommand:
     acceleration_mps2: float
     target_speed_mps: float
     lookahead_base_link: tuple[float, float]   # the pursued point, in the current base_link
-    cross_track_m: float                        # signed distance of the vehicle from the path (left +)
 
 
 def relative_pose(reference: Pose2D, pose: Pose2D) -> Pose2D:
@@ -115,19 +116,7 @@ def lookahead_point(xy: np.ndarray, distance_m: float) -> np.ndarray:
     return end + max(u, 0.0) * direction
 
 
-def cross_track_error(xy: np.ndarray) -> float:
-    """Signed distance from the vehicle (origin) to the path polyline; positive when the path is to the left."""
-    best, best_sign = math.inf, 0.0
-    for a, b in zip(xy[:-1], xy[1:]):
-        d = b - a
-        length_sq = d @ d
-        u = 0.0 if length_sq <= 1e-12 else min(max(-(a @ d) / length_sq, 0.0), 1.0)
-        closest = a + u * d
-        distance = float(np.linalg.norm(closest))
-        if distance < best:
-            best = distance
-            best_sign = math.copysign(1.0, d[0] * (-a[1]) - d[1] * (-a[0])) if length_sq > 1e-12 else 1.0
-    return -best_sign * best if math.isfinite(best) else 0.0
+MAX_SLIP_RAD = math.asin(0.99)
 
 
 class TrajectoryController:
@@ -140,10 +129,15 @@ class TrajectoryController:
         self._integral_m = 0.0
         self._last_error: float | None = None
 
-    def steering_for_curvature(self, curvature_per_m: float) -> float:
+    def steering_towards(self, target: np.ndarray) -> float:
+        """The steering angle that takes the reference point along an arc through ``target`` (base_link)."""
         cfg = self.config
-        sin_beta = max(min(cfg.rear_axle_to_reference_m * curvature_per_m, 0.99), -0.99)
-        steering = math.atan(cfg.wheelbase_m * curvature_per_m / math.cos(math.asin(sin_beta)))
+        distance = max(math.hypot(target[0], target[1]), 1e-3)
+        bearing = math.atan2(target[1], target[0])
+        c = 2.0 * cfg.rear_axle_to_reference_m / distance
+        beta = max(min(math.atan2(c * math.sin(bearing), 1.0 + c * math.cos(bearing)), MAX_SLIP_RAD), -MAX_SLIP_RAD)
+        curvature_per_m = 2.0 * math.sin(bearing - beta) / distance
+        steering = math.atan(cfg.wheelbase_m * curvature_per_m / math.cos(beta))
         return max(min(steering, cfg.max_steering_rad), -cfg.max_steering_rad)
 
     def command(self, trajectory: Trajectory, pose_at_stamp: Pose2D, pose_now: Pose2D, elapsed_s: float,
@@ -154,8 +148,7 @@ class TrajectoryController:
 
         lookahead_m = max(cfg.lookahead_min_m, cfg.lookahead_time_s * max(speed_mps, 0.0))
         target = lookahead_point(xy, lookahead_m)
-        distance_sq = max(float(target @ target), 1e-6)
-        steering = self.steering_for_curvature(2.0 * float(target[1]) / distance_sq)
+        steering = self.steering_towards(target)
 
         speeds = plan_speeds(t_s, xy)
         mid_times = 0.5 * (t_s[:-1] + t_s[1:])
@@ -174,5 +167,4 @@ class TrajectoryController:
             self._integral_m = min(max(self._integral_m + error * dt_s, -limit), limit)
         if dt_s > 0 and speed_mps + acceleration * dt_s < 0.0:   # stop, never reverse
             acceleration = -max(speed_mps, 0.0) / dt_s
-        return ControlCommand(steering, acceleration, target_speed, (float(target[0]), float(target[1])),
-                              cross_track_error(xy))
+        return ControlCommand(steering, acceleration, target_speed, (float(target[0]), float(target[1])))

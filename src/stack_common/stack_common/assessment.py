@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from stack_common.boundary import ConversionError
 from stack_common.timeutil import ns_to_stamp, stamp_to_ns
 
 STATUS_NAME = 'planner/assessment'
@@ -45,14 +46,24 @@ def assessment_to_msg(assessment: Assessment, low_score: float = 0.0) -> Diagnos
     return msg
 
 
+class AssessmentDecodeError(ConversionError):
+    """An assessment message without the status or values of the contract; ``reason`` is a counter name."""
+
+
 def msg_to_assessment(msg: DiagnosticArray) -> Assessment:
     status = next((s for s in msg.status if s.name == STATUS_NAME), None)
     if status is None:
-        raise ValueError(f'no {STATUS_NAME!r} status in the message')
+        raise AssessmentDecodeError('no_status', f'no {STATUS_NAME!r} status in the message')
     values = {kv.key: kv.value for kv in status.values}
-    return Assessment(
-        stamp_ns=stamp_to_ns(msg.header.stamp),
-        chosen_mode=int(values['chosen_mode']),
-        tags={key[4:]: float(value) for key, value in values.items() if key.startswith('tag/')},
-        **{name: float(values[name]) for name in _SCALARS},
-    )
+    missing = [name for name in ('chosen_mode',) + _SCALARS if name not in values]
+    if missing:
+        raise AssessmentDecodeError('missing_value', f'assessment lacks {", ".join(missing)}')
+    try:
+        return Assessment(
+            stamp_ns=stamp_to_ns(msg.header.stamp),
+            chosen_mode=int(values['chosen_mode']),
+            tags={key[4:]: float(value) for key, value in values.items() if key.startswith('tag/')},
+            **{name: float(values[name]) for name in _SCALARS},
+        )
+    except ValueError as error:
+        raise AssessmentDecodeError('bad_value', f'assessment value is not a number: {error}') from None

@@ -15,18 +15,15 @@ from dataclasses import dataclass
 
 from sensor_msgs.msg import CameraInfo
 
+from stack_common.boundary import ConversionError
 from stack_common.timeutil import ns_to_stamp
 
 DISTORTION_MODELS = ('plumb_bob', 'rational_polynomial')
 DISTORTION_LENGTHS = (0, 4, 5, 8)
 
 
-class CameraInfoError(ValueError):
+class CameraInfoError(ConversionError):
     """A CameraInfo the stack cannot use; ``reason`` is a short key for counters."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

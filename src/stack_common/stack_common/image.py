@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
+from stack_common.boundary import ConversionError
 from stack_common.timeutil import ns_to_stamp
 
 # encoding -> (channels, OpenCV conversion to RGB or None when already RGB)
@@ -33,12 +34,8 @@ COMPRESSED_FORMATS = ('jpeg', 'png')
 MAX_IMAGE_PIXELS = 8192 * 8192
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(ConversionError):
     """A camera message that cannot be decoded; ``reason`` is a counter name."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
 
 
 def decode_raw(height: int, width: int, encoding: str, step: int, data) -> np.ndarray:

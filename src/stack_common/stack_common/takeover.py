@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from stack_common.boundary import ConversionError
 from stack_common.timeutil import ns_to_stamp, stamp_to_ns
 
 STATUS_PREFIX = 'critic/'
@@ -50,6 +51,10 @@ def takeover_to_msg(stamp_ns: int, state: str, reasons: list[TakeoverReason], wa
     return msg
 
 
+class TakeoverDecodeError(ConversionError):
+    """A takeover request whose values are not numbers; ``reason`` is a counter name."""
+
+
 def msg_to_takeover(msg: DiagnosticArray) -> tuple[int, list[TakeoverReason]]:
     """The stamp and the active reasons (ERROR statuses); no reasons: no takeover requested."""
     reasons = []
@@ -57,10 +62,13 @@ def msg_to_takeover(msg: DiagnosticArray) -> tuple[int, list[TakeoverReason]]:
         if status.level != DiagnosticStatus.ERROR:
             continue
         values = {kv.key: kv.value for kv in status.values}
-        reasons.append(TakeoverReason(
-            check=status.name.removeprefix(STATUS_PREFIX), message=status.message,
-            value=float(values['value']) if 'value' in values else None,
-            threshold=float(values['threshold']) if 'threshold' in values else None))
+        try:
+            reasons.append(TakeoverReason(
+                check=status.name.removeprefix(STATUS_PREFIX), message=status.message,
+                value=float(values['value']) if 'value' in values else None,
+                threshold=float(values['threshold']) if 'threshold' in values else None))
+        except ValueError as error:
+            raise TakeoverDecodeError('bad_value', f'{status.name}: value is not a number: {error}') from None
     return stamp_to_ns(msg.header.stamp), reasons
 
 

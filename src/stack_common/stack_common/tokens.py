@@ -14,6 +14,7 @@ from enum import IntEnum
 import numpy as np
 from sensor_msgs.msg import PointCloud2
 
+from stack_common.boundary import ConversionError
 from stack_common.pointcloud import array_to_cloud, cloud_to_array
 from stack_common.timeutil import stamp_to_ns
 
@@ -27,8 +28,8 @@ class Modality(IntEnum):
     LIDAR = 2
 
 
-class TokenDecodeError(ValueError):
-    """A message on the tokens topic that does not follow the contract."""
+class TokenDecodeError(ConversionError):
+    """A message on the tokens topic that does not follow the contract; ``reason`` is a counter name."""
 
 
 def token_dtype(dim: int) -> np.dtype:
@@ -75,7 +76,10 @@ def cloud_to_tokens(msg: PointCloud2) -> TokenSet:
     names = points.dtype.names or ()
     missing = {'x', 'y', 'z', 'modality', 'source', 'embedding'} - set(names)
     if missing:
-        raise TokenDecodeError(f'tokens cloud lacks fields {sorted(missing)}')
+        raise TokenDecodeError('missing_field', f'tokens cloud lacks fields {sorted(missing)}')
+    multiple = [name for name in ('x', 'y', 'z', 'modality', 'source') if points.dtype[name].shape]
+    if multiple:
+        raise TokenDecodeError('bad_field', f'tokens cloud fields {multiple} have count > 1, expected 1')
     embedding = points['embedding']
     if embedding.ndim == 1:
         embedding = embedding[:, None]

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
                '  avstack replay bags/drive1 --rate 0.5 --start-offset 20 --topics /vehicle/odometry\n'
                '  avstack replay bags/other_car --remap /cam0/image_raw:=/sensors/camera/front/image_raw\n'
                'exit codes: 0 played to the end (or stopped with Ctrl-C), 2 bad usage or a bag that is '
-               'missing or broken (`avstack bag reindex` recovers what precedes a cut).',
+               'missing, broken (`avstack bag reindex` recovers what precedes a cut) or has nothing to publish.',
         raw=True)
     parser.add_argument('bag', type=Path, help='rosbag2 directory or .mcap/.db3 file')
     parser.add_argument('--rate', '-r', type=float, default=1.0, help='playback speed factor (default 1)')
@@ -54,6 +54,10 @@ def run(args) -> int:
                            dict(args.remap), exclude_topics=topics.OUTPUTS if args.exclude_outputs else ())
         for topic, reason in player.status.skipped.items():
             print(f'avstack replay: not playing {topic}: {reason}', file=sys.stderr)
+        empty = player.nothing_to_publish()
+        if empty:
+            player.stop()
+            raise BagError(f'nothing to publish from {args.bag}: {empty}')
         print(f'playing {args.bag}: {len(player.publishers)} topics, {player.duration_s:.1f} s at {args.rate:g}x'
               + (', /clock' if args.clock else '') + (', looping' if args.loop else '') + '; Ctrl-C stops',
               flush=True)
@@ -75,6 +79,9 @@ def run(args) -> int:
         status = player.stop()
     if status.error:   # the bag broke while playing: what came before it was published
         raise BagError(status.error)
+    if not status.published and not stop.is_set():
+        raise BagError(f'published no message: the metadata of {args.bag} lists {player.bag.message_count}, its '
+                       f'storage files gave none')
     print(f'published {sum(status.published.values())} messages on {len(status.published)} topics, '
           f'{status.loops} full pass(es)', flush=True)
     return 0
