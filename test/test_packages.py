@@ -18,7 +18,7 @@ ROSDEP_KEYS = {
     'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'yaml': 'python3-yaml', 'torch': 'python3-torch',
     'transforms3d': 'python3-transforms3d', 'jsonschema': 'python3-jsonschema',
     'safetensors': 'python3-safetensors-pip', 'rosbags': 'python3-rosbags-pip', 'matplotlib': 'python3-matplotlib',
-    'mcap': 'python3-mcap-pip',
+    'mcap': 'python3-mcap-pip', 'backports': 'python3-backports-zstd-pip',
     'tqdm': 'python3-tqdm', 'psutil': 'python3-psutil', 'gymnasium': 'python3-gymnasium-pip',
     'highway_env': 'python3-highway-env-pip', 'pytest': 'python3-pytest', 'hypothesis': 'python3-hypothesis',
     'launch': 'launch', 'launch_ros': 'launch_ros', 'pygame': 'python3-pygame',
@@ -33,7 +33,8 @@ def imported_modules(package_dir: Path) -> set[str]:
                 modules |= {alias.name.split('.')[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 modules.add(node.module.split('.')[0])
-    return modules - set(sys.stdlib_module_names) - {package_dir.name, 'setuptools'}
+    # compression (zstd) is in the standard library from Python 3.14 on; before, backports.zstd stands in.
+    return modules - set(sys.stdlib_module_names) - {package_dir.name, 'setuptools', 'compression'}
 
 
 @pytest.mark.parametrize('package_dir', PACKAGES, ids=lambda p: p.name)
