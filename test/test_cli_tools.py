@@ -102,7 +102,9 @@ def test_synthetic_sensors_feed_avstack_up_and_reset_clears_a_takeover_once_inpu
     directory nothing."""
     cwd, out = tmp_path / 'cwd', tmp_path / 'run'
     cwd.mkdir()
-    up = Up('-o', str(out), '--config', str(liveness_only(tmp_path, {'startup_grace_s': 5.0})))
+    # No auto-clear: the takeover of the silent sensors must stay latched for `avstack reset` to clear.
+    up = Up('-o', str(out), '--config', str(liveness_only(tmp_path, {'startup_grace_s': 5.0,
+                                                                     'auto_clear_after_s': 0.0})))
     sensors = None
     try:
         up.wait_ready()
