@@ -48,9 +48,11 @@ def register(subparsers) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--scenario', nargs='+', choices=SCENARIOS, default=['highway-v0'],
                         help='scenario families, in order (default highway-v0)')
-    parser.add_argument('--driver', choices=('model', 'expert'), default='model',
+    parser.add_argument('--driver', choices=('model', 'expert', 'expert-plans'), default='model',
                         help='model: the stack drives, the safety driver takes over on request; '
-                             'expert: IDM/MOBIL drives everything (data collection, no stack nodes)')
+                             'expert: IDM/MOBIL drives everything (data collection, no stack nodes); '
+                             'expert-plans: the expert\'s own 4 s plan is published as the planner\'s, tracked '
+                             'and watched by the real critic (the critic\'s false alarms on good driving)')
     parser.add_argument('--checkpoint', type=Path, default=None, help='model checkpoint (default: the shipped one)')
     parser.add_argument('--out', '-o', type=Path, required=True, help='output directory')
     parser.add_argument('--realtime', action='store_true',
@@ -58,6 +60,12 @@ def register(subparsers) -> None:
     parser.add_argument('--expert-noise', type=float, default=None, metavar='RAD',
                         help='with --driver expert: std of a slow steering disturbance on the expert, so the '
                              'recorded data shows recoveries from drift (e.g. 0.03)')
+    parser.add_argument('--expert-speed-noise', type=float, default=None, metavar='HZ',
+                        help='with --driver expert: rate of events in which the expert cruises at 0.3-1.2x its '
+                             'cruise speed for 1.5-4 s, so the data shows recoveries to cruise (e.g. 0.1)')
+    parser.add_argument('--relabel', action='store_true',
+                        help='record the expert\'s plan from every state on /sim/expert_plan (the driver label '
+                             'of DAgger and of disturbed expert data; training prefers it to the logged future)')
     add_run_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -67,6 +75,8 @@ def options_from(args, scenarios: list[str], driver: str, out: Path, checkpoint:
     return SimOptions(out=out, scenarios=scenarios, episodes=args.episodes, seed=args.seed, driver=driver,
                       realtime=realtime, duration_s=args.duration, density=args.density, checkpoint=checkpoint,
                       expert_noise_rad=getattr(args, 'expert_noise', None),
+                      expert_speed_noise_hz=getattr(args, 'expert_speed_noise', None),
+                      relabel=getattr(args, 'relabel', False),
                       config=args.config, sim_config=args.sim_config, record=not args.no_record)
 
 

@@ -23,7 +23,7 @@ from rclpy.logging import LoggingSeverity
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from avstack.launcher import STACK_NODES, Launcher, NodeSpec, check_config
+from avstack.launcher import CRITIC_NODE, STACK_NODES, Launcher, NodeSpec, check_config
 from avstack.paths import default_config, share_directory
 from avstack.record import Recorder
 from avstack.ros_runtime import RosRuntime
@@ -38,7 +38,10 @@ BRIDGE_NODE = NodeSpec('bridge_node', 'sim_bridge', 'sim_bridge.bridge_node')
 RECORDED_TOPICS = [topics.camera_topic('front'), topics.lidar_topic('top'), topics.ODOMETRY, topics.CLOCK,
                    topics.SIM_SCENE_INFO, topics.SIM_STATUS, topics.TRAJECTORY, topics.ASSESSMENT,
                    topics.TAKEOVER_REQUEST, topics.TAKEOVER_ACTIVE, topics.ROUTE_COMMAND, topics.PERCEPTION_STATUS,
-                   topics.DIAGNOSTICS]
+                   topics.DIAGNOSTICS, topics.SIM_EXPERT_PLAN]
+# The nodes a run starts beside the bridge, per driver: the whole stack, the critic alone watching the expert's
+# plans, or nothing (the expert drives the simulator itself).
+DRIVER_NODES = {'model': STACK_NODES, 'expert-plans': (CRITIC_NODE,), 'expert': ()}
 BAG_NAME = 'run_mcap'
 RESULTS_NAME = 'episodes.jsonl'     # the bridge's episode records (the report is built from them)
 STOP_POLL_S = 0.5
@@ -67,6 +70,8 @@ class SimOptions:
     duration_s: float | None = None
     density: float | None = None
     expert_noise_rad: float | None = None  # steering disturbance of the expert (data collection)
+    expert_speed_noise_hz: float | None = None  # rate of cruise-speed disturbances of the expert
+    relabel: bool = False                # record the expert's plan from every state (/sim/expert_plan)
     checkpoint: Path | None = None
     config: Path | None = None           # the stack's parameter file (default config/stack.yaml)
     sim_config: Path | None = None       # the sim overrides (default config/sim.yaml)
@@ -102,6 +107,9 @@ def run_parameters(options: SimOptions) -> dict:
         bridge['density'] = float(options.density)
     if options.expert_noise_rad is not None:
         bridge['expert_steering_noise_rad'] = float(options.expert_noise_rad)
+    if options.expert_speed_noise_hz is not None:
+        bridge['expert_speed_disturbance_hz'] = float(options.expert_speed_noise_hz)
+    bridge['relabel'] = bool(options.relabel or bridge.get('relabel', False))
     if options.checkpoint is not None:
         for node in ('perception_node', 'planner_node'):
             document.setdefault(node, {PARAMS_KEY: {}})[PARAMS_KEY]['checkpoint'] = str(options.checkpoint)
@@ -181,9 +189,9 @@ class SimRun:
                 rclpy.logging.set_logger_level(recorder.node.get_logger().name, LoggingSeverity.WARN)
             launchers = []
             try:
-                if options.driver == 'model':
-                    launchers.append(Launcher(params, STACK_NODES, use_sim_time=True, output=self.log,
-                                              extra_env=SIM_ENV).start())
+                if DRIVER_NODES[options.driver]:
+                    launchers.append(Launcher(params, DRIVER_NODES[options.driver], use_sim_time=True,
+                                              output=self.log, extra_env=SIM_ENV).start())
                 launchers.append(Launcher(params, (BRIDGE_NODE,), use_sim_time=False, output=self.log,
                                           extra_env=SIM_ENV).start())
                 self._follow(observer, results, launchers, on_status, poll_s)

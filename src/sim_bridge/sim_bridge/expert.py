@@ -50,6 +50,34 @@ class SteeringNoise:
         return self.value
 
 
+class SpeedDisturbance:
+    """Now and then, the expert cruises at another speed for a while (data collection only).
+
+    Events start at ``rate_hz`` (a Poisson process); each holds the expert's target speed at a factor of its
+    cruise speed drawn from ``factor_range`` for a duration drawn from ``duration_range_s``, then lets go.
+    The recorded drive then shows the car off its cruise speed and recovering to it, while the labels (the
+    expert's plan, rolled out undisturbed) show how to get back.
+    """
+
+    def __init__(self, rate_hz: float, dt_s: float, seed: int, factor_range: tuple[float, float] = (0.3, 1.2),
+                 duration_range_s: tuple[float, float] = (1.5, 4.0)):
+        self.rate_hz, self.dt_s = rate_hz, dt_s
+        self.factor_range, self.duration_range_s = factor_range, duration_range_s
+        self.rng = np.random.default_rng(seed)
+        self.factor, self._remaining_s = 1.0, 0.0
+
+    def sample(self) -> float:
+        """The factor on the cruise speed for this step."""
+        if self._remaining_s > 0:
+            self._remaining_s -= self.dt_s
+        elif self.rng.random() < self.rate_hz * self.dt_s:
+            self.factor = float(self.rng.uniform(*self.factor_range))
+            self._remaining_s = float(self.rng.uniform(*self.duration_range_s))
+        else:
+            self.factor = 1.0
+        return self.factor
+
+
 class SafetyDriverVehicle(IDMVehicle):
     """The ego: commanded from outside, or the IDM/MOBIL expert while ``expert_engaged``.
 
@@ -69,8 +97,9 @@ class SafetyDriverVehicle(IDMVehicle):
         self.expert_engaged = False
         self.destination_node: str | None = None
         self.cruise_speed_mps = float(self.target_speed)
-        # Data collection only: a disturbance on the expert's steering (see SteeringNoise).
+        # Data collection only: disturbances of the expert's steering and cruise speed.
         self.steering_noise: SteeringNoise | None = None
+        self.speed_disturbance: SpeedDisturbance | None = None
         # Set by the env where it has junctions: whether a lane leads into one.
         self.is_approach_lane: Callable[[tuple], bool] | None = None
 
@@ -95,8 +124,10 @@ class SafetyDriverVehicle(IDMVehicle):
 
     def act(self, action: dict | str | None = None) -> None:
         if self.expert_engaged:
-            if self.is_approach_lane is not None:
-                self.target_speed = self.cruise_speed_mps if self.junction_clear() else 0.0
+            waiting = self.is_approach_lane is not None and not self.junction_clear()
+            self.target_speed = 0.0 if waiting else self.cruise_speed_mps
+            if self.speed_disturbance is not None:
+                self.target_speed *= self.speed_disturbance.sample()
             IDMVehicle.act(self)    # the commands of the stack are ignored while the expert drives
             if self.steering_noise is not None:
                 self.action['steering'] += self.steering_noise.sample()

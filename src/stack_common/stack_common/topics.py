@@ -13,6 +13,7 @@ DIAGNOSTICS = '/diagnostics'
 CLOCK = '/clock'
 SIM_SCENE_INFO = '/sim/scene_info'
 SIM_STATUS = '/sim/status'
+SIM_EXPERT_PLAN = '/sim/expert_plan'   # the expert's plan from each simulated state (driver label)
 
 
 def camera_topic(name: str) -> str:
