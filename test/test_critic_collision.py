@@ -30,12 +30,13 @@ def test_lidar_filter_moves_points_to_base_link_and_drops_ground_overhead_and_ow
                        [1.0, 0.0, -1.0],     # the car's own bonnet
                        [150.0, 0.0, -1.0]],  # out of range
                       np.float32)
-    kept = lidar_filter()(sensor)
+    kept, beams, radial = lidar_filter()(sensor)
+    assert beams is None and radial is None, "no velocities without the field"
     np.testing.assert_allclose(kept, [[10.0, 0.0]], atol=1e-6)
 
 
 def test_lidar_filter_applies_the_rotation_of_a_backward_facing_lidar():
-    kept = lidar_filter(translation=(-1.0, 0.5, 1.0), rpy=(0.0, 0.0, math.pi))(np.array([[5.0, 1.0, 0.0]], np.float32))
+    kept, _, _ = lidar_filter(translation=(-1.0, 0.5, 1.0), rpy=(0.0, 0.0, math.pi))(np.array([[5.0, 1.0, 0.0]], np.float32))
     np.testing.assert_allclose(kept, [[-6.0, -0.5]], atol=1e-5)
 
 

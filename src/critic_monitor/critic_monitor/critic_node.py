@@ -37,7 +37,7 @@ from stack_common.assessment import msg_to_assessment
 from stack_common.diagnostics import ERROR, OK, STALE, WARN, diagnostic_array, make_status
 from stack_common.node_main import run_node
 from stack_common.odometry import odometry_to_ego
-from stack_common.pointcloud import CloudDecodeError, cloud_to_array, points_xyz
+from stack_common.pointcloud import CloudDecodeError, cloud_to_array, point_channels
 from stack_common.qos import LATCHED_QOS, PLAN_QOS, SENSOR_QOS, STATUS_QOS
 from stack_common.ros_params import declare_node_config
 from stack_common.takeover import TakeoverReason, takeover_to_msg
@@ -113,13 +113,14 @@ class CriticNode(Node):
     def on_lidar(self, msg: PointCloud2, name: str) -> None:
         start, receipt = time.perf_counter(), self.now_ns()
         try:
-            xyz = points_xyz(cloud_to_array(msg))
+            xyz, channels = point_channels(cloud_to_array(msg), ('radial_velocity',))
         except CloudDecodeError as error:
             # Not counted as alive: a lidar whose clouds cannot be read is a silent lidar.
             self.input_errors[f'lidar_{error.reason}'] += 1
             self.get_logger().warning(f'lidar {name}: {error}', throttle_duration_sec=WARN_THROTTLE_S)
             return
-        self.publish_transitions(self.core.on_lidar(name, xyz, stamp_to_ns(msg.header.stamp), receipt), start)
+        self.publish_transitions(self.core.on_lidar(name, xyz, stamp_to_ns(msg.header.stamp), receipt,
+                                                    channels.get('radial_velocity')), start)
         self.publish_markers()
 
     def on_odometry(self, msg: Odometry) -> None:
