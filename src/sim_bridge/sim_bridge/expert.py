@@ -16,6 +16,7 @@ from highway_env.vehicle.behavior import IDMVehicle
 from highway_env.vehicle.kinematics import Vehicle
 
 STACK, EXPERT = 'stack', 'expert'
+ROUTE_LANE_TOLERANCE_M = 4.0   # a car this far from a route lane's centre line (or ends) is not on it
 EGO_COLOR = (50, 200, 0)
 
 
@@ -91,6 +92,7 @@ class SafetyDriverVehicle(IDMVehicle):
     GAP_HORIZON_S = 4.0
     JUNCTION_PATH_M = 30.0
     CONFLICT_DISTANCE_M = 3.5
+    CROSSING_RAD = np.radians(60)   # a car heading this far off the ego's heading crosses its path
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -111,13 +113,37 @@ class SafetyDriverVehicle(IDMVehicle):
         return super().plan_route_to(destination)
 
     def engage_expert(self) -> None:
-        """Take the wheel where the stack left the car: follow the current lane, re-plan the route from it."""
+        """Take the wheel where the stack left the car: on the lane of its route it is on (the route it was
+        given at the start, which the stack's driving did not consume), else the lane nearest to it and a
+        route re-planned from there. Inside a junction the nearest lane is often a connector crossing the
+        car's own: taking it would turn the car into another road."""
         if self.expert_engaged:
             return
         self.expert_engaged = True
+        on_route = self.nearest_route_lane()
+        if on_route is not None:
+            index, lane_index = on_route
+            self.route = [lane_index] + list(self.route[index + 1:])
+            self.target_lane_index = lane_index
+            return
         self.target_lane_index = self.lane_index
         if self.destination_node is not None:
             super().plan_route_to(self.destination_node)
+
+    def nearest_route_lane(self) -> tuple[int, tuple] | None:
+        """(index in the route, lane index) of the route's lane the car is on (within a lane width of its
+        centre line, between its ends; any lane of a route's road, the nearest), None without a route or off
+        it."""
+        best, best_lateral = None, ROUTE_LANE_TOLERANCE_M
+        network = self.road.network
+        for index, (start, end, _) in enumerate(self.route or []):
+            for candidate in range(len(network.graph.get(start, {}).get(end, []))):
+                lane = network.get_lane((start, end, candidate))
+                longitudinal, lateral = lane.local_coordinates(self.position)
+                if -ROUTE_LANE_TOLERANCE_M <= longitudinal <= lane.length + ROUTE_LANE_TOLERANCE_M \
+                        and abs(lateral) < best_lateral:
+                    best, best_lateral = (index, (start, end, candidate)), abs(lateral)
+        return best
 
     def release_expert(self) -> None:
         self.expert_engaged = False
@@ -139,6 +165,21 @@ class SafetyDriverVehicle(IDMVehicle):
         if self.expert_engaged and self.speed + self.action['acceleration'] * dt < 0.0:
             self.action['acceleration'] = -max(self.speed, 0.0) / dt
         super().step(dt)
+
+    def acceleration(self, ego_vehicle, front_vehicle=None, rear_vehicle=None) -> float:
+        """IDM, except that past its approach lane the expert does not brake for a car crossing its path.
+
+        highway-env takes any car within a lane's width of the ego's lane as the car ahead: in a junction that
+        is crossing traffic still on its own approach. Braking for it leaves the ego standing in the junction
+        for that car to run into (the crashes of ``--driver expert-plans`` in intersection-v0); the gap it
+        accepted at its own approach is what keeps it clear.
+        """
+        if (ego_vehicle is self and front_vehicle is not None and self.is_approach_lane is not None
+                and not self.is_approach_lane(self.lane_index)
+                and abs(np.arctan2(np.sin(front_vehicle.heading - self.heading),
+                                   np.cos(front_vehicle.heading - self.heading))) > self.CROSSING_RAD):
+            front_vehicle = None
+        return super().acceleration(ego_vehicle, front_vehicle, rear_vehicle)
 
     def junction_clear(self) -> bool:
         """False while waiting at the entry of a junction for a gap; True everywhere else."""

@@ -142,7 +142,8 @@ class SimulationCore:
         points = lidar_points(self._observation, heading, lidar['range_m'], tuple(lidar['layer_heights_m']),
                               lidar['mount_height_m'])
         rgb = self.camera.render(self.env.road, v.position, heading)
-        scene = scene_info(self.env, self.scenario, self.stamp_ns, self.tag_rules, self.route_command)
+        scene = scene_info(self.env, self.scenario, self.stamp_ns, self.tag_rules, self.route_command,
+                           self.record.seed if self.record is not None else 0)
         plan = None
         if self.plans_expert:
             poses = expert_plan(self.env, self.plan_t_s, self.config['expert_plan']['radius_m'])
