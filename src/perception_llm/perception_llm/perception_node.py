@@ -29,7 +29,7 @@ from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
 from stack_common.image import ImageDecodeError, compressed_msg_to_rgb, image_msg_to_rgb
 from stack_common.node_main import run_node
 from stack_common.odometry import odometry_to_ego
-from stack_common.pointcloud import CloudDecodeError, cloud_to_array, points_xyz_intensity
+from stack_common.pointcloud import LIDAR_CHANNELS, CloudDecodeError, cloud_to_array, point_channels
 from stack_common.qos import SENSOR_QOS, STATUS_QOS, TOKENS_QOS
 from stack_common.ros_params import declare_node_config
 from stack_common.timeutil import stamp_to_ns
@@ -91,7 +91,8 @@ class PerceptionNode(Node):
         start = time.perf_counter()
         try:
             cloud = cloud_to_array(msg)
-            points, intensity = points_xyz_intensity(cloud)
+            points, channels = point_channels(cloud, LIDAR_CHANNELS)
+            intensity = channels.get('intensity')
         except CloudDecodeError as error:
             return self.reject(lidar.key, error.reason, str(error))
         self.decode_ms.append((time.perf_counter() - start) * 1e3)
@@ -103,7 +104,7 @@ class PerceptionNode(Node):
         elif intensity is None:
             self.flag(lidar.key, 'no_intensity', 'cloud has no intensity field; the BEV intensity channel is 0')
         self.publish(self.core.add_lidar(lidar.name, stamp_to_ns(msg.header.stamp), points, intensity,
-                                         self.now_ns()))
+                                         self.now_ns(), channels.get('radial_velocity')))
 
     def on_odometry(self, msg: Odometry) -> None:
         self.core.add_odometry(odometry_to_ego(msg))
