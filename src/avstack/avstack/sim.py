@@ -165,6 +165,8 @@ def execute(options: SimOptions, command: str = 'sim') -> tuple[int, dict | None
     print_summary(result.report)
     print(f'report: {result.report_path}')
     print('plots:  ' + ', '.join(str(p) for p in result.plots))
+    if result.videos:
+        print('videos: ' + ', '.join(str(p) for p in result.videos))
     if result.bag is not None:
         print(f'mcap:   {result.bag}')
     print(f'ran on ROS_DOMAIN_ID={result.report["ros_domain_id"]} (set ROS_DOMAIN_ID yourself to watch a run live)')

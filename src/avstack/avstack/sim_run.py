@@ -28,6 +28,7 @@ from avstack.paths import default_config, share_directory
 from avstack.record import Recorder
 from avstack.ros_runtime import RosRuntime
 from avstack.sim_report import build_report, plot_episodes, write_report
+from avstack.sim_video import write_videos
 from stack_common import topics
 from stack_common.config import PARAMS_KEY, merge_documents, read_params_file
 from stack_common.qos import STATUS_QOS
@@ -158,6 +159,7 @@ class SimResult:
     report_path: Path
     plots: list[Path]
     bag: Path | None
+    videos: list[Path] = field(default_factory=list)
 
 
 class SimRun:
@@ -215,7 +217,12 @@ class SimRun:
         report = build_report(episodes, run_info)
         plots = plot_episodes(episodes, options.out)
         report['files']['plots'] = [str(p) for p in plots]
-        return SimResult(report, write_report(report, options.out / 'report.json'), plots, bag)
+        videos = []
+        if bag is not None:
+            camera = yaml.safe_load(params.read_text())[BRIDGE_NODE.name][PARAMS_KEY]['camera']
+            videos = write_videos(bag, options.out, camera, camera['topic'])
+        report['files']['videos'] = [str(p) for p in videos]
+        return SimResult(report, write_report(report, options.out / 'report.json'), plots, bag, videos)
 
     def _follow(self, observer: SimStatusObserver, results: Path, launchers: list[Launcher], on_status,
                 poll_s: float) -> None:
