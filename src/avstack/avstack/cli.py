@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     'mine': 'avstack.mine',
     'sim': 'avstack.sim',
     'sim-suite': 'avstack.sim_suite',
+    'dagger': 'avstack.dagger',
 }
 
 EPILOG = """exit codes: 0 success, 1 failure (a node died, a check failed), 2 bad usage or configuration.
