@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sim_bridge.envs import SCENARIOS, EnvSettings, make_env
-from sim_bridge.expert import SpeedDisturbance
+from sim_bridge.expert import LeadBraking, SpeedDisturbance
 from sim_bridge.expert_plan import expert_plan
 from sim_bridge.simulation import SimulationCore
 from stack_common.config import load_schema, validate
@@ -65,6 +65,29 @@ def test_the_speed_disturbance_holds_the_cruise_speed_off_and_lets_go():
     assert 0.2 < disturbed.mean() < 0.6 and factors.min() >= 0.3 and factors.max() <= 1.2
     starts = np.flatnonzero(np.diff(disturbed.astype(int)) == 1)
     assert 60 < len(starts) < 180   # about 0.2 events per second
+
+
+def test_a_car_ahead_brakes_hard_for_a_while_and_the_expert_stays_clear():
+    env = expert_env('highway-v0', seed=12)
+    ego, road = env.vehicle, env.unwrapped.road
+    braking = LeadBraking(rate_hz=10.0, dt_s=0.1, seed=0)   # starts as soon as a car is close ahead
+    for _ in range(200):
+        braking.step(road, ego)
+        if braking.car is not None:
+            break
+        env.step(np.zeros(2, np.float32))
+    lead, (cruise, _) = braking.car, braking._saved
+    assert lead is not None and lead.target_speed <= 0.5 * lead.speed + 1e-9
+    ego_speed, lead_speed = ego.speed, lead.speed
+    for _ in range(10):                                       # 1 s
+        braking.step(road, ego)
+        env.step(np.zeros(2, np.float32))
+    assert lead.speed < lead_speed - 3.0                      # IDM brakes at up to 6 m/s^2
+    while braking.car is not None:
+        braking.step(road, ego)
+        env.step(np.zeros(2, np.float32))
+    assert lead.target_speed == cruise and braking.events == 1
+    assert lead.lane_index[:2] == ego.lane_index[:2] and not ego.crashed
 
 
 def test_relabelled_steps_carry_the_expert_plan_stamped_like_the_frame():

@@ -63,6 +63,9 @@ def register(subparsers) -> None:
     parser.add_argument('--expert-speed-noise', type=float, default=None, metavar='HZ',
                         help='with --driver expert: rate of events in which the expert cruises at 0.3-1.2x its '
                              'cruise speed for 1.5-4 s, so the data shows recoveries to cruise (e.g. 0.1)')
+    parser.add_argument('--lead-brake', type=float, default=None, metavar='HZ',
+                        help='rate of events in which a car ahead of the ego (or one cutting in) brakes hard for 2-5 s, '
+                             'so the recorded data shows the answer to a braking lead car (e.g. 0.2)')
     parser.add_argument('--relabel', action='store_true',
                         help='record the expert\'s plan from every state on /sim/expert_plan (the driver label '
                              'of DAgger and of disturbed expert data; training prefers it to the logged future)')
@@ -76,6 +79,7 @@ def options_from(args, scenarios: list[str], driver: str, out: Path, checkpoint:
                       realtime=realtime, duration_s=args.duration, density=args.density, checkpoint=checkpoint,
                       expert_noise_rad=getattr(args, 'expert_noise', None),
                       expert_speed_noise_hz=getattr(args, 'expert_speed_noise', None),
+                      lead_brake_hz=getattr(args, 'lead_brake', None),
                       relabel=getattr(args, 'relabel', False),
                       config=args.config, sim_config=args.sim_config, record=not args.no_record)
 

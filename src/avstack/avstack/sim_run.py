@@ -72,6 +72,7 @@ class SimOptions:
     density: float | None = None
     expert_noise_rad: float | None = None  # steering disturbance of the expert (data collection)
     expert_speed_noise_hz: float | None = None  # rate of cruise-speed disturbances of the expert
+    lead_brake_hz: float | None = None          # rate of hard-braking events of the car ahead
     relabel: bool = False                # record the expert's plan from every state (/sim/expert_plan)
     checkpoint: Path | None = None
     config: Path | None = None           # the stack's parameter file (default config/stack.yaml)
@@ -110,6 +111,8 @@ def run_parameters(options: SimOptions) -> dict:
         bridge['expert_steering_noise_rad'] = float(options.expert_noise_rad)
     if options.expert_speed_noise_hz is not None:
         bridge['expert_speed_disturbance_hz'] = float(options.expert_speed_noise_hz)
+    if options.lead_brake_hz is not None:
+        bridge['lead_brake_hz'] = float(options.lead_brake_hz)
     bridge['relabel'] = bool(options.relabel or bridge.get('relabel', False))
     if options.checkpoint is not None:
         for node in ('perception_node', 'planner_node'):

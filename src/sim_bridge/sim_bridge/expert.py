@@ -79,6 +79,58 @@ class SpeedDisturbance:
         return self.factor
 
 
+class LeadBraking:
+    """Now and then, a car ahead of the ego brakes hard, or cuts into its lane and brakes (data collection only).
+
+    Events start at ``rate_hz`` (a Poisson process). The car is the one ahead in the ego's lane when it is
+    within ``max_gap_m``, else one ahead in a neighbouring lane within ``cut_in_gap_m``, which is steered into
+    the ego's lane (highway-env's cruising traffic keeps its distance and seldom shows either). Its target
+    speed drops to a factor of its speed drawn from ``factor_range`` (IDM then brakes at up to 6 m/s^2) for a
+    duration drawn from ``duration_range_s``; then it resumes. The recorded drive shows the expert's answer.
+    """
+
+    def __init__(self, rate_hz: float, dt_s: float, seed: int, factor_range: tuple[float, float] = (0.0, 0.5),
+                 duration_range_s: tuple[float, float] = (2.0, 5.0), max_gap_m: float = 60.0,
+                 cut_in_gap_m: tuple[float, float] = (8.0, 40.0)):
+        self.rate_hz, self.dt_s, self.max_gap_m, self.cut_in_gap_m = rate_hz, dt_s, max_gap_m, cut_in_gap_m
+        self.factor_range, self.duration_range_s = factor_range, duration_range_s
+        self.rng = np.random.default_rng(seed)
+        self.car, self._saved, self._remaining_s = None, (0.0, True), 0.0
+        self.events = 0
+
+    def step(self, road, ego) -> None:
+        """Advance one period of ``dt_s``: end a running event, or maybe start one."""
+        if self.car is not None:
+            self._remaining_s -= self.dt_s
+            if self._remaining_s <= 0:
+                self.car.target_speed, self.car.enable_lane_change = self._saved
+                self.car = None
+            return
+        if self.rng.random() >= self.rate_hz * self.dt_s:
+            return
+        car = self._pick(road, ego)
+        if car is None:
+            return
+        self.car, self._saved = car, (car.target_speed, car.enable_lane_change)
+        car.target_lane_index, car.enable_lane_change = ego.lane_index, False
+        car.target_speed = float(car.speed * self.rng.uniform(*self.factor_range))
+        self._remaining_s = float(self.rng.uniform(*self.duration_range_s))
+        self.events += 1
+
+    def _pick(self, road, ego):
+        def gap(car) -> float:
+            return float(np.dot(car.position - ego.position, ego.direction)) if car is not None else -1.0
+
+        front, _ = road.neighbour_vehicles(ego, ego.lane_index)
+        if hasattr(front, 'target_speed') and 0.0 < gap(front) <= self.max_gap_m:
+            return front
+        for lane_index in road.network.side_lanes(ego.lane_index):
+            car, _ = road.neighbour_vehicles(ego, lane_index)
+            if hasattr(car, 'target_speed') and self.cut_in_gap_m[0] <= gap(car) <= self.cut_in_gap_m[1]:
+                return car
+        return None
+
+
 class SafetyDriverVehicle(IDMVehicle):
     """The ego: commanded from outside, or the IDM/MOBIL expert while ``expert_engaged``.
 

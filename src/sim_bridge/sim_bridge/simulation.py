@@ -18,7 +18,7 @@ import numpy as np
 from sim_bridge.camera import TopDownCamera
 from sim_bridge.controller import ControllerConfig, Pose2D, TrajectoryController
 from sim_bridge.envs import EnvSettings, make_env
-from sim_bridge.expert import EXPERT, SafetyDriver, SpeedDisturbance, SteeringNoise
+from sim_bridge.expert import EXPERT, LeadBraking, SafetyDriver, SpeedDisturbance, SteeringNoise
 from sim_bridge.expert_plan import expert_plan
 from sim_bridge.lidar import lidar_points
 from sim_bridge.metrics import EpisodeRecord
@@ -115,6 +115,9 @@ class SimulationCore:
             if cfg['expert_speed_disturbance_hz'] > 0:
                 self.vehicle.speed_disturbance = SpeedDisturbance(cfg['expert_speed_disturbance_hz'], substep_s,
                                                                   cfg['seed'] + episode)
+        self.lead_braking = None
+        if cfg['lead_brake_hz'] > 0:
+            self.lead_braking = LeadBraking(cfg['lead_brake_hz'], self.period_ns / NS_PER_S, cfg['seed'] + episode)
         return True
 
     @property
@@ -152,8 +155,12 @@ class SimulationCore:
         return SensorFrame(self.stamp_ns, ego, rgb, points, scene, plan)
 
     def hold(self, delta_ns: int) -> None:
-        """Let sim time pass without moving the world (while the stack starts); the episode's clock waits."""
+        """Let sim time pass without moving the world (while the stack starts); the episode's clock waits.
+
+        The sensors look again, so a world changed in place between steps (a test arranging cars) is seen.
+        """
         self.stamp_ns += delta_ns
+        self._observation = self.env.unwrapped.observation_type.observe()
         if self.record is not None:
             self.record.start_stamp_ns += delta_ns
         self._remember_pose()
@@ -216,6 +223,8 @@ class SimulationCore:
                 self.controller.reset()
             action = self._stack_action()
 
+        if self.lead_braking is not None:
+            self.lead_braking.step(self.env.unwrapped.road, v)
         position = v.position.copy()
         self._previous_heading = float(v.heading)
         self._observation, _, terminated, truncated, _ = self.env.step(action)
