@@ -30,12 +30,13 @@ def test_lidar_filter_moves_points_to_base_link_and_drops_ground_overhead_and_ow
                        [1.0, 0.0, -1.0],     # the car's own bonnet
                        [150.0, 0.0, -1.0]],  # out of range
                       np.float32)
-    kept = lidar_filter()(sensor)
+    kept, beams, radial = lidar_filter()(sensor)
+    assert beams is None and radial is None, "no velocities without the field"
     np.testing.assert_allclose(kept, [[10.0, 0.0]], atol=1e-6)
 
 
 def test_lidar_filter_applies_the_rotation_of_a_backward_facing_lidar():
-    kept = lidar_filter(translation=(-1.0, 0.5, 1.0), rpy=(0.0, 0.0, math.pi))(np.array([[5.0, 1.0, 0.0]], np.float32))
+    kept, _, _ = lidar_filter(translation=(-1.0, 0.5, 1.0), rpy=(0.0, 0.0, math.pi))(np.array([[5.0, 1.0, 0.0]], np.float32))
     np.testing.assert_allclose(kept, [[-6.0, -0.5]], atol=1e-5)
 
 
@@ -45,7 +46,7 @@ def test_lidar_filter_keeps_the_open_height_band_and_the_closed_range_and_return
                        [10.0, 0.0, 1.0],      # exactly at the highest: overhead, dropped
                        [48.0, 0.0, 0.0],      # exactly at the range in x: kept
                        [10.0, 50.0, 0.0]])    # exactly at the range in y: kept
-    kept = cut(sensor)   # float64 in
+    kept, _, _ = cut(sensor)   # float64 in
     assert kept.dtype == np.float32
     np.testing.assert_array_equal(kept, [[50.0, 0.0], [12.0, 50.0]])
 

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from perception_llm.calibration import sensor_to_base, transform_points
-from perception_llm.lidar_encoder import COUNT, INTENSITY, MIN_HEIGHT, BevGrid, LidarEncoder
+from perception_llm.lidar_encoder import (
+    BEV_CHANNELS, COUNT, INTENSITY, MIN_HEIGHT, RADIAL_VELOCITY, RADIAL_VELOCITY_CLIP, RADIAL_VELOCITY_SCALE_MPS, BevGrid,
+    LidarEncoder)
 from perception_llm.pipeline import PerceptionCore
 from stack_common.config import load_node_config
 
@@ -88,7 +90,7 @@ def test_cell_features_are_count_max_and_min_height_and_mean_intensity():
     assert GRID.height_above_m(bev, MIN_HEIGHT)[row, col] == pytest.approx(0.0, abs=1e-5)
     assert cell[INTENSITY] == pytest.approx(0.4)
     assert np.count_nonzero(bev[COUNT]) == 2
-    assert bev.shape == (4, 160, 120) and bev.dtype == np.float32
+    assert bev.shape == (BEV_CHANNELS, 160, 120) and bev.dtype == np.float32
 
 
 def test_points_outside_the_box_or_not_finite_are_ignored_and_no_intensity_is_zero():
@@ -99,9 +101,27 @@ def test_points_outside_the_box_or_not_finite_are_ignored_and_no_intensity_is_ze
     assert not bev[INTENSITY].any() and np.isfinite(bev).all()
 
 
+def test_radial_velocity_is_the_mean_per_cell_scaled_and_clipped_and_zero_without_it():
+    points = np.array([[10.1, 0.2, 0.5], [10.2, 0.3, 1.0], [30.0, 5.0, 1.0], [40.0, -5.0, 1.0]], np.float32)
+    bev = GRID.features(points, None, np.array([-6.0, -4.0, 12.0, -80.0], np.float32))
+    cell = lambda x, y: (int((x + 20) / 0.5), int((y + 30) / 0.5))
+    assert bev[RADIAL_VELOCITY][cell(10.1, 0.2)] == pytest.approx(-5.0 / RADIAL_VELOCITY_SCALE_MPS)   # closing
+    assert bev[RADIAL_VELOCITY][cell(30.0, 5.0)] == pytest.approx(1.2)                                  # receding
+    assert bev[RADIAL_VELOCITY][cell(40.0, -5.0)] == pytest.approx(-RADIAL_VELOCITY_CLIP)
+    assert not GRID.features(points, None, None)[RADIAL_VELOCITY].any()
+
+
+def test_only_blocks_that_hold_a_return_make_bev_tokens():
+    encoder = LidarEncoder(64, GRID.shape, 8)
+    bev = torch.from_numpy(GRID.features(np.array([[10.1, 0.2, 0.5], [50.0, -20.0, 1.0]], np.float32)))[None]
+    occupied = encoder.occupied_blocks(bev)[0]
+    anchors = GRID.token_anchors(8)[occupied.numpy()]
+    assert occupied.sum() == 2 and anchors.tolist() == [[10.0, 0.0], [50.0, -20.0]]   # 4 m blocks around them
+
+
 def test_an_empty_sweep_gives_an_empty_grid():
     bev = GRID.features(np.zeros((0, 3), np.float32), np.zeros(0, np.float32))
-    assert bev.shape == (4, 160, 120) and not bev.any()
+    assert bev.shape == (BEV_CHANNELS, 160, 120) and not bev.any()
 
 
 def test_anchors_are_the_centres_of_the_token_blocks_in_row_major_order():
@@ -125,7 +145,7 @@ def test_vehicle_box_removes_the_cars_own_returns():
 def test_the_encoder_gives_one_token_per_block_for_any_power_of_two_stride(stride):
     encoder = LidarEncoder(32, (32, 48), stride).eval()
     with torch.inference_mode():
-        tokens = encoder(torch.zeros(2, 4, 32, 48))
+        tokens = encoder(torch.zeros(2, BEV_CHANNELS, 32, 48))
     assert tokens.shape == (2, (32 // stride) * (48 // stride), 32)
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from perception_llm.fusion import CHECKPOINT_PREFIX, EncoderConfig, SensorEncoders
+from perception_llm.lidar_encoder import BEV_CHANNELS
 from perception_llm.weights import load_encoders
 from stack_common.checkpoint import CheckpointError, save_checkpoint
 from stack_common.config import load_node_config
@@ -22,7 +23,7 @@ def save_encoders(directory, encoders: SensorEncoders, **extra_config):
 
 def sample_tokens(encoders: SensorEncoders) -> torch.Tensor:
     with torch.inference_mode():
-        return encoders.encode_lidar(torch.ones(1, 4, 160, 120))
+        return encoders.encode_lidar(torch.ones(1, BEV_CHANNELS, 160, 120))
 
 
 def test_without_a_checkpoint_the_seeded_encoders_come_with_one_warning(tmp_path, monkeypatch):

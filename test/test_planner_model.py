@@ -1,4 +1,4 @@
-"""The driving model: presets, shapes, checkpoints and the planner core."""
+"""The driving model: presets, shapes, the kinematic decoder, mode selection, checkpoints and the planner core."""
 
 import json
 
@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from perception_llm.fusion import SensorEncoders
+from perception_llm.lidar_encoder import BEV_CHANNELS
 from planner.checkpoint import load_model, save_model
-from planner.model import DrivingModel, init_weights
-from planner.planning import PlannerCore, pad_tokens
+from planner.model import SCORE_TERMS, DrivingModel, ModelOutput, choose_mode, init_weights, pack_tokens
+from planner.planning import PlannerCore
 from planner.presets import PRESETS, preset_configs
 from planner.sizing import measure
 from stack_common.checkpoint import CheckpointError
-from stack_common.tokens import Modality, TokenSet
+from stack_common.tokens import EGO_STATE_SCALE, Modality, TokenSet
 
 
 def small_model(seed: int = 0):
@@ -23,15 +24,16 @@ def small_model(seed: int = 0):
     return model.eval(), SensorEncoders.seeded(encoder_cfg)
 
 
-def random_inputs(cfg, batch=2, real=300, seed=0):
+def random_inputs(cfg, batch=2, real=60, seed=0, speed_mps=10.0):
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randn(batch, cfg.max_tokens, cfg.token_dim, generator=generator)
     anchors = torch.randn(batch, cfg.max_tokens, 3, generator=generator) * 20
-    anchors[:, :50] = float('nan')
+    anchors[:, :20] = float('nan')
     mask = torch.zeros(batch, cfg.max_tokens, dtype=torch.bool)
     mask[:, :real] = True
     modality = torch.full((batch, cfg.max_tokens), int(Modality.LIDAR), dtype=torch.uint8)
     modality[:, real - 1] = Modality.EGO
+    tokens[:, real - 1, :3] = torch.tensor([speed_mps / EGO_STATE_SCALE[0], 0.0, 0.0])
     return tokens, anchors, mask, torch.zeros(batch, dtype=torch.long), modality
 
 
@@ -52,21 +54,27 @@ def test_output_shapes_and_ranges():
         out = model(*random_inputs(cfg))
     assert out.trajectories.shape == (2, cfg.n_modes, cfg.horizon, 3)
     assert out.mode_logits.shape == out.plan_score.shape == (2, cfg.n_modes)
+    assert out.score_logits.shape == (2, cfg.n_modes, len(SCORE_TERMS))
     assert out.tag_logits.shape == (2, len(cfg.scene_tags))
-    for scores in (out.collision_risk, out.progress, out.comfort, out.plan_score):
-        assert bool(((scores >= 0) & (scores <= 1)).all())
+    assert bool(((out.plan_score >= 0) & (out.plan_score <= 1)).all())
     assert bool(torch.isfinite(out.trajectories).all()) and out.novelty.shape == (2,)
 
 
-def test_padding_slots_do_not_change_the_plan():
+def test_padding_slots_do_not_change_the_plan_and_real_tokens_are_packed_first():
     model, _ = small_model()
     tokens, anchors, mask, route, modality = random_inputs(model.cfg)
     with torch.no_grad():
         first = model(tokens, anchors, mask, route, modality).trajectories
-        tokens[:, 300:] = torch.randn_like(tokens[:, 300:]) * 100
-        modality[:, 300:] = Modality.EGO
+        tokens[:, 60:] = torch.randn_like(tokens[:, 60:]) * 100
+        modality[:, 60:] = Modality.EGO
         second = model(tokens, anchors, mask, route, modality).trajectories
+        # the same real tokens, scattered among padding slots
+        order = torch.randperm(tokens.shape[1], generator=torch.Generator().manual_seed(1))
+        third = model(tokens[:, order], anchors[:, order], mask[:, order], route, modality[:, order]).trajectories
     torch.testing.assert_close(first, second)
+    torch.testing.assert_close(first, third, rtol=1e-4, atol=1e-4)
+    packed = pack_tokens(tokens[:, order], anchors[:, order], mask[:, order], modality[:, order], model.cfg.max_tokens)
+    assert packed[0].shape[1] == 60 and bool(packed[2].all())
 
 
 def test_route_command_changes_the_plan():
@@ -78,22 +86,59 @@ def test_route_command_changes_the_plan():
     assert not torch.allclose(follow, left)
 
 
-def test_every_mode_is_a_residual_over_driving_on_at_the_ego_tokens_speed():
+def test_zero_controls_drive_straight_on_at_the_measured_speed():
     model, _ = small_model()
-    tokens, anchors, mask, route, modality = random_inputs(model.cfg)
-    with torch.no_grad():
-        model.ego_speed_head.weight.zero_()
-        model.ego_speed_head.bias.fill_(1.2)
-        fast = model(tokens, anchors, mask, route, modality)
-        model.ego_speed_head.bias.fill_(0.2)
-        slow = model(tokens, anchors, mask, route, modality)
-        no_ego = model(tokens, anchors, mask, route, torch.full_like(modality, int(Modality.LIDAR)))
+    speed = torch.tensor([0.0, 12.5])
+    straight = model.rollout(speed, torch.zeros(2, 3, model.cfg.horizon, 2))
     t_s = model.cfg.dt_s * torch.arange(1, model.cfg.horizon + 1)
-    torch.testing.assert_close(fast.ego_speed, torch.full((2,), 12.0))
-    torch.testing.assert_close(no_ego.ego_speed, torch.zeros(2))
-    shift = fast.trajectories - slow.trajectories
-    torch.testing.assert_close(shift[..., 0], (10.0 * t_s).expand_as(shift[..., 0]))
-    torch.testing.assert_close(shift[..., 1:], torch.zeros_like(shift[..., 1:]))
+    torch.testing.assert_close(straight[1, :, :, 0], (12.5 * t_s).expand(3, -1))
+    torch.testing.assert_close(straight[..., 1:], torch.zeros_like(straight[..., 1:]))
+    torch.testing.assert_close(straight[0], torch.zeros_like(straight[0]))
+
+
+def test_the_ego_speed_in_the_token_is_the_speed_the_plan_starts_from():
+    model, _ = small_model()
+    with torch.no_grad():
+        model.trajectory_head[-1].weight.zero_()
+        model.trajectory_head[-1].bias.zero_()
+        slow = model(*random_inputs(model.cfg, speed_mps=5.0)).trajectories
+        fast = model(*random_inputs(model.cfg, speed_mps=20.0)).trajectories
+    t_s = model.cfg.dt_s * torch.arange(1, model.cfg.horizon + 1)
+    torch.testing.assert_close(fast[..., 0] - slow[..., 0], (15.0 * t_s).expand_as(fast[..., 0]))
+
+
+def test_no_mode_reverses_or_turns_tighter_than_the_limit():
+    model, _ = small_model()
+    controls = torch.randn(4, 6, model.cfg.horizon, 2) * 10
+    poses = model.rollout(torch.tensor([0.5, 3.0, 15.0, 30.0]), controls)
+    step = torch.diff(torch.cat([torch.zeros_like(poses[..., :1, :]), poses], -2), dim=-2)
+    heading = poses[..., 2]
+    forward = step[..., 0] * torch.cos(heading) + step[..., 1] * torch.sin(heading)
+    assert bool((forward >= -1e-3).all())
+    turn = torch.diff(torch.cat([torch.zeros_like(heading[..., :1]), heading], -1), dim=-1)
+    length = step[..., :2].norm(dim=-1)
+    assert bool((turn.abs() <= model.cfg.max_curvature_per_m * length + 1e-4).all())
+
+
+def mode_output(mode_logits, score_logits) -> ModelOutput:
+    b, k = mode_logits.shape
+    zeros = torch.zeros(b, k)
+    return ModelOutput(torch.zeros(b, k, 8, 3), mode_logits, score_logits, zeros, torch.zeros(b, 5), torch.zeros(b),
+                       torch.zeros(b, 3), torch.zeros(b, 1, 4), torch.ones(b, 1, dtype=torch.bool))
+
+
+def test_the_mode_driven_weighs_the_drivers_probability_against_the_scorers_verdicts():
+    model, _ = small_model()
+    logits = torch.tensor([[0.0, 2.0, 1.0, 0.0]])
+    safe = torch.full((1, 4, len(SCORE_TERMS)), 6.0)
+    assert int(choose_mode(mode_output(logits, safe), model.cfg)) == 1
+    # the driver's favourite leaves the road by the scorer: the next most likely mode is driven
+    unsafe = safe.clone()
+    unsafe[0, 1, SCORE_TERMS.index('on_road')] = -6.0
+    assert int(choose_mode(mode_output(logits, unsafe), model.cfg)) == 2
+    # weights that ignore the scorer drive the favourite anyway
+    blind = type(model.cfg)(**{**model.cfg.__dict__, 'score_weights': (0.0,) * len(SCORE_TERMS)})
+    assert int(choose_mode(mode_output(logits, unsafe), blind)) == 1
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
@@ -104,7 +149,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     inputs = random_inputs(model.cfg)
     with torch.no_grad():
         torch.testing.assert_close(model(*inputs).trajectories, loaded(*inputs).trajectories, rtol=0, atol=0)
-        bev = torch.rand(1, 4, *encoders.config.bev_grid.shape)
+        bev = torch.rand(1, BEV_CHANNELS, *encoders.config.bev_grid.shape)
         torch.testing.assert_close(encoders.encode_lidar(bev), loaded_encoders.encode_lidar(bev), rtol=0, atol=0)
 
 
@@ -128,24 +173,29 @@ def test_checkpoint_whose_config_does_not_fit_the_weights_is_refused(tmp_path):
     assert document['config']['model']['n_layers'] == 1
 
 
-def test_planner_core_plans_the_best_scored_mode_at_the_token_stamp():
+def token_set(cfg, count: int, stamp_ns: int = 123_456_789) -> TokenSet:
+    rng = np.random.default_rng(0)
+    modality = np.full(count, Modality.CAMERA, np.uint8)
+    modality[-1] = Modality.EGO
+    embedding = rng.normal(size=(count, cfg.token_dim)).astype(np.float32)
+    embedding[-1, :3] = [1.0, 0.0, 0.0]
+    return TokenSet(stamp_ns, np.full((count, 3), np.nan, np.float32), modality, np.zeros(count, np.uint8), embedding)
+
+
+def test_planner_core_plans_the_chosen_mode_at_the_token_stamp():
     model, _ = small_model()
     cfg = model.cfg
-    rng = np.random.default_rng(0)
-    tokens = TokenSet(123_456_789, np.full((20, 3), np.nan, np.float32), np.full(20, Modality.CAMERA, np.uint8),
-                      np.zeros(20, np.uint8), rng.normal(size=(20, cfg.token_dim)).astype(np.float32))
+    tokens = token_set(cfg, 20)
     plan = PlannerCore(model).plan(tokens, 'lane_left')
     assert plan.trajectory.stamp_ns == tokens.stamp_ns and plan.trajectory.frame_id == 'base_link'
     np.testing.assert_allclose(plan.trajectory.t_s, cfg.dt_s * np.arange(1, cfg.horizon + 1))
     assert plan.modes.shape == (cfg.n_modes, cfg.horizon, 3)
     np.testing.assert_allclose(plan.trajectory.xy, plan.modes[plan.assessment.chosen_mode, :, :2])
     assert set(plan.assessment.tags) == set(cfg.scene_tags)
+    assert 0.0 <= plan.assessment.plan_score <= 1.0 and 0.0 <= plan.assessment.collision_risk <= 1.0
 
 
 def test_too_many_tokens_is_a_clear_error():
     model, _ = small_model()
-    tokens = TokenSet(0, np.zeros((model.cfg.max_tokens + 1, 3), np.float32),
-                      np.zeros(model.cfg.max_tokens + 1, np.uint8), np.zeros(model.cfg.max_tokens + 1, np.uint8),
-                      np.zeros((model.cfg.max_tokens + 1, model.cfg.token_dim), np.float32))
     with pytest.raises(ValueError, match='exceed the model input'):
-        pad_tokens(tokens, model.cfg.max_tokens)
+        PlannerCore(model).plan(token_set(model.cfg, model.cfg.max_tokens + 1))

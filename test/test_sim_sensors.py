@@ -57,6 +57,17 @@ def test_lidar_points_of_a_vehicle_ahead_appear_ahead_in_base_link(core, heading
     assert set(points['ring']) == {0, 1, 2}
 
 
+def test_each_return_carries_the_hit_objects_radial_velocity():
+    observation = np.full((8, 2), 60.0)
+    observation[0] = (20.0, -7.5)     # beam 0 ahead: an object closing at 7.5 m/s
+    observation[4] = (30.0, 3.0)      # beam 4 behind: one falling back
+    points = lidar_points(observation, ego_heading=0.0, max_range_m=60.0, layer_heights_m=(0.5, 1.5),
+                          mount_height_m=MOUNT_HEIGHT_M)
+    ahead, behind = points['x'] > 0, points['x'] < 0
+    assert points['radial_velocity'][ahead].tolist() == [-7.5, -7.5]
+    assert points['radial_velocity'][behind].tolist() == [3.0, 3.0]
+
+
 def test_free_beams_return_no_points():
     observation = np.full((8, 2), 60.0)
     observation[2] = (10.0, 0.0)      # beam 2 of 8 points at +90 deg in the world

@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     'sim-suite': 'avstack.commands.sim_suite',
     'model-info': 'avstack.commands.model_info',
     'bench': 'avstack.commands.bench',
+    'dagger': 'avstack.commands.dagger',
 }
 
 EPILOG = """exit codes: 0 success, 1 runtime failure (a node died, nothing came out), 2 bad usage, configuration

@@ -36,10 +36,11 @@ class NodeSpec:
     module: str     # python -m <module>
 
 
+CRITIC_NODE = NodeSpec('critic_node', 'critic_monitor', 'critic_monitor.critic_node')
 STACK_NODES = (
     NodeSpec('perception_node', 'perception_llm', 'perception_llm.perception_node'),
     NodeSpec('planner_node', 'planner', 'planner.planner_node'),
-    NodeSpec('critic_node', 'critic_monitor', 'critic_monitor.critic_node'),
+    CRITIC_NODE,
 )
 # Each node is one process doing its own work; BLAS/OpenMP thread pools inside every
 # one of them would oversubscribe small machines (torch threads are a node parameter).

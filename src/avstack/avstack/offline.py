@@ -38,7 +38,7 @@ from stack_common.camera_info import Intrinsics, camera_info_to_intrinsics
 from stack_common.config import load_node_config
 from stack_common.image import compressed_msg_to_rgb, image_msg_to_rgb
 from stack_common.odometry import EgoState, odometry_to_ego
-from stack_common.pointcloud import cloud_to_array, points_xyz_intensity
+from stack_common.pointcloud import LIDAR_CHANNELS, cloud_to_array, point_channels
 from stack_common.timeutil import NS_PER_S, stamp_to_ns
 from stack_common.tokens import TokenSet
 
@@ -60,6 +60,7 @@ class SensorInput:
     rgb: np.ndarray | None = None         # (H, W, 3) uint8
     points: np.ndarray | None = None      # (N, 3) float32 in ``frame_id``
     intensity: np.ndarray | None = None   # (N,) float32
+    radial_velocity: np.ndarray | None = None   # (N,) float32 m/s
     ego: EgoState | None = None
     intrinsics: Intrinsics | None = None  # a camera_info
     decode_ms: float = 0.0
@@ -94,7 +95,8 @@ def decode(message: BagMessage, sensor: SensorTopic) -> SensorInput | DecodeFail
         elif sensor.key.startswith('camera/'):
             item.rgb = compressed_msg_to_rgb(msg) if sensor.compressed else image_msg_to_rgb(msg)
         else:
-            item.points, item.intensity = points_xyz_intensity(cloud_to_array(msg))
+            item.points, channels = point_channels(cloud_to_array(msg), LIDAR_CHANNELS)
+            item.intensity, item.radial_velocity = channels.get('intensity'), channels.get('radial_velocity')
     except ConversionError as error:
         return DecodeFailure(sensor, message.log_time_ns, error.reason, str(error))
     item.decode_ms = (time.perf_counter() - start) * 1e3
@@ -244,10 +246,11 @@ class OfflineStack:
             return steps + self._preprocess(
                 self.perception.add_camera(item.name, item.stamp_ns, item.rgb, now, item.frame_id), now)
         if kind == 'lidar':
-            steps += [_Step(now, critic=('on_lidar', name, item.points, item.stamp_ns, now, item.frame_id))
+            steps += [_Step(now, critic=('on_lidar', name, item.points, item.stamp_ns, now, item.frame_id,
+                                         item.radial_velocity))
                       for name in self._critic_lidars(item.sensor.topic)]
             return steps + self._preprocess(self.perception.add_lidar(
-                item.name, item.stamp_ns, item.points, item.intensity, now, item.frame_id), now)
+                item.name, item.stamp_ns, item.points, item.intensity, now, item.frame_id, item.radial_velocity), now)
         steps.append(_Step(now, critic=('on_odometry', item.ego, now)))
         self.perception.add_odometry(item.ego)
         return steps

@@ -156,3 +156,30 @@ def comparison_table(comparison: dict, current_name: str, reference_name: str) -
                                                   if comparison['regressed'] else 'no family regressed')
     lines.append(verdict)
     return '\n'.join(lines)
+
+
+def takeovers_per_check(report: dict) -> dict:
+    """Per family: km driven, takeovers, and per reason (critic check or safety driver) how many takeovers
+    named it and how many per km. A takeover can name several reasons, so the per-reason counts may add up
+    to more than the takeovers."""
+    table = {}
+    for scenario, summary in report['scenarios'].items():
+        km = summary['distance_km']
+        table[scenario] = {'km': km, 'takeovers': summary['takeovers']['count'],
+                           'collisions': summary['collisions'],
+                           'per_reason': {reason: {'takeovers': count,
+                                                   'per_km': None if km <= 0 else round(count / km, 3)}
+                                          for reason, count in summary['takeovers']['reasons'].items()}}
+    return table
+
+
+def checks_table(runs: dict[str, dict]) -> str:
+    """One block per run: per family, km, takeovers, collisions and the takeovers naming each reason."""
+    lines = []
+    for name, report in runs.items():
+        lines.append(f'{name}: takeovers per reason (a takeover may name several)')
+        for scenario, row in takeovers_per_check(report).items():
+            reasons = ', '.join(f'{reason} x{r["takeovers"]}' for reason, r in row['per_reason'].items()) or 'none'
+            lines.append(f'  {scenario:<16} {row["km"]:7.3f} km  {row["takeovers"]:3d} takeovers  '
+                         f'{row["collisions"]:2d} collisions  {reasons}')
+    return '\n'.join(lines)

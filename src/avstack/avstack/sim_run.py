@@ -23,11 +23,12 @@ from rclpy.logging import LoggingSeverity
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from avstack.launcher import STACK_NODES, Launcher, NodeSpec, check_config
+from avstack.launcher import CRITIC_NODE, STACK_NODES, Launcher, NodeSpec, check_config
 from avstack.paths import default_config, share_directory
 from avstack.record import Recorder
 from avstack.ros_runtime import RosRuntime
 from avstack.sim_report import build_report, plot_episodes, write_report
+from avstack.sim_video import write_videos
 from stack_common import topics
 from stack_common.config import PARAMS_KEY, read_params_files
 from stack_common.qos import STATUS_QOS
@@ -39,8 +40,11 @@ BRIDGE_NODE = NodeSpec('bridge_node', 'sim_bridge', 'sim_bridge.bridge_node')
 RECORDED_TOPICS = [topics.camera_topic('front'), topics.lidar_topic('top'), topics.ODOMETRY, topics.CLOCK,
                    topics.SIM_SCENE_INFO, topics.SIM_STATUS, topics.TRAJECTORY, topics.ASSESSMENT,
                    topics.TAKEOVER_REQUEST, topics.TAKEOVER_ACTIVE, topics.ROUTE_COMMAND, topics.PERCEPTION_STATUS,
-                   topics.DIAGNOSTICS]
+                   topics.DIAGNOSTICS, topics.SIM_EXPERT_PLAN]
 PLAN_TOPICS = [topics.TRAJECTORY, topics.ASSESSMENT]   # one message per step that the stack plans
+# The nodes a run starts beside the bridge, per driver: the whole stack, the critic alone watching the expert's
+# plans, or nothing (the expert drives the simulator itself).
+DRIVER_NODES = {'model': STACK_NODES, 'expert-plans': (CRITIC_NODE,), 'expert': ()}
 BAG_NAME = 'run_mcap'
 RESULTS_NAME = 'episodes.jsonl'     # the bridge's episode records (the report is built from them)
 STOP_POLL_S = 0.5
@@ -69,6 +73,9 @@ class SimOptions:
     duration_s: float | None = None
     density: float | None = None
     expert_noise_rad: float | None = None  # steering disturbance of the expert (data collection)
+    expert_speed_noise_hz: float | None = None  # rate of cruise-speed disturbances of the expert
+    lead_brake_hz: float | None = None          # rate of hard-braking events of the car ahead
+    relabel: bool = False                # record the expert's plan from every state (/sim/expert_plan)
     checkpoint: Path | None = None
     config: list[Path] | None = None     # the stack's parameter files, laid over each other (default config/stack.yaml)
     sim_config: Path | None = None       # the sim overrides (default config/sim.yaml)
@@ -103,6 +110,11 @@ def run_parameters(options: SimOptions) -> dict:
         bridge['density'] = float(options.density)
     if options.expert_noise_rad is not None:
         bridge['expert_steering_noise_rad'] = float(options.expert_noise_rad)
+    if options.expert_speed_noise_hz is not None:
+        bridge['expert_speed_disturbance_hz'] = float(options.expert_speed_noise_hz)
+    if options.lead_brake_hz is not None:
+        bridge['lead_brake_hz'] = float(options.lead_brake_hz)
+    bridge['relabel'] = bool(options.relabel or bridge.get('relabel', False))
     critic = document.setdefault('critic_node', {PARAMS_KEY: {}})[PARAMS_KEY]
     critic['statistics_path'] = str((options.out / STATISTICS_FILE).resolve())
     if options.checkpoint is not None:
@@ -153,6 +165,7 @@ class SimResult:
     report_path: Path
     plots: list[Path]
     bag: Path | None
+    videos: list[Path] = field(default_factory=list)
 
 
 class SimRun:
@@ -184,10 +197,10 @@ class SimRun:
                 rclpy.logging.set_logger_level(recorder.node.get_logger().name, LoggingSeverity.WARN)
             launchers = []
             try:
-                if options.driver == 'model':
-                    launchers.append(Launcher(params, STACK_NODES, use_sim_time=True, output=self.log,
-                                              extra_env=SIM_ENV).start())
-                    if recorder is not None:
+                if DRIVER_NODES[options.driver]:
+                    launchers.append(Launcher(params, DRIVER_NODES[options.driver], use_sim_time=True,
+                                              output=self.log, extra_env=SIM_ENV).start())
+                    if recorder is not None and options.driver == 'model':
                         self._wait_for_recording(recorder, launchers, poll_s)
                 launchers.append(Launcher(params, (BRIDGE_NODE,), use_sim_time=False, output=self.log,
                                           extra_env=SIM_ENV).start())
@@ -212,7 +225,12 @@ class SimRun:
         report = build_report(episodes, run_info)
         plots = plot_episodes(episodes, options.out)
         report['files']['plots'] = [str(p) for p in plots]
-        return SimResult(report, write_report(report, options.out / 'report.json'), plots, bag)
+        videos = []
+        if bag is not None:
+            camera = yaml.safe_load(params.read_text())[BRIDGE_NODE.name][PARAMS_KEY]['camera']
+            videos = write_videos(bag, options.out, camera, camera['topic'])
+        report['files']['videos'] = [str(p) for p in videos]
+        return SimResult(report, write_report(report, options.out / 'report.json'), plots, bag, videos)
 
     def _wait_for_recording(self, recorder: Recorder, launchers: list[Launcher], poll_s: float) -> None:
         """Hold the bridge's start until the recorder subscribed to the plans: a plan published before the

@@ -20,8 +20,11 @@ from stack_common.assessment import Assessment
 from stack_common.trajectory import Trajectory
 
 WARN, CRITICAL = 'warn', 'critical'
-# Curvature from three points closer together than this is noise (a plan standing still has none).
-MIN_CURVATURE_BASE_M = 0.5
+# Curvature is measured over at least this much path on either side of a point: a 5 cm error of one
+# point over 0.5 m sides reads as a curvature of 1.6 1/m (twice the tightest a car turns), over 2 m as
+# 0.1 1/m. A slow plan's waypoints are closer than that, so its curvature is taken at points resampled
+# along the path this far before and after each waypoint.
+MIN_CURVATURE_BASE_M = 2.0
 # Samples of the near-ego window in which two consecutive plans are compared.
 SHIFT_SAMPLES = 6
 
@@ -141,14 +144,7 @@ def kinematics(path: PlanPath) -> Kinematics:
     speed = interval / dt
     t_segment = (t[:-1] + t[1:]) / 2
     accel = np.diff(speed) / np.diff(t_segment)
-    # Signed Menger curvature of each point triple: 2 sin(turn) / chord.
-    a, b = d[:-1], d[1:]
-    chord = np.hypot(*(xy[2:] - xy[:-2]).T)
-    cross = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
-    sides = np.minimum(np.minimum(interval[:-1], interval[1:]), chord)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        curvature = np.where(sides >= MIN_CURVATURE_BASE_M, 2 * cross / (interval[:-1] * interval[1:] * chord),
-                             np.nan)
+    curvature = signed_curvature(path)
     v_inner = (speed[:-1] + speed[1:]) / 2
     lat_accel = v_inner ** 2 * curvature
     t_inner = t[1:-1]
@@ -157,6 +153,29 @@ def kinematics(path: PlanPath) -> Kinematics:
     relative = np.abs(wrap_angle(np.diff(path.heading)))
     return Kinematics(interval, speed, accel, curvature, lat_accel, lat_jerk, relative, t_segment, t_inner,
                       (t_inner[:-1] + t_inner[1:]) / 2)
+
+
+def signed_curvature(path: PlanPath) -> np.ndarray:
+    """(n-2,) signed Menger curvature (2 sin(turn) / chord) at each inner point, from the points on the
+    path at least ``MIN_CURVATURE_BASE_M`` before and after it (its neighbours where they are farther);
+    NaN where the path does not reach that far on both sides."""
+    s = path.s
+    inner = s[1:-1]
+    base = np.maximum(MIN_CURVATURE_BASE_M, np.minimum(inner - s[:-2], s[2:] - inner))
+    before, after = inner - base, inner + base
+    valid = (before >= -1e-9) & (after <= s[-1] + 1e-9)
+
+    def at(arc):
+        return np.stack([np.interp(arc, s, path.xy[:, 0]), np.interp(arc, s, path.xy[:, 1])], axis=1)
+
+    a_xy, b_xy, c_xy = at(before), path.xy[1:-1], at(after)
+    a, b = b_xy - a_xy, c_xy - b_xy
+    side_a, side_b = np.hypot(a[:, 0], a[:, 1]), np.hypot(b[:, 0], b[:, 1])
+    chord = np.hypot(*(c_xy - a_xy).T)
+    cross = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        curvature = 2 * cross / (side_a * side_b * chord)
+    return np.where(valid & (np.minimum(np.minimum(side_a, side_b), chord) > 1e-6), curvature, np.nan)
 
 
 def _peak(values: np.ndarray, times: np.ndarray) -> tuple[float, str]:
@@ -232,13 +251,15 @@ def check_trajectory_shift(previous: PlanPath, current: PlanPath, previous_in_cu
 def check_start_deviation(trajectory: Trajectory, ego_in_plan: Pose2D, age_s: float, cfg: dict) -> CheckResult:
     """How far beside the plan the ego is now, and its heading against the plan's.
 
-    The plan is taken where its own waypoints put it at the ego's time
-    (``age_s`` after its stamp), its start extrapolated back from the first
-    waypoints, so a plan that starts beside the ego is caught although its
-    first waypoint lies 0.5 s ahead; ``ego_in_plan`` comes from odometry.
+    The plan is taken from the contract's start (the ego at its stamp) to where it puts the ego at the ego's
+    time (``age_s`` after its stamp); ``ego_in_plan`` comes from odometry: how far the car drifted off the
+    plan while the plan was on its way. (A plan whose waypoints lie beside the ego does not start at it: its
+    first segment turns harder than any car can, which the kinematic checks fail. Extrapolating the start
+    back from the first waypoints, as this check once did, misplaces it whenever a plan starts with a lane
+    change or an S-bend: 2.4-2.8 m of false deviation on the simulator expert's own lane changes.)
     """
     name, severity = 'start_deviation', cfg['severity']
-    path = PlanPath.from_trajectory(trajectory, start='extrapolated')
+    path = PlanPath.from_trajectory(trajectory)
     xy, heading = path.at_time(age_s)
     dx, dy, h = ego_in_plan.x - xy[0, 0], ego_in_plan.y - xy[0, 1], float(heading[0])
     lateral = abs(-np.sin(h) * dx + np.cos(h) * dy)
@@ -257,12 +278,15 @@ def check_start_deviation(trajectory: Trajectory, ego_in_plan: Pose2D, age_s: fl
 
 def check_stopping(path: PlanPath, speed_mps: float, age_s: float, cfg: dict) -> CheckResult:
     """The plan leaves room to stop at ``decel_mps2``: ahead of the ego it reaches at least as far as braking
-    at that rate would within the plan's remaining horizon, plus ``margin_m`` unless the plan comes to rest.
+    at that rate would within the plan's remaining horizon, plus ``margin_m`` unless the plan ends slowly
+    enough to stop within the margin itself.
 
     Where the horizon outlasts the stop (v / decel), that is Autoware's ``forward_trajectory_length``
     (v^2 / 2 decel + margin). A 4 s plan cannot show a whole stop from above 12 m/s at 3 m/s^2: asking for
     one would fail every plan at highway speed, so only the part of the stop within the horizon is asked.
-    A plan that comes to rest needs no margin beyond its stop.
+    A plan that comes to rest, or creeps at its end so slowly that braking at ``decel_mps2`` stops it within
+    ``margin_m`` of its end, needs no margin beyond its end: a car creeping up to a stop line at 0.5 m/s is
+    not short of room.
     """
     name, severity, decel = 'stopping', cfg['severity'], cfg['decel_mps2']
     ahead = path.length_m - path.arc_length_at_time(age_s)
@@ -270,7 +294,8 @@ def check_stopping(path: PlanPath, speed_mps: float, age_s: float, cfg: dict) ->
         return passed(name, severity, f'standing still ({speed_mps:.2f} m/s)', ahead, 0.0)
     speed = abs(speed_mps)
     braking_s = min(speed / decel, max(path.duration_s - age_s, 0.0))
-    comes_to_rest = path.speed_at_time(path.duration_s) < cfg['min_speed_mps']
+    end_speed = path.speed_at_time(path.duration_s)
+    comes_to_rest = end_speed < cfg['min_speed_mps'] or end_speed ** 2 / (2 * decel) <= cfg['margin_m']
     needed = speed * braking_s - 0.5 * decel * braking_s ** 2 + (0.0 if comes_to_rest else cfg['margin_m'])
     text = (f'{ahead:.1f} m ahead; braking at {decel:g} m/s^2 from {speed:.1f} m/s covers {needed:.1f} m '
             f'within the plan' + (' (it comes to rest)' if comes_to_rest else ''))

@@ -11,6 +11,16 @@ Two stages, both vectorised (no Python loop over points):
   points are pre-filtered by the swept area's bounding box and by distance to
   a coarse chain of circles, and only the survivors are tested against every
   footprint, in blocks of poses that stop at the first block with a hit.
+
+Lidars that measure each return's radial velocity (FMCW lidars; the simulated
+one) tell moving objects from static ones: a point whose velocity along its
+beam, in the world, exceeds ``moving_speed_mps`` is moving. The critic does no
+tracking, so it cannot say where a moving thing will be (a radial velocity
+alone sends a car crossing ahead straight at the lidar); it holds the plan
+against a moving point's current place only for contacts within
+``moving_horizon_s`` (imminent), and against static points over the whole
+``horizon_s``. Without the field every point is static, as before: a car
+followed at a short gap then "collides" with the plan where it is now.
 """
 
 import math
@@ -69,16 +79,25 @@ class LidarFilter:
         self.max_range_m = max_range_m
         self.body = body
 
-    def __call__(self, xyz: np.ndarray) -> np.ndarray:
-        """``(N, 3)`` float32 points in the sensor frame -> ``(M, 2)`` float32 obstacle points in base_link."""
+    def __call__(self, xyz: np.ndarray, radial_velocity: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``(N, 3)`` float32 points in the sensor frame (and their radial velocities, m/s away from the
+        lidar) -> ``(M, 2)`` float32 obstacle points in base_link, their ``(M, 2)`` unit beam directions in
+        base_link and ``(M,)`` radial velocities (both None without velocities)."""
         xyz = np.asarray(xyz, np.float32)
         # Height first: it removes the ground (most of a cloud) before anything else is computed.
         z = xyz @ self.rotation[2] + self.translation[2]
         keep = (z > self.min_height_m) & (z < self.max_height_m)
         xy = np.compress(keep, xyz, axis=0) @ self.rotation[:2].T + self.translation[:2]
-        keep = ((np.abs(xy[:, 0]) <= self.max_range_m) & (np.abs(xy[:, 1]) <= self.max_range_m)
+        near = ((np.abs(xy[:, 0]) <= self.max_range_m) & (np.abs(xy[:, 1]) <= self.max_range_m)
                 & ~self.body.contains(xy))
-        return np.compress(keep, xy, axis=0)
+        points = np.compress(near, xy, axis=0)
+        if radial_velocity is None:
+            return points, None, None
+        radial = np.compress(near, np.compress(keep, np.asarray(radial_velocity, np.float32)))
+        beam = points - self.translation[:2]
+        beam /= np.maximum(np.hypot(beam[:, 0], beam[:, 1]), np.float32(1e-3))[:, None]
+        return points, beam, radial
 
 
 @dataclass
@@ -171,3 +190,4 @@ def first_contact(sweep: Sweep, footprint: Footprint, points_xy: np.ndarray) -> 
             return CollisionResult(True, float(sweep.t_s[index]), float(sweep.s[index]), points[first].astype(float),
                                    index, len(points))
     return CollisionResult(False, candidates=len(points))
+

@@ -42,7 +42,7 @@ from stack_common.boundary import WARN_THROTTLE_S, BoundaryGuard, ConversionErro
 from stack_common.diagnostics import ERROR, OK, STALE, WARN, diagnostic_array, make_status
 from stack_common.node_main import run_node
 from stack_common.odometry import odometry_to_ego
-from stack_common.pointcloud import cloud_to_array, points_xyz
+from stack_common.pointcloud import cloud_to_array, point_channels
 from stack_common.qos import (
     HEARTBEAT_PERIOD_S, LATCHED_QOS, PLAN_QOS, SENSOR_QOS, STATUS_QOS, TAKEOVER_ACTIVE_QOS,
 )
@@ -132,9 +132,9 @@ class CriticNode(Node):
         start, receipt = time.perf_counter(), self.now_ns()
         # A cloud that does not decode raises here: not counted as alive, a lidar whose clouds cannot be read
         # is a silent lidar.
-        xyz = points_xyz(cloud_to_array(msg))
+        xyz, channels = point_channels(cloud_to_array(msg), ('radial_velocity',))
         self.publish_transitions(self.core.on_lidar(name, xyz, stamp_to_ns(msg.header.stamp), receipt,
-                                                    msg.header.frame_id), start)
+                                                    msg.header.frame_id, channels.get('radial_velocity')), start)
         self.publish_markers()
 
     def on_odometry(self, msg: Odometry) -> None:

@@ -21,6 +21,7 @@ from stack_common.trajectory import Trajectory
 START_EPS_S = 1e-3
 # Odometry stamps that go back by more than this are a new drive (bag loop, simulator reset).
 STAMP_JUMP_BACK_NS = NS_PER_S
+POSE_JUMP_M = 2.0   # odometry moving this much farther than its speed allows jumped (a new episode, relocalised)
 
 
 def wrap_angle(angle):
@@ -85,6 +86,15 @@ class PoseHistory:
     def latest(self) -> EgoState | None:
         return self._states[-1] if self._states else None
 
+    def jumps(self, state: EgoState) -> bool:
+        """Whether ``state`` lies farther from the latest pose than its speed allows in the time between
+        (plus ``POSE_JUMP_M``): a relocalisation, or the simulator starting a new episode."""
+        latest = self.latest
+        if latest is None or state.stamp_ns <= latest.stamp_ns:
+            return False
+        reach = max(abs(latest.speed), abs(state.speed)) * (state.stamp_ns - latest.stamp_ns) / NS_PER_S
+        return math.hypot(state.x - latest.x, state.y - latest.y) > reach + POSE_JUMP_M
+
     def add(self, state: EgoState) -> None:
         if self._stamps and state.stamp_ns < self._stamps[-1] - STAMP_JUMP_BACK_NS:
             self.clear()
@@ -146,17 +156,15 @@ class PlanPath:
     s: np.ndarray
 
     @classmethod
-    def from_trajectory(cls, trajectory: Trajectory, start: str = 'origin') -> 'PlanPath':
-        """``start='origin'``: the contract's start (the origin at t = 0) is prepended; ``'extrapolated'``:
-        the start the waypoints themselves imply, see :func:`extrapolated_start`."""
+    def from_trajectory(cls, trajectory: Trajectory) -> 'PlanPath':
+        """The plan from the contract's start: the origin at t = 0, heading 0, prepended."""
         t_s = np.asarray(trajectory.t_s, float)
         xy = np.asarray(trajectory.xy, float).reshape(-1, 2)
         heading = np.asarray(trajectory.heading, float)
         if len(t_s) and t_s[0] > START_EPS_S:
-            start_xy, start_heading = (np.zeros(2), 0.0) if start == 'origin' else extrapolated_start(t_s, xy, heading)
             t_s = np.concatenate([[0.0], t_s])
-            xy = np.concatenate([[start_xy], xy])
-            heading = np.concatenate([[start_heading], heading])
+            xy = np.concatenate([[np.zeros(2)], xy])
+            heading = np.concatenate([[0.0], heading])
         return cls.from_points(t_s, xy, heading)
 
     @classmethod
@@ -189,23 +197,3 @@ class PlanPath:
         """Speed of the segment the plan is on at ``t_s`` (the first or last segment outside)."""
         i = int(np.clip(np.searchsorted(self.t_s, t_s, side='right') - 1, 0, len(self.t_s) - 2))
         return float((self.s[i + 1] - self.s[i]) / (self.t_s[i + 1] - self.t_s[i]))
-
-
-def extrapolated_start(t_s: np.ndarray, xy: np.ndarray, heading: np.ndarray) -> tuple[np.ndarray, float]:
-    """Position and heading at t = 0 implied by the first waypoints: back from the first one along the
-    arc through the first three, at the speed of the first segment."""
-    if len(t_s) < 2:
-        return xy[0].copy(), float(heading[0])
-    d = xy[1] - xy[0]
-    length = math.hypot(*d) / (t_s[1] - t_s[0]) * t_s[0]
-    curvature = 0.0
-    if len(t_s) >= 3:
-        e, chord = xy[2] - xy[1], math.hypot(*(xy[2] - xy[0]))
-        sides = math.hypot(*d) * math.hypot(*e) * chord
-        if sides > 1e-9:
-            curvature = 2 * (d[0] * e[1] - d[1] * e[0]) / sides
-    h0 = float(heading[0])
-    hs = h0 - curvature * length
-    if abs(curvature * length) < 1e-6:
-        return xy[0] - length * np.array([math.cos(h0), math.sin(h0)]), hs
-    return xy[0] - np.array([math.sin(h0) - math.sin(hs), math.cos(hs) - math.cos(h0)]) / curvature, hs

@@ -59,7 +59,9 @@ PLAN_CHECKS = ('validity', 'staleness', 'interval', 'curvature', 'lateral_accele
 @dataclass
 class Cloud:
     stamp_ns: int
-    points_xy: np.ndarray   # obstacle points in base_link at stamp_ns
+    points_xy: np.ndarray                 # obstacle points in base_link at stamp_ns
+    beam_xy: np.ndarray | None = None     # unit direction of each point's beam from its lidar, base_link axes
+    radial_mps: np.ndarray | None = None  # each point's velocity along its beam relative to the lidar
 
 
 @dataclass
@@ -110,6 +112,7 @@ class CriticCore:
         self.self_doubt = SelfDoubt(self.checks['self_doubt'])
         self.restarts = 0
         self.stopped = False
+        self.pose_jumps = 0
         self._started = False
         self.restart(start_ns)
 
@@ -186,9 +189,10 @@ class CriticCore:
         return self._update(receipt_ns)
 
     def on_lidar(self, name: str, xyz: np.ndarray, stamp_ns: int, receipt_ns: int,
-                 frame_id: str | None = None) -> list[Transition]:
+                 frame_id: str | None = None, radial_velocity: np.ndarray | None = None) -> list[Transition]:
         """A cloud of lidar ``name``: ``(N, 3)`` float32 points in ``frame_id`` (its header's; None: the lidar's
-        configured frame), placed in ``base_link`` by the frame policy."""
+        configured frame), placed in ``base_link`` by the frame policy, and their radial velocities (m/s, away
+        positive) from a lidar that measures them."""
         if not self._clock(receipt_ns):
             return []
         self.last_seen[('lidar', self.lidar_topics[name])] = receipt_ns
@@ -198,7 +202,7 @@ class CriticCore:
             if choice.warning:
                 self.warn(choice.warning)
             extrinsic = choice.extrinsic
-        self.clouds[name] = Cloud(stamp_ns, self.lidar_filters[name][extrinsic](xyz))
+        self.clouds[name] = Cloud(stamp_ns, *self.lidar_filters[name][extrinsic](xyz, radial_velocity))
         if self.plan is None or not self.checks['collision']['enabled']:
             return []
         self.event_results['collision'] = self._collision(self.plan, receipt_ns)
@@ -211,9 +215,21 @@ class CriticCore:
         if not self._clock(receipt_ns):
             return True
         self.last_seen[('odometry', self.config['odometry_topic'])] = receipt_ns
+        if self.history.jumps(state):
+            self._forget_plans()
         self.history.add(state)
         self.statistics.on_odometry(state)
         return True
+
+    def _forget_plans(self) -> None:
+        """The ego jumped (relocalised, a new simulator episode): plans and clouds from before describe
+        another place, and neither the next plan's shift nor a collision may be judged against them."""
+        self.pose_jumps += 1
+        self.plan = self.reference_plan = self.contact = None
+        self.clouds.clear()
+        self.history.clear()
+        for check in PLAN_CHECKS:
+            self.event_results.pop(check, None)
 
     def on_assessment(self, assessment: Assessment, receipt_ns: int) -> list[Transition]:
         if not self._clock(receipt_ns) or not self.checks['self_doubt']['enabled']:
@@ -309,16 +325,29 @@ class CriticCore:
         if not self.clouds:
             self.contact = None
             return collision_result(None, age_s, cfg)
-        clouds, unaligned = [], []
+        static, moving, unaligned = [], [], []
+        ego = self.history.latest
         for name, cloud in self.clouds.items():
             motion = self.history.motion(plan.trajectory.stamp_ns, cloud.stamp_ns)
             if motion is None:
                 # Without odometry the cloud is used as it is: a small error beats no check.
                 unaligned.append(name)
                 motion = Pose2D()
-            clouds.append(cloud.points_xy if motion.is_identity else motion.apply(cloud.points_xy))
-        points = clouds[0] if len(clouds) == 1 else np.concatenate(clouds)
-        self.contact = first_contact(plan.sweep, self.footprint, points)
+            points = cloud.points_xy if motion.is_identity else motion.apply(cloud.points_xy)
+            if cloud.radial_mps is None or ego is None:
+                static.append(points)
+                continue
+            # the ego's own motion is in every measured radial velocity: take it out to see what moves
+            is_moving = np.abs(cloud.radial_mps + np.float32(ego.speed) * cloud.beam_xy[:, 0]) > cfg['moving_speed_mps']
+            static.append(points[~is_moving])
+            moving.append(points[is_moving])
+        contact = first_contact(plan.sweep, self.footprint, np.concatenate(static) if len(static) > 1 else static[0])
+        if moving:
+            near = first_contact(plan.sweep, self.footprint, np.concatenate(moving))
+            imminent = near.contact and near.time_s - age_s <= cfg['moving_horizon_s']
+            if imminent and (not contact.contact or near.time_s < contact.time_s):
+                contact = near
+        self.contact = contact
         note = f' (not time-aligned: no odometry for {", ".join(unaligned)})' if unaligned else ''
         return collision_result(self.contact, age_s, cfg, note)
 

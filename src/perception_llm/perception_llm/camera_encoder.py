@@ -8,7 +8,7 @@ Two halves, so training can cache the first:
   project into the patch (calibrated fusion: camera tokens get lidar depth),
   else where the patch's centre ray meets the ground, else NaN (sky).
 - :class:`CameraEncoder` (torch): normalisation, a convolutional backbone of
-  total stride ``patch_px`` (so ``input / patch_px`` tokens, 8 x 16 by
+  total stride ``patch_px`` (so ``input / patch_px`` tokens, 4 x 8 by
   default), 2-D position and camera-id embeddings, batched over cameras and
   frames in one forward pass.
 """
@@ -92,27 +92,25 @@ def patch_anchors(camera: CameraModel, image_size: tuple[int, int], grid: tuple[
 class CameraEncoder(nn.Module):
     """``(B, 3, H, W) uint8`` images of B cameras -> ``(B, H/p * W/p, D)`` tokens, row-major.
 
-    Backbone: a ``p/4`` patchify stem, then two 3x3 stride-2 convolutions
-    (each token sees its neighbours' pixels), a LayerNorm, then row, column
-    and camera-id embeddings.
+    Backbone: a 4 x 4 stride-4 patchify stem, then ``log2(p / 4)`` 3x3 stride-2
+    convolutions doubling the channels (each token sees its neighbours'
+    pixels), a LayerNorm, then row, column and camera-id embeddings.
     """
 
     def __init__(self, dim: int, input_height: int, input_width: int, patch_px: int, max_cameras: int = 8):
         super().__init__()
-        if patch_px % 4:
-            raise ValueError(f'patch_px must be a multiple of 4, got {patch_px}')
+        stages = (patch_px // 4).bit_length() - 1
+        if patch_px < 4 or patch_px != 4 << stages:
+            raise ValueError(f'patch_px must be 4 times a power of two, got {patch_px}')
         if input_height % patch_px or input_width % patch_px:
             raise ValueError(f'input {input_width}x{input_height} is not a multiple of patch_px {patch_px}')
         self.grid = patch_grid(input_height, input_width, patch_px)
         self.input_size = (input_height, input_width)
-        stem = patch_px // 4
-        self.backbone = nn.Sequential(
-            nn.Conv2d(3, 32, kernel_size=stem, stride=stem),
-            nn.GELU(),
-            nn.Conv2d(32, 64, kernel_size=3, stride=2, padding=1),
-            nn.GELU(),
-            nn.Conv2d(64, dim, kernel_size=3, stride=2, padding=1),
-        )
+        widths = [min(16 * 2 ** i, dim) for i in range(stages)] + [dim]
+        layers: list[nn.Module] = [nn.Conv2d(3, widths[0], kernel_size=4, stride=4)]
+        for i in range(stages):
+            layers += [nn.GELU(), nn.Conv2d(widths[i], widths[i + 1], kernel_size=3, stride=2, padding=1)]
+        self.backbone = nn.Sequential(*layers)
         self.norm = nn.LayerNorm(dim)
         self.row_embedding = nn.Parameter(torch.randn(self.grid[0], 1, dim) * 0.02)
         self.col_embedding = nn.Parameter(torch.randn(1, self.grid[1], dim) * 0.02)

@@ -2,7 +2,10 @@
 
 :class:`EgoHistory` (no torch) keeps recent odometry and gives the scaled
 ``(EGO_FEATURES,)`` features at a sensor set's stamp; :class:`EgoEncoder`
-(torch) turns a batch of them into one token each.
+(torch) turns a batch of them into one token each, whose first
+``EGO_FEATURES`` channels are the scaled features themselves (the token
+contract, :data:`stack_common.tokens.EGO_STATE_SCALE`): the planner reads
+the measured state there, not through a normalised embedding.
 """
 
 import bisect
@@ -13,10 +16,11 @@ import torch
 from torch import nn
 
 from stack_common.odometry import EgoState
+from stack_common.tokens import EGO_STATE_FEATURES, EGO_STATE_SCALE
 
-EGO_FEATURES = 3  # speed (m/s), yaw rate (rad/s), longitudinal acceleration (m/s^2)
+EGO_FEATURES = EGO_STATE_FEATURES  # speed (m/s), yaw rate (rad/s), longitudinal acceleration (m/s^2)
 # brings city-driving magnitudes to about unit scale: 10 m/s, 1 rad/s, 3 m/s^2
-EGO_FEATURE_SCALE = np.array([1 / 10.0, 1.0, 1 / 3.0], np.float32)
+EGO_FEATURE_SCALE = (1.0 / np.array(EGO_STATE_SCALE)).astype(np.float32)
 
 
 class EgoHistory:
@@ -79,12 +83,13 @@ class EgoHistory:
 
 
 class EgoEncoder(nn.Module):
-    """``(B, EGO_FEATURES)`` -> ``(B, 1, D)``."""
+    """``(B, EGO_FEATURES)`` -> ``(B, 1, D)``: the features themselves, then ``D - EGO_FEATURES`` learned channels."""
 
     def __init__(self, dim: int):
         super().__init__()
-        self.projection = nn.Sequential(nn.Linear(EGO_FEATURES, dim), nn.GELU(), nn.Linear(dim, dim))
-        self.norm = nn.LayerNorm(dim)
+        learned = dim - EGO_FEATURES
+        self.projection = nn.Sequential(nn.Linear(EGO_FEATURES, learned), nn.GELU(), nn.Linear(learned, learned))
+        self.norm = nn.LayerNorm(learned)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.projection(features))[:, None, :]
+        return torch.cat([features, self.norm(self.projection(features))], dim=-1)[:, None, :]

@@ -6,9 +6,10 @@ trained jointly with it. :meth:`SensorEncoders.fuse` assembles a batch of
 frames into the static token layout ``[camera 0 | camera 1 | ... | BEV | ego]``
 of ``EncoderConfig.max_tokens(n_cameras)`` slots with a mask that is False
 for the slots of missing sensors; the live node and training both go through
-it. On the wire only the real (unmasked) tokens travel, and the planner pads
-them back to its static input (the transformer has no slot positions, so the
-order of real tokens does not matter).
+it. A BEV token whose block holds no lidar return is masked too: a sparse
+sweep fills a few of the 300 blocks, and attention and compute go to those.
+On the wire only the real (unmasked) tokens travel (the transformer has no
+slot positions, so their order does not matter).
 """
 
 from dataclasses import asdict, dataclass
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from perception_llm.camera_encoder import CameraEncoder
-from perception_llm.ego import EgoEncoder
+from perception_llm.ego import EGO_FEATURES, EgoEncoder
 from perception_llm.lidar_encoder import BevGrid, LidarEncoder
 from stack_common.tokens import Modality
 
@@ -33,7 +34,7 @@ class EncoderConfig:
     token_dim: int = 64
     input_width: int = 256
     input_height: int = 128
-    patch_px: int = 16
+    patch_px: int = 32
     x_range_m: tuple[float, float] = (-20.0, 60.0)
     y_range_m: tuple[float, float] = (-30.0, 30.0)
     z_range_m: tuple[float, float] = (-2.0, 4.0)
@@ -103,6 +104,11 @@ class SensorEncoders(nn.Module):
         self.lidar = LidarEncoder(config.token_dim, config.bev_grid.shape, config.token_stride)
         self.ego = EgoEncoder(config.token_dim)
         self.modality_embedding = nn.Embedding(len(Modality), config.token_dim)
+        # Auxiliary (training): the ego's offset and heading against its lane, from the first camera's tokens
+        # alone. The planner's loss alone let the camera go unused (its tokens stopped varying with the
+        # image); asking the encoder to see where the lane is keeps lane markings in its tokens.
+        self.lane_head = nn.Sequential(nn.Linear(config.camera_tokens * config.token_dim, 128), nn.GELU(),
+                                       nn.Linear(128, 2))
         bev_anchors = config.bev_grid.token_anchors(config.token_stride)
         bev_anchors = np.concatenate([bev_anchors, np.zeros((len(bev_anchors), 1), np.float32)], axis=1)
         self.register_buffer('lidar_anchors', torch.tensor(bev_anchors), persistent=False)  # z = 0: the road
@@ -114,6 +120,11 @@ class SensorEncoders(nn.Module):
             torch.manual_seed(INIT_SEED)
             return cls(config).eval()
 
+    def lane_pose(self, fused: 'FusedTokens') -> torch.Tensor:
+        """``(B, 2)`` the ego's lateral offset (m) and heading error (rad) against its lane, from camera 0."""
+        camera = fused.embedding[:, :self.config.camera_tokens]
+        return self.lane_head(camera.flatten(1)) * torch.tensor([1.0, 0.1], device=camera.device)
+
     def encode_cameras(self, images: torch.Tensor, camera_ids: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W) uint8``, ``(B,)`` camera indices -> ``(B, P, D)``."""
         return self.camera(images, camera_ids) + self.modality_embedding.weight[Modality.CAMERA]
@@ -123,8 +134,10 @@ class SensorEncoders(nn.Module):
         return self.lidar(bev) + self.modality_embedding.weight[Modality.LIDAR]
 
     def encode_ego(self, features: torch.Tensor) -> torch.Tensor:
-        """``(B, EGO_FEATURES)`` -> ``(B, 1, D)``."""
-        return self.ego(features) + self.modality_embedding.weight[Modality.EGO]
+        """``(B, EGO_FEATURES)`` -> ``(B, 1, D)``; the first channels stay the features (the token contract)."""
+        embedding = self.modality_embedding.weight[Modality.EGO].clone()
+        embedding[:EGO_FEATURES] = 0
+        return self.ego(features) + embedding
 
     def fuse(self, images: torch.Tensor, camera_present: torch.Tensor, bev: torch.Tensor,
              lidar_present: torch.Tensor, ego: torch.Tensor, ego_present: torch.Tensor,
@@ -148,8 +161,9 @@ class SensorEncoders(nn.Module):
             camera_anchors = torch.full((b, cameras * per_camera, 3), float('nan'), device=device)
         anchors = torch.cat([camera_anchors.reshape(b, cameras * per_camera, 3).to(device, torch.float32),
                              self.lidar_anchors.expand(b, -1, -1), torch.zeros(b, 1, 3, device=device)], 1)
+        occupied = self.lidar.occupied_blocks(bev)                                   # (B, L)
         mask = torch.cat([camera_present.bool().repeat_interleave(per_camera, 1),
-                          lidar_present.bool()[:, None].expand(-1, lidar.shape[1]), ego_present.bool()[:, None]], 1)
+                          lidar_present.bool()[:, None] & occupied, ego_present.bool()[:, None]], 1)
         modality = torch.cat([torch.full((cameras * per_camera,), Modality.CAMERA),
                               torch.full((lidar.shape[1],), Modality.LIDAR),
                               torch.tensor([Modality.EGO])]).to(torch.uint8)

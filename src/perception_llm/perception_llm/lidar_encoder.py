@@ -17,12 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # per cell: log(1 + point count), highest and lowest point (0..1 over z_range_m, 0 when empty),
-# mean intensity (0..1, 0 when the cloud has none)
-BEV_CHANNELS = 4
-COUNT, MAX_HEIGHT, MIN_HEIGHT, INTENSITY = range(BEV_CHANNELS)
+# mean intensity (0..1, 0 when the cloud has none), mean radial velocity (m/s / RADIAL_VELOCITY_SCALE_MPS,
+# clipped to +-RADIAL_VELOCITY_CLIP; negative = closing; 0 when the lidar does not measure it)
+BEV_CHANNELS = 5
+COUNT, MAX_HEIGHT, MIN_HEIGHT, INTENSITY, RADIAL_VELOCITY = range(BEV_CHANNELS)
+RADIAL_VELOCITY_SCALE_MPS = 10.0
+RADIAL_VELOCITY_CLIP = 3.0
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,14 @@ class BevGrid:
         # float rounding can put a point just below the far edge into the next cell
         return np.minimum(row, rows - 1) * cols + np.minimum(col, cols - 1)
 
-    def features(self, points_base: np.ndarray, intensity: np.ndarray | None = None) -> np.ndarray:
+    def features(self, points_base: np.ndarray, intensity: np.ndarray | None = None,
+                 radial_velocity: np.ndarray | None = None) -> np.ndarray:
         """``(BEV_CHANNELS, rows, cols) float32`` from ``(N, 3)`` points in ``base_link``.
 
         ``intensity`` is ``(N,)`` already scaled to 0..1 (see the lidar's
-        ``max_intensity``), or None when the cloud has none. Points outside
-        the box and non-finite ones are ignored.
+        ``max_intensity``), or None when the cloud has none; ``radial_velocity``
+        ``(N,)`` m/s (away positive) or None. Points outside the box and
+        non-finite ones are ignored.
         """
         rows, cols = self.shape
         size = rows * cols
@@ -87,6 +93,10 @@ class BevGrid:
         if intensity is not None and len(cell):
             values = np.clip(np.nan_to_num(np.asarray(intensity, np.float32).reshape(-1)[keep], nan=0.0), 0.0, 1.0)
             grid[INTENSITY] = np.bincount(cell, weights=values, minlength=size) / np.maximum(count, 1)
+        if radial_velocity is not None and len(cell):
+            values = np.nan_to_num(np.asarray(radial_velocity, np.float32).reshape(-1)[keep], nan=0.0)
+            mean = np.bincount(cell, weights=values / RADIAL_VELOCITY_SCALE_MPS, minlength=size) / np.maximum(count, 1)
+            grid[RADIAL_VELOCITY] = np.clip(mean, -RADIAL_VELOCITY_CLIP, RADIAL_VELOCITY_CLIP)
         return grid.reshape(BEV_CHANNELS, rows, cols)
 
     def height_above_m(self, bev: np.ndarray, channel: int = MAX_HEIGHT) -> np.ndarray:
@@ -135,6 +145,11 @@ class LidarEncoder(nn.Module):
     @property
     def tokens_per_frame(self) -> int:
         return self.token_grid[0] * self.token_grid[1]
+
+    def occupied_blocks(self, bev: torch.Tensor) -> torch.Tensor:
+        """``(B, tokens)`` bool, row-major like :meth:`forward`: whether each token's block holds a return."""
+        stride = bev.shape[-2] // self.token_grid[0]
+        return F.max_pool2d(bev[:, COUNT:COUNT + 1].float(), stride).flatten(1) > 0
 
     def forward(self, bev: torch.Tensor) -> torch.Tensor:
         x = self.downsample(bev)

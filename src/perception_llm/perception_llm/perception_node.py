@@ -30,7 +30,7 @@ from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
 from stack_common.image import compressed_msg_to_rgb, image_msg_to_rgb
 from stack_common.node_main import run_node
 from stack_common.odometry import odometry_to_ego
-from stack_common.pointcloud import cloud_to_array, points_xyz_intensity
+from stack_common.pointcloud import LIDAR_CHANNELS, cloud_to_array, point_channels
 from stack_common.qos import SENSOR_QOS, STATUS_QOS, TOKENS_QOS
 from stack_common.ros_params import declare_node_config
 from stack_common.timeutil import stamp_to_ns
@@ -106,7 +106,8 @@ class PerceptionNode(Node):
     def on_lidar(self, lidar: LidarSpec, msg: PointCloud2) -> None:
         start = time.perf_counter()
         cloud = cloud_to_array(msg)
-        points, intensity = points_xyz_intensity(cloud)
+        points, channels = point_channels(cloud, LIDAR_CHANNELS)
+        intensity = channels.get('intensity')
         self.decode_ms.append((time.perf_counter() - start) * 1e3)
         if len(points) < cloud.size:
             self.flag(lidar.key, 'nonfinite_points', f'{cloud.size - len(points)} of {cloud.size} points not finite')
@@ -115,7 +116,7 @@ class PerceptionNode(Node):
         elif intensity is None:
             self.flag(lidar.key, 'no_intensity', 'cloud has no intensity field; the BEV intensity channel is 0')
         self.publish(self.core.add_lidar(lidar.name, stamp_to_ns(msg.header.stamp), points, intensity,
-                                         self.now_ns(), msg.header.frame_id))
+                                         self.now_ns(), msg.header.frame_id, channels.get('radial_velocity')))
 
     def on_odometry(self, msg: Odometry) -> None:
         self.core.add_odometry(odometry_to_ego(msg))

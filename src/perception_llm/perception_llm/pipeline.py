@@ -83,6 +83,7 @@ class LidarSweep:
     points_base: np.ndarray          # (N, 3) float32
     intensity: np.ndarray | None     # (N,) float32, 0..1
     prepare_ms: float
+    radial_velocity: np.ndarray | None = None   # (N,) float32 m/s, away from the lidar positive
 
 
 @dataclass
@@ -175,9 +176,11 @@ class PerceptionCore:
         return self.sync.add(spec.key, stamp_ns, frame, now_ns)
 
     def add_lidar(self, name: str, stamp_ns: int, points: np.ndarray, intensity: np.ndarray | None,
-                  now_ns: int, frame_id: str | None = None) -> list[SyncedSet]:
-        """Queue ``(N, 3)`` points (non-finite ones are ignored) and their raw intensity, in ``frame_id`` (the
-        header's; None: the lidar's configured frame), placed in ``base_link`` by the frame policy."""
+                  now_ns: int, frame_id: str | None = None,
+                  radial_velocity: np.ndarray | None = None) -> list[SyncedSet]:
+        """Queue ``(N, 3)`` points (non-finite ones are ignored), their raw intensity and, from lidars that
+        measure it, their radial velocity (m/s, away positive), in ``frame_id`` (the header's; None: the lidar's
+        configured frame), placed in ``base_link`` by the frame policy."""
         spec = self._sensor(self._lidar, 'lidar', name)
         self.received[spec.key] += 1
         self._note_stamp(stamp_ns)
@@ -192,7 +195,8 @@ class PerceptionCore:
         scaled = None
         if intensity is not None:
             scaled = np.asarray(intensity, np.float32).reshape(-1)[keep] * np.float32(1.0 / spec.max_intensity)
-        sweep = LidarSweep(select_points(points_base, keep), scaled, (time.perf_counter() - start) * 1e3)
+        velocity = None if radial_velocity is None else np.asarray(radial_velocity, np.float32).reshape(-1)[keep]
+        sweep = LidarSweep(select_points(points_base, keep), scaled, (time.perf_counter() - start) * 1e3, velocity)
         return self.sync.add(spec.key, stamp_ns, sweep, now_ns)
 
     def set_intrinsics(self, name: str, intrinsics: Intrinsics) -> bool:
@@ -260,10 +264,12 @@ class PerceptionCore:
         clock.add('lidar_to_base_link', sum(sweep.prepare_ms for sweep in sweeps))
         points = (sweeps[0].points_base if len(sweeps) == 1  # columns stay contiguous (see transform_points)
                   else np.concatenate([s.points_base.T for s in sweeps] or [np.zeros((3, 0), np.float32)], axis=1).T)
-        intensity = None
+        intensity = velocity = None
         if sweeps and all(s.intensity is not None for s in sweeps):
             intensity = np.concatenate([s.intensity for s in sweeps])
-        bev = (self.bev_grid.features(points, intensity) if sweeps
+        if sweeps and all(s.radial_velocity is not None for s in sweeps):
+            velocity = np.concatenate([s.radial_velocity for s in sweeps])
+        bev = (self.bev_grid.features(points, intensity, velocity) if sweeps
                else np.zeros((BEV_CHANNELS, *self.bev_grid.shape), np.float32))
         clock.lap('bev_grid')
         images = np.zeros((len(self.camera_specs), 3, cfg.input_height, cfg.input_width), np.uint8)

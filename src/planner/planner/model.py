@@ -1,19 +1,29 @@
 """The driving model: one transformer backbone, three roles.
 
 Read top to bottom like nanoGPT. Inputs are the fused tokens of one frame
-(padded to a static ``max_tokens`` with a mask), each with an anchor in
+(real tokens packed first, :func:`pack_tokens`), each with an anchor in
 ``base_link`` (NaN when it has none) and its modality, plus a route command.
-The ego token is also read on its own: a linear head decodes the ego speed
-from it, and every trajectory mode is a residual over driving straight on at
-that speed (the constant-velocity prior), so the backbone learns how driving
-deviates from inertia rather than inertia itself. Learned queries ride along
-with the context tokens through the backbone:
+The ego token's first channels are the measured ego state (speed, yaw rate,
+acceleration; the token contract in :mod:`stack_common.tokens`): it conditions
+every query and every head directly, not through a normalised embedding.
+Learned queries ride along with the context tokens through the backbone:
 
-* ``n_modes`` **driver** queries each decode one trajectory mode
-  (``horizon`` waypoints of x, y, heading, residual over the prior) and its logit;
-* the same mode queries feed the **critic** heads: predicted collision risk,
-  progress and comfort per mode, combined into a plan score; the mode driven
-  is the one whose probability times plan score is highest (:func:`choose_mode`);
+* ``n_modes`` **driver** queries each decode one trajectory mode and its logit.
+  A mode is a kinematic rollout from the measured speed: per waypoint interval
+  a longitudinal and a lateral acceleration, integrated like a car moves. All-zero
+  outputs drive straight on at the current speed (the inertia prior), the
+  plan starts exactly at the ego's pose and speed, and no mode reverses or
+  turns tighter than ``max_curvature_per_m``. Lateral acceleration rather than
+  curvature keeps both outputs on one scale: a waypoint's offset depends on
+  each about as ``t^2 / 2``, while it depends on curvature as ``distance^2 / 2``
+  (thousands of times more at highway speed), which starves the other
+  gradients.
+* the **critic** (scorer) reads any candidate trajectory with one
+  cross-attention into the scene and predicts the sub-scores the training
+  labels measure from outcomes (:data:`SCORE_TERMS`, mirroring the
+  independent critic's checks); the mode driven is chosen from the driver's
+  probability and those scores (:func:`choose_mode`, weights tuned on
+  validation seeds and stored in the config).
 * one **analyst** query predicts multi-label scene tags; the novelty score is
   the distance of the analyst embedding to the training distribution
   (statistics stored as buffers at the end of training).
@@ -26,11 +36,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stack_common.tokens import Modality
+from stack_common.tokens import EGO_STATE_FEATURES, EGO_STATE_SCALE, Modality
 
 ROUTE_COMMANDS = ('follow', 'left', 'right', 'straight', 'lane_left', 'lane_right')
-SPEED_SCALE_MPS = 10.0   # the ego speed head predicts speed / 10
 SCENE_TAGS = ('lead_vehicle_braking', 'cut_in', 'merge', 'dense_traffic', 'intersection')
+# What the scorer predicts for a candidate, each the probability that it holds (labels: planner.training.labels):
+# no contact with another vehicle's future box or an obstacle; every waypoint on a lane; within the comfort
+# limits (lateral and longitudinal acceleration, jerk); room to brake (the critic's stopping check);
+# consistent with the previous plan near the ego (the critic's shift check); progress along the expert's path.
+SCORE_TERMS = ('collision_free', 'on_road', 'comfortable', 'can_stop', 'consistent', 'progress')
+GATES = ('collision_free', 'on_road')   # multiply the plan score; the others are averaged (PDM-style)
 
 
 @dataclass
@@ -41,15 +56,21 @@ class ModelConfig:
     n_heads: int = 4
     mlp_ratio: float = 4.0
     dropout: float = 0.0
-    max_tokens: int = 512      # static number of context slots (tokens are padded to it)
+    max_tokens: int = 512      # most context tokens a frame may have
     n_modes: int = 6           # K trajectory modes
     horizon: int = 8           # T waypoints
     dt_s: float = 0.5          # waypoint spacing
     anchor_scale_m: float = 50.0
+    max_accel_mps2: float = 5.0
+    max_decel_mps2: float = 8.0
+    max_lat_accel_mps2: float = 8.0
+    max_curvature_per_m: float = 0.25
     route_commands: tuple[str, ...] = ROUTE_COMMANDS
     scene_tags: tuple[str, ...] = SCENE_TAGS
-    # plan score = progress * (1 - collision risk) * (comfort_weight * comfort + 1 - comfort_weight)
-    comfort_weight: float = 0.3
+    score_terms: tuple[str, ...] = SCORE_TERMS
+    # choose_mode: driver_weight * log p(mode) + sum_i score_weights[i] * log score_i (tuned on validation)
+    driver_weight: float = 1.0
+    score_weights: tuple[float, ...] = (1.0, 1.0, 0.0, 0.0, 0.0, 0.0)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -61,6 +82,29 @@ class ModelConfig:
         if unknown:
             raise ValueError(f'unknown model config keys {sorted(unknown)}')
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def pack_tokens(tokens: torch.Tensor, anchors: torch.Tensor, mask: torch.Tensor, modality: torch.Tensor,
+                max_tokens: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The one place tokens become model input, for serving and training alike.
+
+    ``tokens (B, N, D)``, ``anchors (B, N, 3)``, ``mask (B, N)`` True = real, ``modality (B, N)`` or ``(N,)``:
+    real tokens move to the front (their order is kept) and the batch is cut to the most real tokens any
+    frame has, so the backbone spends nothing on empty slots. Raises when a frame has more than ``max_tokens``.
+    """
+    b, n, _ = tokens.shape
+    modality = modality.expand(b, n)
+    if mask.device.type == 'meta':   # sizing on the meta device (planner.sizing): every slot counts
+        return tokens, anchors, mask, modality
+    counts = mask.sum(1)
+    most = int(counts.max()) if b else 0
+    if most > max_tokens:
+        raise ValueError(f'{most} tokens exceed the model input of {max_tokens} (more sensors than it was built for?)')
+    order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices[:, :max(most, 1)]
+
+    def take(x: torch.Tensor) -> torch.Tensor:
+        return torch.gather(x, 1, order.view(b, -1, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:]))
+    return take(tokens), take(anchors), take(mask), take(modality)
 
 
 class Block(nn.Module):
@@ -85,18 +129,62 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+class Scorer(nn.Module):
+    """The critic role: a candidate trajectory (its own kinematics) attends to the scene, then sub-score logits."""
+
+    FEATURES = 6   # per waypoint: x, y, heading, speed, acceleration, curvature (scaled)
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.embed = nn.Sequential(nn.Linear(cfg.horizon * self.FEATURES + EGO_STATE_FEATURES, d), nn.GELU(),
+                                   nn.Linear(d, d))
+        self.norm_q, self.norm_kv = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attention = nn.MultiheadAttention(d, cfg.n_heads, batch_first=True)
+        self.out = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.GELU(), nn.Linear(d, len(cfg.score_terms)))
+        self.dt_s = cfg.dt_s
+
+    def forward(self, candidates: torch.Tensor, ego: torch.Tensor, context: torch.Tensor,
+                context_mask: torch.Tensor) -> torch.Tensor:
+        """candidates (B, C, T, 3), ego (B, EGO_STATE_FEATURES), context (B, N, d) -> (B, C, terms) logits."""
+        b, c = candidates.shape[:2]
+        features = trajectory_features(candidates, ego[:, 0] * EGO_STATE_SCALE[0], self.dt_s)
+        query = self.embed(torch.cat([features.flatten(2), ego[:, None].expand(-1, c, -1)], -1))
+        attended, _ = self.attention(self.norm_q(query), self.norm_kv(context), self.norm_kv(context),
+                                     key_padding_mask=~context_mask, need_weights=False)
+        return self.out(query + attended)
+
+
+def trajectory_features(trajectories: torch.Tensor, speed_mps: torch.Tensor, dt_s: float) -> torch.Tensor:
+    """(B, C, T, 6) scaled kinematics of any candidates (B, C, T, 3) from their positions alone, so a mode
+    and a logged or perturbed trajectory look the same to the scorer."""
+    xy = trajectories[..., :2]
+    origin = torch.zeros_like(xy[..., :1, :])
+    step = torch.diff(xy, dim=-2, prepend=origin)
+    speed = step.norm(dim=-1) / dt_s
+    accel = torch.diff(speed, dim=-1, prepend=speed_mps[:, None, None].expand(-1, speed.shape[1], 1)) / dt_s
+    heading = trajectories[..., 2]
+    turn = torch.diff(heading, dim=-1, prepend=torch.zeros_like(heading[..., :1]))
+    curvature = turn / step.norm(dim=-1).clamp(min=0.5)
+    return torch.stack([xy[..., 0] / 40, xy[..., 1] / 5, heading / 0.3, speed / 10, accel / 3, curvature / 0.05], -1)
+
+
 @dataclass
 class ModelOutput:
     trajectories: torch.Tensor    # (B, K, T, 3) x, y, heading in base_link
     mode_logits: torch.Tensor     # (B, K)
-    collision_risk: torch.Tensor  # (B, K) in [0, 1]
-    progress: torch.Tensor        # (B, K) in [0, 1]
-    comfort: torch.Tensor         # (B, K) in [0, 1]
+    score_logits: torch.Tensor    # (B, K, terms) the scorer's logits of the modes
     plan_score: torch.Tensor      # (B, K) in [0, 1]
     tag_logits: torch.Tensor      # (B, n_tags)
     novelty: torch.Tensor         # (B,)
-    ego_speed: torch.Tensor       # (B,) m/s decoded from the ego token (0 without one)
+    ego: torch.Tensor             # (B, EGO_STATE_FEATURES) the scaled ego state read from the ego token
+    context: torch.Tensor         # (B, N, d) the backbone's view of the scene (scoring other candidates)
+    context_mask: torch.Tensor    # (B, N)
     extras: dict = field(default_factory=dict)
+
+    def term(self, name: str, cfg: ModelConfig) -> torch.Tensor:
+        """(B, K) probability of one score term for every mode."""
+        return torch.sigmoid(self.score_logits[..., cfg.score_terms.index(name)].float())
 
 
 class DrivingModel(nn.Module):
@@ -104,27 +192,30 @@ class DrivingModel(nn.Module):
         super().__init__()
         if cfg.d_model % cfg.n_heads:
             raise ValueError(f'd_model {cfg.d_model} is not divisible by n_heads {cfg.n_heads}')
+        if len(cfg.score_weights) != len(cfg.score_terms):
+            raise ValueError(f'{len(cfg.score_weights)} score weights for {len(cfg.score_terms)} score terms')
         self.cfg = cfg
         d = cfg.d_model
         self.token_in = nn.Linear(cfg.token_dim, d)
         self.modality_embedding = nn.Embedding(len(Modality), d)
-        self.ego_speed_head = nn.Linear(cfg.token_dim, 1)
         self.anchor_in = nn.Sequential(nn.Linear(3, d), nn.GELU(), nn.Linear(d, d))
+        self.ego_in = nn.Sequential(nn.Linear(EGO_STATE_FEATURES, d), nn.GELU(), nn.Linear(d, d))
         self.route_embedding = nn.Embedding(len(cfg.route_commands), d)
         self.mode_queries = nn.Parameter(torch.randn(cfg.n_modes, d) * 0.02)
         self.analyst_query = nn.Parameter(torch.randn(1, d) * 0.02)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(d)
-        # driver role
-        self.trajectory_head = nn.Linear(d, cfg.horizon * 3)
-        self.mode_head = nn.Linear(d, 1)
-        # critic role: reads the mode embedding and the mode's own trajectory
-        self.critic_head = nn.Sequential(nn.Linear(d + cfg.horizon * 3, d), nn.GELU(), nn.Linear(d, 3))
+        # driver role: per waypoint interval a longitudinal and a lateral acceleration, and the mode's logit
+        self.trajectory_head = nn.Sequential(nn.Linear(d + EGO_STATE_FEATURES, d), nn.GELU(),
+                                             nn.Linear(d, cfg.horizon * 2))
+        # the mode's logit sees its own trajectory too: how plausible a plan is depends on what it does
+        self.mode_head = nn.Sequential(nn.Linear(d + EGO_STATE_FEATURES + cfg.horizon * Scorer.FEATURES, d), nn.GELU(),
+                                       nn.Linear(d, 1))
+        self.scorer = Scorer(cfg)
         # analyst role
         self.tag_head = nn.Linear(d, len(cfg.scene_tags))
         self.register_buffer('analyst_mean', torch.zeros(d))
         self.register_buffer('analyst_inv_var', torch.ones(d))
-        self.register_buffer('trajectory_scale', torch.tensor([5.0, 2.0, 0.2]))  # of the residual
 
     @property
     def n_query_slots(self) -> int:
@@ -134,18 +225,18 @@ class DrivingModel(nn.Module):
                 modality: torch.Tensor) -> ModelOutput:
         """tokens (B, N, D), anchors (B, N, 3) with NaN for none, mask (B, N) True = real token, route (B,),
         modality (B, N) or (N,) :class:`Modality` of each slot."""
+        tokens, anchors, mask, modality = pack_tokens(tokens, anchors, mask, modality.long(), self.cfg.max_tokens)
         b, n, _ = tokens.shape
         cfg = self.cfg
-        modality = modality.long().expand(b, n)
         has_anchor = torch.isfinite(anchors).all(dim=-1, keepdim=True)
         anchor_features = torch.where(has_anchor, anchors, torch.zeros_like(anchors)) / cfg.anchor_scale_m
         x = self.token_in(tokens) + self.anchor_in(anchor_features) * has_anchor + self.modality_embedding(modality)
         is_ego = (mask & (modality == Modality.EGO)).to(tokens.dtype)                       # (B, N)
-        ego_token = (tokens * is_ego[..., None]).sum(1)                                     # (B, D), 0 without
-        ego_speed = self.ego_speed_head(ego_token).squeeze(-1) * SPEED_SCALE_MPS * is_ego.sum(1).clamp(max=1)
+        ego = (tokens[..., :EGO_STATE_FEATURES] * is_ego[..., None]).sum(1)                 # (B, 3), 0 without
+        condition = self.ego_in(ego)[:, None, :]
         queries = torch.cat([self.route_embedding(route)[:, None, :],
                              self.mode_queries.expand(b, -1, -1),
-                             self.analyst_query.expand(b, -1, -1)], dim=1)
+                             self.analyst_query.expand(b, -1, -1)], dim=1) + condition
         x = torch.cat([x, queries], dim=1)
         keep = torch.cat([mask, mask.new_ones(b, self.n_query_slots)], dim=1)
         attn_mask = keep[:, None, None, :]           # every slot attends to real tokens and queries
@@ -155,31 +246,68 @@ class DrivingModel(nn.Module):
         modes = x[:, n + 1:n + 1 + cfg.n_modes]     # (B, K, d)
         analyst = x[:, -1]                           # (B, d)
 
-        raw = self.trajectory_head(modes).view(b, cfg.n_modes, cfg.horizon, 3)
-        trajectories = raw * self.trajectory_scale + self.constant_velocity(ego_speed)[:, None]
-        critic = self.critic_head(torch.cat([modes, raw.flatten(2)], dim=-1)).sigmoid()
-        collision_risk, progress, comfort = critic.unbind(-1)
-        plan_score = progress * (1 - collision_risk) * (cfg.comfort_weight * comfort + 1 - cfg.comfort_weight)
+        mode_input = torch.cat([modes, ego[:, None].expand(-1, cfg.n_modes, -1)], -1)
+        controls = self.trajectory_head(mode_input).view(b, cfg.n_modes, cfg.horizon, 2)
+        speed = ego[:, 0] * EGO_STATE_SCALE[0]
+        trajectories = self.rollout(speed, controls)
+        score_logits = self.scorer(trajectories, ego, x, keep)
+        own = trajectory_features(trajectories.detach(), speed, cfg.dt_s).flatten(2)
+        mode_logits = self.mode_head(torch.cat([mode_input, own], -1)).squeeze(-1)
         novelty = ((analyst - self.analyst_mean) ** 2 * self.analyst_inv_var).mean(-1).sqrt()
-        return ModelOutput(trajectories, self.mode_head(modes).squeeze(-1), collision_risk, progress,
-                           comfort, plan_score, self.tag_head(analyst), novelty, ego_speed, {'analyst': analyst})
+        return ModelOutput(trajectories, mode_logits, score_logits,
+                           plan_score(score_logits, cfg), self.tag_head(analyst), novelty, ego, x, keep,
+                           {'analyst': analyst, 'controls': controls})
 
-    def constant_velocity(self, speed: torch.Tensor) -> torch.Tensor:
-        """(B, T, 3): straight ahead in base_link at ``speed`` (B,), the prior every mode is a residual over."""
-        t_s = torch.arange(1, self.cfg.horizon + 1, device=speed.device, dtype=speed.dtype) * self.cfg.dt_s
-        prior = torch.zeros(*speed.shape, self.cfg.horizon, 3, device=speed.device, dtype=speed.dtype)
-        prior[..., 0] = speed[..., None] * t_s
-        return prior
+    def rollout(self, speed_mps: torch.Tensor, controls: torch.Tensor) -> torch.Tensor:
+        """(B, K, T, 3) poses from the measured speed (B,) and raw controls (B, K, T, 2): per interval a
+        bounded longitudinal and lateral acceleration, integrated with the speed and heading at each
+        interval's middle (x, y, heading of the course)."""
+        cfg = self.cfg
+        raw_accel, raw_lateral = controls.unbind(-1)
+        accel = torch.where(raw_accel >= 0, cfg.max_accel_mps2 * torch.tanh(raw_accel),
+                            cfg.max_decel_mps2 * torch.tanh(raw_accel))
+        v0 = speed_mps.clamp(min=0)[:, None, None].expand_as(accel)
+        v_end = (v0 + torch.cumsum(accel, -1) * cfg.dt_s).clamp(min=0)           # never reverses
+        v_start = torch.cat([v0[..., :1], v_end[..., :-1]], -1)
+        v_mid = 0.5 * (v_start + v_end)
+        distance = v_mid * cfg.dt_s
+        lateral = cfg.max_lat_accel_mps2 * torch.tanh(raw_lateral)
+        limit = cfg.max_curvature_per_m
+        curvature = (lateral / v_mid.square().clamp(min=lateral.abs() / limit + 1e-6)).clamp(-limit, limit)
+        heading_end = torch.cumsum(curvature * distance, -1)
+        heading_mid = heading_end - 0.5 * curvature * distance
+        x = torch.cumsum(distance * torch.cos(heading_mid), -1)
+        y = torch.cumsum(distance * torch.sin(heading_mid), -1)
+        return torch.stack([x, y, heading_end], -1)
+
+    def score(self, out: ModelOutput, candidates: torch.Tensor) -> torch.Tensor:
+        """(B, C, terms) scorer logits of any candidates (B, C, T, 3) in the scene of ``out``."""
+        return self.scorer(candidates, out.ego, out.context, out.context_mask)
 
 
-def choose_mode(out: ModelOutput) -> torch.Tensor:
-    """(B,) the mode to drive: the driver's probability for it weighted by the critic's plan score.
+def plan_score(score_logits: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    """(B, K) in [0, 1]: the gates multiplied, times the mean of the other terms."""
+    p = torch.sigmoid(score_logits.float())
+    gates = [cfg.score_terms.index(name) for name in GATES]
+    others = [i for i in range(len(cfg.score_terms)) if i not in gates]
+    return p[..., gates].prod(-1) * p[..., others].mean(-1)
 
-    The critic head alone cannot tell two safe, comfortable modes apart by how
-    well they fit the scene (that is the driver's knowledge); the driver alone
-    would drive a likely mode its critic scores as a collision.
+
+def selection_logits(out: ModelOutput, cfg: ModelConfig) -> torch.Tensor:
+    """(B, K): how much each mode is worth driving, driver probability and scores in log space."""
+    log_p = torch.log_softmax(out.mode_logits.float(), dim=-1)
+    log_scores = F.logsigmoid(out.score_logits.float())
+    weights = log_scores.new_tensor(cfg.score_weights)
+    return cfg.driver_weight * log_p + (log_scores * weights).sum(-1)
+
+
+def choose_mode(out: ModelOutput, cfg: ModelConfig) -> torch.Tensor:
+    """(B,) the mode to drive: the driver's probability for it, weighted against the scorer's verdicts.
+
+    The scorer alone cannot tell two safe modes apart by how well they fit the scene (that is the driver's
+    knowledge); the driver alone would drive a likely mode the scorer sees colliding or leaving the road.
     """
-    return (torch.softmax(out.mode_logits.float(), dim=-1) * out.plan_score.float()).argmax(-1)
+    return selection_logits(out, cfg).argmax(-1)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -14,7 +14,7 @@ from perception_llm.fusion import EncoderConfig, SensorEncoders
 from perception_llm.lidar_encoder import BEV_CHANNELS
 from planner.model import DrivingModel, ModelConfig, count_parameters
 
-HEADS = ('trajectory_head', 'mode_head', 'critic_head', 'tag_head', 'ego_speed_head')
+HEADS = ('trajectory_head', 'mode_head', 'scorer', 'tag_head')
 
 
 @dataclass

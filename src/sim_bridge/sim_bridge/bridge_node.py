@@ -1,8 +1,10 @@
 """bridge_node: highway-env on the stack's topics, the clock of every other node.
 
 Parameters: ``sim_bridge/schema/bridge_node.schema.json``. Publishes ``/clock``, odometry, the camera, the
-lidar, ``/sim/scene_info`` and ``/sim/status`` for every step; subscribes to the planner's trajectory and the
-critic's takeover state. The simulation runs on a worker thread (:class:`SimulationCore` does the work):
+lidar, ``/sim/scene_info`` and ``/sim/status`` for every step, and with ``relabel`` the expert's plan from
+that state on ``/sim/expert_plan``; subscribes to the planner's trajectory and the critic's takeover state.
+With ``driver: expert-plans`` the bridge is the planner too: the expert's plan goes out on
+``/planner/trajectory`` with an assessment, and comes back like any plan. The simulation runs on a worker thread (:class:`SimulationCore` does the work):
 in lockstep it publishes a step, waits until the trajectory stamped with that step arrived (or the
 deadline expired: a miss), then steps. This node runs on wall time: it is the source of sim time.
 """
@@ -19,9 +21,10 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Bool, String
 
-from sim_bridge.simulation import SimulationCore
+from sim_bridge.simulation import EXPERT_PLANS, MODEL, SimulationCore
 from stack_common import topics
 from stack_common.boundary import BoundaryGuard
+from stack_common.assessment import Assessment, assessment_to_msg
 from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
 from stack_common.image import rgb_to_image_msg
 from stack_common.node_main import run_node
@@ -31,7 +34,7 @@ from stack_common.qos import LATCHED_QOS, PLAN_QOS, SENSOR_QOS, STATUS_QOS
 from stack_common.ros_params import declare_node_config
 from stack_common.takeover import msg_to_takeover
 from stack_common.timeutil import ns_to_stamp
-from stack_common.trajectory import path_to_trajectory
+from stack_common.trajectory import path_to_trajectory, trajectory_to_path
 
 DIAGNOSTICS_PERIOD_S = 1.0
 WARN_THROTTLE_S = 5.0
@@ -46,7 +49,8 @@ class BridgeNode(Node):
         # Lockstep waits for the stack's plans; with the expert driving there are none to wait for, so an
         # expert run in lockstep steps as fast as it can (data collection), and one in realtime keeps pace.
         self.lockstep = config['lockstep']
-        self.waits_for_plans = config['lockstep'] and config['driver'] == 'model'
+        self.stack_drives = config['driver'] in (MODEL, EXPERT_PLANS)
+        self.waits_for_plans = config['lockstep'] and self.stack_drives
         self.counters = {'steps': 0, 'deadline_misses': 0, 'plans': 0, 'rejected_plans': 0}
 
         self.clock_pub = self.create_publisher(Clock, topics.CLOCK, SENSOR_QOS)
@@ -58,6 +62,12 @@ class BridgeNode(Node):
         self.route_pub = self.create_publisher(String, config['route_topic'], PLAN_QOS) \
             if config['route_topic'] else None
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
+        self.expert_plan_pub = self.create_publisher(Path, topics.SIM_EXPERT_PLAN, PLAN_QOS) \
+            if config['relabel'] else None
+        self.plan_pub = self.assessment_pub = None
+        if config['driver'] == EXPERT_PLANS:
+            self.plan_pub = self.create_publisher(Path, topics.TRAJECTORY, PLAN_QOS)
+            self.assessment_pub = self.create_publisher(DiagnosticArray, topics.ASSESSMENT, PLAN_QOS)
         self.boundary = BoundaryGuard(self)   # messages that do not convert: dropped/<input>/<reason>
         guard = self.boundary.guard
         self.create_subscription(Path, topics.TRAJECTORY, guard('trajectory', self.on_trajectory), PLAN_QOS)
@@ -138,7 +148,7 @@ class BridgeNode(Node):
         The first step of a run with the stack driving waits for the first plan in either mode, so the car
         does not drive off while the nodes are still loading.
         """
-        if self.waits_for_plans or (self.config['driver'] == 'model' and not self.first_plan_seen):
+        if self.waits_for_plans or (self.stack_drives and not self.first_plan_seen):
             timeout_s = self.config['lockstep_timeout_s' if self.first_plan_seen else 'startup_timeout_s']
             arrived, wait_ms = self.wait_for_plan(frame, timeout_s)
             self.first_plan_seen = self.first_plan_seen or arrived
@@ -214,6 +224,14 @@ class BridgeNode(Node):
         self.lidar_pub.publish(array_to_cloud(frame.lidar, frame.stamp_ns, cfg['lidar']['frame_id']))
         self.camera_pub.publish(rgb_to_image_msg(frame.rgb, frame.stamp_ns, cfg['camera']['frame_id']))
         self.scene_pub.publish(String(data=json.dumps(frame.scene)))
+        if frame.expert_plan is not None:
+            path = trajectory_to_path(frame.expert_plan)
+            if self.expert_plan_pub is not None:
+                self.expert_plan_pub.publish(path)
+            if self.plan_pub is not None:   # the expert as the planner: a sure plan, scored as such
+                self.plan_pub.publish(path)
+                self.assessment_pub.publish(assessment_to_msg(Assessment(frame.stamp_ns, 0, 1.0, 1.0,
+                                                                         progress=1.0, comfort=1.0)))
 
     def publish_route(self) -> None:
         """The route command of this episode (again while waiting, for a planner that joined late)."""

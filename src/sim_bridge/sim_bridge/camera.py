@@ -13,6 +13,7 @@ the surface is drawn here with its graphics classes directly.
 
 import math
 import os
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -20,16 +21,40 @@ import numpy as np
 os.environ.setdefault('SDL_VIDEODRIVER', 'dummy')
 os.environ.setdefault('PYGAME_HIDE_SUPPORT_PROMPT', '1')
 
-import pygame  # noqa: E402  (SDL reads the video driver when the display is initialised)
-from highway_env.road.graphics import RoadGraphics, WorldSurface  # noqa: E402
+
+@dataclass
+class TopDownView:
+    """Where base_link lies in the camera's image: the geometry alone (overlays use it without a simulator)."""
+
+    width_px: int = 512
+    height_px: int = 256
+    pixels_per_m: float = 5.0
+    ego_position: tuple[float, float] = (0.25, 0.5)
+
+    @classmethod
+    def from_params(cls, camera: dict) -> 'TopDownView':
+        return cls(int(camera['width_px']), int(camera['height_px']), float(camera['pixels_per_m']),
+                   tuple(camera['ego_position']))
+
+    @property
+    def ego_u(self) -> float:
+        return self.ego_position[0] * self.width_px
+
+    @property
+    def ego_v(self) -> float:
+        return self.ego_position[1] * self.height_px
+
+    def base_link_to_pixel(self, x_m, y_m):
+        """Where points of base_link appear in the image (scalars or arrays)."""
+        return self.ego_u + self.pixels_per_m * x_m, self.ego_v - self.pixels_per_m * y_m
 
 
-class TopDownCamera:
+class TopDownCamera(TopDownView):
     def __init__(self, width_px: int = 512, height_px: int = 256, pixels_per_m: float = 5.0,
                  ego_position: tuple[float, float] = (0.25, 0.5)):
-        self.width_px, self.height_px, self.pixels_per_m = width_px, height_px, pixels_per_m
-        self.ego_u = ego_position[0] * width_px
-        self.ego_v = ego_position[1] * height_px
+        super().__init__(width_px, height_px, pixels_per_m, tuple(ego_position))
+        import pygame  # SDL reads the video driver (set above) when the display is initialised
+        from highway_env.road.graphics import WorldSurface
         # The drawn square must hold every pixel of the output at any heading: its half side is the
         # farthest output corner from the ego.
         reach = max(math.hypot(u - self.ego_u, v - self.ego_v) for u in (0, width_px) for v in (0, height_px))
@@ -42,6 +67,8 @@ class TopDownCamera:
 
     def render(self, road, ego_xy: np.ndarray, ego_heading: float) -> np.ndarray:
         """An ``(H, W, 3) uint8`` RGB view around the ego; ``road`` is the env's highway_env Road."""
+        import pygame
+        from highway_env.road.graphics import RoadGraphics
         surface = self.surface
         surface.move_display_window_to(np.asarray(ego_xy, dtype=float))
         RoadGraphics.display(road, surface)
@@ -62,7 +89,3 @@ class TopDownCamera:
         # (bx, by) is (ego_u + k bx, ego_v - k by).
         return np.array([[c, s, self.ego_u + k * (c * ox + s * oy)],
                          [s, -c, self.ego_v + k * (s * ox - c * oy)]], dtype=np.float64)
-
-    def base_link_to_pixel(self, x_m: float, y_m: float) -> tuple[float, float]:
-        """Where a point of base_link appears in the image (for tests and overlays)."""
-        return self.ego_u + self.pixels_per_m * x_m, self.ego_v - self.pixels_per_m * y_m

@@ -35,7 +35,7 @@ class EnvSettings:
     duration_s: float = 40.0         # episode length in sim time
     policy_hz: int = 10              # control (and sensor) rate: one bridge step
     physics_substeps: int = 2        # highway-env integration steps per bridge step
-    lidar_beams: int = 180
+    lidar_beams: int = 720
     lidar_range_m: float = 60.0
 
 

@@ -16,6 +16,7 @@ from highway_env.vehicle.behavior import IDMVehicle
 from highway_env.vehicle.kinematics import Vehicle
 
 STACK, EXPERT = 'stack', 'expert'
+ROUTE_LANE_TOLERANCE_M = 4.0   # a car this far from a route lane's centre line (or ends) is not on it
 EGO_COLOR = (50, 200, 0)
 
 
@@ -50,6 +51,86 @@ class SteeringNoise:
         return self.value
 
 
+class SpeedDisturbance:
+    """Now and then, the expert cruises at another speed for a while (data collection only).
+
+    Events start at ``rate_hz`` (a Poisson process); each holds the expert's target speed at a factor of its
+    cruise speed drawn from ``factor_range`` for a duration drawn from ``duration_range_s``, then lets go.
+    The recorded drive then shows the car off its cruise speed and recovering to it, while the labels (the
+    expert's plan, rolled out undisturbed) show how to get back.
+    """
+
+    def __init__(self, rate_hz: float, dt_s: float, seed: int, factor_range: tuple[float, float] = (0.3, 1.2),
+                 duration_range_s: tuple[float, float] = (1.5, 4.0)):
+        self.rate_hz, self.dt_s = rate_hz, dt_s
+        self.factor_range, self.duration_range_s = factor_range, duration_range_s
+        self.rng = np.random.default_rng(seed)
+        self.factor, self._remaining_s = 1.0, 0.0
+
+    def sample(self) -> float:
+        """The factor on the cruise speed for this step."""
+        if self._remaining_s > 0:
+            self._remaining_s -= self.dt_s
+        elif self.rng.random() < self.rate_hz * self.dt_s:
+            self.factor = float(self.rng.uniform(*self.factor_range))
+            self._remaining_s = float(self.rng.uniform(*self.duration_range_s))
+        else:
+            self.factor = 1.0
+        return self.factor
+
+
+class LeadBraking:
+    """Now and then, a car ahead of the ego brakes hard, or cuts into its lane and brakes (data collection only).
+
+    Events start at ``rate_hz`` (a Poisson process). The car is the one ahead in the ego's lane when it is
+    within ``max_gap_m``, else one ahead in a neighbouring lane within ``cut_in_gap_m``, which is steered into
+    the ego's lane (highway-env's cruising traffic keeps its distance and seldom shows either). Its target
+    speed drops to a factor of its speed drawn from ``factor_range`` (IDM then brakes at up to 6 m/s^2) for a
+    duration drawn from ``duration_range_s``; then it resumes. The recorded drive shows the expert's answer.
+    """
+
+    def __init__(self, rate_hz: float, dt_s: float, seed: int, factor_range: tuple[float, float] = (0.0, 0.5),
+                 duration_range_s: tuple[float, float] = (2.0, 5.0), max_gap_m: float = 60.0,
+                 cut_in_gap_m: tuple[float, float] = (8.0, 40.0)):
+        self.rate_hz, self.dt_s, self.max_gap_m, self.cut_in_gap_m = rate_hz, dt_s, max_gap_m, cut_in_gap_m
+        self.factor_range, self.duration_range_s = factor_range, duration_range_s
+        self.rng = np.random.default_rng(seed)
+        self.car, self._saved, self._remaining_s = None, (0.0, True), 0.0
+        self.events = 0
+
+    def step(self, road, ego) -> None:
+        """Advance one period of ``dt_s``: end a running event, or maybe start one."""
+        if self.car is not None:
+            self._remaining_s -= self.dt_s
+            if self._remaining_s <= 0:
+                self.car.target_speed, self.car.enable_lane_change = self._saved
+                self.car = None
+            return
+        if self.rng.random() >= self.rate_hz * self.dt_s:
+            return
+        car = self._pick(road, ego)
+        if car is None:
+            return
+        self.car, self._saved = car, (car.target_speed, car.enable_lane_change)
+        car.target_lane_index, car.enable_lane_change = ego.lane_index, False
+        car.target_speed = float(car.speed * self.rng.uniform(*self.factor_range))
+        self._remaining_s = float(self.rng.uniform(*self.duration_range_s))
+        self.events += 1
+
+    def _pick(self, road, ego):
+        def gap(car) -> float:
+            return float(np.dot(car.position - ego.position, ego.direction)) if car is not None else -1.0
+
+        front, _ = road.neighbour_vehicles(ego, ego.lane_index)
+        if hasattr(front, 'target_speed') and 0.0 < gap(front) <= self.max_gap_m:
+            return front
+        for lane_index in road.network.side_lanes(ego.lane_index):
+            car, _ = road.neighbour_vehicles(ego, lane_index)
+            if hasattr(car, 'target_speed') and self.cut_in_gap_m[0] <= gap(car) <= self.cut_in_gap_m[1]:
+                return car
+        return None
+
+
 class SafetyDriverVehicle(IDMVehicle):
     """The ego: commanded from outside, or the IDM/MOBIL expert while ``expert_engaged``.
 
@@ -63,14 +144,16 @@ class SafetyDriverVehicle(IDMVehicle):
     GAP_HORIZON_S = 4.0
     JUNCTION_PATH_M = 30.0
     CONFLICT_DISTANCE_M = 3.5
+    CROSSING_RAD = np.radians(60)   # a car heading this far off the ego's heading crosses its path
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.expert_engaged = False
         self.destination_node: str | None = None
         self.cruise_speed_mps = float(self.target_speed)
-        # Data collection only: a disturbance on the expert's steering (see SteeringNoise).
+        # Data collection only: disturbances of the expert's steering and cruise speed.
         self.steering_noise: SteeringNoise | None = None
+        self.speed_disturbance: SpeedDisturbance | None = None
         # Set by the env where it has junctions: whether a lane leads into one.
         self.is_approach_lane: Callable[[tuple], bool] | None = None
 
@@ -82,21 +165,47 @@ class SafetyDriverVehicle(IDMVehicle):
         return super().plan_route_to(destination)
 
     def engage_expert(self) -> None:
-        """Take the wheel where the stack left the car: follow the current lane, re-plan the route from it."""
+        """Take the wheel where the stack left the car: on the lane of its route it is on (the route it was
+        given at the start, which the stack's driving did not consume), else the lane nearest to it and a
+        route re-planned from there. Inside a junction the nearest lane is often a connector crossing the
+        car's own: taking it would turn the car into another road."""
         if self.expert_engaged:
             return
         self.expert_engaged = True
+        on_route = self.nearest_route_lane()
+        if on_route is not None:
+            index, lane_index = on_route
+            self.route = [lane_index] + list(self.route[index + 1:])
+            self.target_lane_index = lane_index
+            return
         self.target_lane_index = self.lane_index
         if self.destination_node is not None:
             super().plan_route_to(self.destination_node)
+
+    def nearest_route_lane(self) -> tuple[int, tuple] | None:
+        """(index in the route, lane index) of the route's lane the car is on (within a lane width of its
+        centre line, between its ends; any lane of a route's road, the nearest), None without a route or off
+        it."""
+        best, best_lateral = None, ROUTE_LANE_TOLERANCE_M
+        network = self.road.network
+        for index, (start, end, _) in enumerate(self.route or []):
+            for candidate in range(len(network.graph.get(start, {}).get(end, []))):
+                lane = network.get_lane((start, end, candidate))
+                longitudinal, lateral = lane.local_coordinates(self.position)
+                if -ROUTE_LANE_TOLERANCE_M <= longitudinal <= lane.length + ROUTE_LANE_TOLERANCE_M \
+                        and abs(lateral) < best_lateral:
+                    best, best_lateral = (index, (start, end, candidate)), abs(lateral)
+        return best
 
     def release_expert(self) -> None:
         self.expert_engaged = False
 
     def act(self, action: dict | str | None = None) -> None:
         if self.expert_engaged:
-            if self.is_approach_lane is not None:
-                self.target_speed = self.cruise_speed_mps if self.junction_clear() else 0.0
+            waiting = self.is_approach_lane is not None and not self.junction_clear()
+            self.target_speed = 0.0 if waiting else self.cruise_speed_mps
+            if self.speed_disturbance is not None:
+                self.target_speed *= self.speed_disturbance.sample()
             IDMVehicle.act(self)    # the commands of the stack are ignored while the expert drives
             if self.steering_noise is not None:
                 self.action['steering'] += self.steering_noise.sample()
@@ -108,6 +217,21 @@ class SafetyDriverVehicle(IDMVehicle):
         if self.expert_engaged and self.speed + self.action['acceleration'] * dt < 0.0:
             self.action['acceleration'] = -max(self.speed, 0.0) / dt
         super().step(dt)
+
+    def acceleration(self, ego_vehicle, front_vehicle=None, rear_vehicle=None) -> float:
+        """IDM, except that past its approach lane the expert does not brake for a car crossing its path.
+
+        highway-env takes any car within a lane's width of the ego's lane as the car ahead: in a junction that
+        is crossing traffic still on its own approach. Braking for it leaves the ego standing in the junction
+        for that car to run into (the crashes of ``--driver expert-plans`` in intersection-v0); the gap it
+        accepted at its own approach is what keeps it clear.
+        """
+        if (ego_vehicle is self and front_vehicle is not None and self.is_approach_lane is not None
+                and not self.is_approach_lane(self.lane_index)
+                and abs(np.arctan2(np.sin(front_vehicle.heading - self.heading),
+                                   np.cos(front_vehicle.heading - self.heading))) > self.CROSSING_RAD):
+            front_vehicle = None
+        return super().acceleration(ego_vehicle, front_vehicle, rear_vehicle)
 
     def junction_clear(self) -> bool:
         """False while waiting at the entry of a junction for a gap; True everywhere else."""

@@ -3,13 +3,18 @@
 Owns: turning the observation (one ``(distance, relative speed)`` row per beam, beam ``i`` pointing at
 ``i * 2 pi / beams`` in the world frame, from the ego's centre) into a structured point array of one point per
 return and per z layer, in the lidar frame, so it looks like a scan of a multi-layer lidar. A beam that hits
-nothing (distance at the maximum range) gives no point. Does not own: the PointCloud2 message
-(stack_common.pointcloud).
+nothing (distance at the maximum range) gives no point.
+
+Each return carries its ``radial_velocity`` (m/s, float32): the hit object's velocity relative to the ego
+along the beam, positive when it moves away, as FMCW lidars (and radars) measure it. Closing speed is then
+visible in a single sweep; perception uses the field when a cloud has it (``stack_common.pointcloud``).
+Does not own: the PointCloud2 message (stack_common.pointcloud).
 """
 
 import numpy as np
 
-POINT_DTYPE = np.dtype([('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('intensity', '<f4'), ('ring', '<u2')])
+POINT_DTYPE = np.dtype([('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('intensity', '<f4'), ('ring', '<u2'),
+                        ('radial_velocity', '<f4')])
 RETURN_INTENSITY = 100.0
 
 
@@ -25,10 +30,11 @@ def lidar_points(observation: np.ndarray, ego_heading: float, max_range_m: float
     ``observation`` is highway-env's un-normalised ``(beams, 2)`` lidar observation; ``layer_heights_m`` are
     heights above the ground (= base_link z) at which each return is reported, one ring per height.
     """
-    distances = np.asarray(observation, dtype=np.float64)[:, 0]
+    observation = np.asarray(observation, dtype=np.float64)
+    distances = observation[:, 0]
     angles = beam_angles_base_link(len(distances), ego_heading)
     hit = distances < max_range_m - 1e-3
-    d, a = distances[hit], angles[hit]
+    d, a, v = distances[hit], angles[hit], observation[hit, 1]
     count = len(d)
     points = np.empty(count * len(layer_heights_m), POINT_DTYPE)
     for ring, height in enumerate(layer_heights_m):
@@ -38,4 +44,5 @@ def lidar_points(observation: np.ndarray, ego_heading: float, max_range_m: float
         layer['z'] = height - mount_height_m
         layer['intensity'] = RETURN_INTENSITY
         layer['ring'] = ring
+        layer['radial_velocity'] = v
     return points

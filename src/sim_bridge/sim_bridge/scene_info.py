@@ -1,9 +1,10 @@
 """Privileged scene information: what the simulator knows that the stack must infer (labels for training).
 
 Owns: the ``/sim/scene_info`` document (``std_msgs/String`` JSON, see docs/simulation.md):
-``{"stamp_ns", "scenario", "route_command", "tags": {name: bool}, "vehicles": [[x, y, heading, speed, length,
-width], ...]}`` with every other vehicle in the odom frame (= the simulator's world frame), and the rules that
-derive the tags from the simulator's state:
+``{"stamp_ns", "scenario", "seed", "route_command", "tags": {name: bool}, "vehicles": [[x, y, heading, speed,
+length, width], ...], "lanes": [[x, y], ...]}`` with every other vehicle and the lane centre lines near the ego
+(points every ``LANE_STEP_M`` within ``LANE_RADIUS_M``) in the odom frame (= the simulator's world frame), and
+the rules that derive the tags from the simulator's state:
 
 * ``lead_vehicle_braking``: a vehicle ahead in the ego's lane, within ``lead_distance_m``, commanding a
   deceleration stronger than ``braking_decel_mps2``;
@@ -19,6 +20,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+LANE_STEP_M = 2.0
+LANE_RADIUS_M = 130.0   # a 4 s plan at 30 m/s reaches 120 m
+
 
 @dataclass(frozen=True)
 class TagRules:
@@ -95,9 +100,25 @@ def route_command(env) -> str:
     return 'straight'
 
 
-def scene_info(env, scenario: str, stamp_ns: int, rules: TagRules, command: str) -> dict:
+def lane_points(env, radius_m: float = LANE_RADIUS_M, step_m: float = LANE_STEP_M) -> np.ndarray:
+    """``(N, 2)`` points on the centre lines of every lane within ``radius_m`` of the ego (odom frame)."""
+    ego_xy = np.asarray(env.vehicle.position, dtype=float)
+    points = []
+    for lanes in (lanes for targets in env.road.network.graph.values() for lanes in targets.values()):
+        for lane in lanes:
+            s0 = float(lane.local_coordinates(ego_xy)[0])
+            start, end = max(0.0, s0 - radius_m), min(lane.length, s0 + radius_m)
+            if end <= start:
+                continue
+            sampled = np.array([lane.position(s, 0.0) for s in np.arange(start, end + 1e-9, step_m)])
+            points.append(sampled[np.linalg.norm(sampled - ego_xy, axis=1) <= radius_m])
+    return np.concatenate(points) if points else np.zeros((0, 2))
+
+
+def scene_info(env, scenario: str, stamp_ns: int, rules: TagRules, command: str, seed: int = 0) -> dict:
     ego = env.vehicle
     vehicles = [[float(v.position[0]), float(v.position[1]), float(v.heading), float(v.speed),
                  float(v.LENGTH), float(v.WIDTH)] for v in env.road.vehicles if v is not ego]
-    return {'stamp_ns': int(stamp_ns), 'scenario': scenario, 'route_command': command,
-            'tags': scene_tags(env, rules), 'vehicles': vehicles}
+    lanes = np.round(lane_points(env), 2).tolist()
+    return {'stamp_ns': int(stamp_ns), 'scenario': scenario, 'seed': int(seed), 'route_command': command,
+            'tags': scene_tags(env, rules), 'vehicles': vehicles, 'lanes': lanes}

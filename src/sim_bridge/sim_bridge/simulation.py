@@ -18,7 +18,8 @@ import numpy as np
 from sim_bridge.camera import TopDownCamera
 from sim_bridge.controller import ControllerConfig, Pose2D, TrajectoryController
 from sim_bridge.envs import EnvSettings, make_env
-from sim_bridge.expert import EXPERT, SafetyDriver, SteeringNoise
+from sim_bridge.expert import EXPERT, LeadBraking, SafetyDriver, SpeedDisturbance, SteeringNoise
+from sim_bridge.expert_plan import expert_plan
 from sim_bridge.lidar import lidar_points
 from sim_bridge.metrics import EpisodeRecord
 from sim_bridge.scenarios import scenario_id
@@ -30,6 +31,9 @@ NS_PER_S = 1_000_000_000
 START_STAMP_NS = NS_PER_S        # sim time 0 means "no clock yet" to ROS nodes
 POSE_HISTORY = 100               # steps of poses kept to place late plans
 OFF_ROAD_REASON = 'safety_driver:off_road'
+# Driver modes: the stack's model drives; the expert drives everything (data collection); the expert's own plans
+# are published as the planner's and tracked by the controller under the critic (the critic's false alarms).
+MODEL, EXPERT_DRIVES, EXPERT_PLANS = 'model', 'expert', 'expert-plans'
 
 
 @dataclass
@@ -39,6 +43,7 @@ class SensorFrame:
     rgb: np.ndarray
     lidar: np.ndarray               # sim_bridge.lidar.POINT_DTYPE, lidar frame
     scene: dict                     # the /sim/scene_info document
+    expert_plan: Trajectory | None = None   # the expert's plan from this state (relabel, expert-plans)
 
 
 @dataclass
@@ -55,7 +60,10 @@ class SimulationCore:
         self.camera = TopDownCamera(config['camera']['width_px'], config['camera']['height_px'],
                                     config['camera']['pixels_per_m'], tuple(config['camera']['ego_position']))
         self.controller = TrajectoryController(ControllerConfig.from_params(config['controller']))
-        self.safety_driver = SafetyDriver(config['hand_back_s'], always_expert=self.driver_mode == 'expert')
+        self.safety_driver = SafetyDriver(config['hand_back_s'], always_expert=self.driver_mode == EXPERT_DRIVES)
+        plan = config['expert_plan']
+        self.plan_t_s = plan['dt_s'] * np.arange(1, plan['horizon'] + 1)
+        self.plans_expert = config['relabel'] or self.driver_mode == EXPERT_PLANS
         self.tag_rules = TagRules.from_params(config['scene_tags'])
         self.schedule = [(scenario_id(scenario), episode) for scenario in config['scenarios']
                          for episode in range(config['episodes'])]
@@ -99,12 +107,18 @@ class SimulationCore:
         self._previous_heading = float(self.vehicle.heading)
         self.record = EpisodeRecord(scenario, cfg['seed'] + episode, episode, self.driver_mode, self.stamp_ns)
         self._remember_pose()
-        if self.driver_mode == 'expert':
+        if self.driver_mode == EXPERT_DRIVES:
             self.vehicle.engage_expert()
+            substep_s = 1.0 / (cfg['policy_hz'] * cfg['physics_substeps'])
             if cfg['expert_steering_noise_rad'] > 0:
-                self.vehicle.steering_noise = SteeringNoise(
-                    cfg['expert_steering_noise_rad'], 1.0 / (cfg['policy_hz'] * cfg['physics_substeps']),
-                    cfg['seed'] + episode)
+                self.vehicle.steering_noise = SteeringNoise(cfg['expert_steering_noise_rad'], substep_s,
+                                                            cfg['seed'] + episode)
+            if cfg['expert_speed_disturbance_hz'] > 0:
+                self.vehicle.speed_disturbance = SpeedDisturbance(cfg['expert_speed_disturbance_hz'], substep_s,
+                                                                  cfg['seed'] + episode)
+        self.lead_braking = None
+        if cfg['lead_brake_hz'] > 0:
+            self.lead_braking = LeadBraking(cfg['lead_brake_hz'], self.period_ns / NS_PER_S, cfg['seed'] + episode)
         return True
 
     @property
@@ -132,12 +146,22 @@ class SimulationCore:
         points = lidar_points(self._observation, heading, lidar['range_m'], tuple(lidar['layer_heights_m']),
                               lidar['mount_height_m'])
         rgb = self.camera.render(self.env.road, v.position, heading)
-        scene = scene_info(self.env, self.scenario, self.stamp_ns, self.tag_rules, self.route_command)
-        return SensorFrame(self.stamp_ns, ego, rgb, points, scene)
+        scene = scene_info(self.env, self.scenario, self.stamp_ns, self.tag_rules, self.route_command,
+                           self.record.seed if self.record is not None else 0)
+        plan = None
+        if self.plans_expert:
+            poses = expert_plan(self.env, self.plan_t_s, self.config['expert_plan']['radius_m'])
+            plan = Trajectory(self.stamp_ns, self.config['base_frame_id'], self.plan_t_s.copy(), poses[:, :2],
+                              poses[:, 2])
+        return SensorFrame(self.stamp_ns, ego, rgb, points, scene, plan)
 
     def hold(self, delta_ns: int) -> None:
-        """Let sim time pass without moving the world (while the stack starts); the episode's clock waits."""
+        """Let sim time pass without moving the world (while the stack starts); the episode's clock waits.
+
+        The sensors look again, so a world changed in place between steps (a test arranging cars) is seen.
+        """
         self.stamp_ns += delta_ns
+        self._observation = self.env.unwrapped.observation_type.observe()
         if self.record is not None:
             self.record.start_stamp_ns += delta_ns
         self._remember_pose()
@@ -185,7 +209,7 @@ class SimulationCore:
         record = self.record
         v = self.vehicle
         record.deadline_misses += int(deadline_missed)
-        off_road = self.driver_mode == 'model' and self.off_road()
+        off_road = self.driver_mode != EXPERT_DRIVES and self.off_road()
         reasons = list(takeover_reasons) + ([OFF_ROAD_REASON] if off_road else [])
         previous_driver = self.safety_driver.driver
         driver = self.safety_driver.update(self.stamp_ns, takeover_active or off_road, reasons,
@@ -200,6 +224,8 @@ class SimulationCore:
                 self.controller.reset()
             action = self._stack_action()
 
+        if self.lead_braking is not None:
+            self.lead_braking.step(self.env.unwrapped.road, v)
         position = v.position.copy()
         self._previous_heading = float(v.heading)
         self._observation, _, terminated, truncated, _ = self.env.step(action)

@@ -31,6 +31,10 @@ _DATATYPES = {
 }
 _DATATYPE_OF = {dtype.str[1:]: code for code, dtype in _DATATYPES.items()}
 MAX_POINTS = 20_000_000
+# The optional per-point fields the stack's lidar path uses, when a cloud has them: intensity (the BEV's
+# intensity channel) and radial_velocity (m/s along the beam, away positive, as FMCW lidars and the simulated
+# lidar report it: the BEV's closing-speed channel).
+LIDAR_CHANNELS = ('intensity', 'radial_velocity')
 
 
 class CloudDecodeError(ConversionError):
@@ -113,17 +117,18 @@ def array_to_cloud(points: np.ndarray, stamp_ns: int, frame_id: str) -> PointClo
     return msg
 
 
-def points_xyz_intensity(points: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Finite ``(N, 3) float32`` coordinates and, when the cloud has it, the matching intensity."""
-    names = points.dtype.names or ()
-    missing = [name for name in ('x', 'y', 'z') if name not in names]
+def point_channels(points: np.ndarray, names: tuple[str, ...] = ('intensity',)) -> tuple[np.ndarray, dict]:
+    """Finite ``(N, 3) float32`` coordinates and, for each of ``names`` the cloud has, the matching ``(N,)``
+    float32 values (non-finite values become 0). Fields the cloud lacks are absent from the dict."""
+    present = points.dtype.names or ()
+    missing = [name for name in ('x', 'y', 'z') if name not in present]
     if missing:
         raise CloudDecodeError('missing_field', f'cloud has no field(s) {missing}')
     for name in ('x', 'y', 'z'):
         if points.dtype[name].shape:
             raise CloudDecodeError('bad_field', f'field {name!r} has count {points.dtype[name].shape[0]}; '
                                                 'x, y and z must have count 1')
-    columns = ('x', 'y', 'z', 'intensity') if 'intensity' in names else ('x', 'y', 'z')
+    columns = ('x', 'y', 'z') + tuple(name for name in names if name in present)
     values = np.empty((points.size, len(columns)), np.float32)
     with np.errstate(over='ignore', invalid='ignore'):   # float64 beyond float32: inf, dropped below
         for column, name in enumerate(columns):
@@ -134,9 +139,15 @@ def points_xyz_intensity(points: np.ndarray) -> tuple[np.ndarray, np.ndarray | N
     finite = np.isfinite(values[:, 0]) & np.isfinite(values[:, 1]) & np.isfinite(values[:, 2])
     if not finite.all():
         values = np.compress(finite, values, axis=0)
-    if len(columns) == 3:
-        return values, None
-    return values[:, :3], np.nan_to_num(values[:, 3], nan=0.0, posinf=0.0, neginf=0.0)
+    extra = {name: np.nan_to_num(values[:, 3 + i], nan=0.0, posinf=0.0, neginf=0.0)
+             for i, name in enumerate(columns[3:])}
+    return values[:, :3], extra
+
+
+def points_xyz_intensity(points: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Finite ``(N, 3) float32`` coordinates and, when the cloud has it, the matching intensity."""
+    xyz, extra = point_channels(points, ('intensity',))
+    return xyz, extra.get('intensity')
 
 
 def points_xyz(points: np.ndarray) -> np.ndarray:

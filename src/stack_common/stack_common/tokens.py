@@ -3,7 +3,8 @@
 One point per token with fields ``x, y, z`` (float32 anchor in ``base_link``,
 NaN when the token has no position), ``modality`` (uint8, :class:`Modality`),
 ``source`` (uint8, index of the sensor within its modality) and ``embedding``
-(float32, one PointField with ``count = D``). ``header.stamp`` is the stamp of
+(float32, one PointField with ``count = D``; the ego token's first channels
+are the scaled ego state, ``EGO_STATE_SCALE``). ``header.stamp`` is the stamp of
 the synced sensor set and propagates unchanged to the trajectory. Only real
 tokens travel; the planner pads to its static input shape.
 """
@@ -20,6 +21,11 @@ from stack_common.timeutil import stamp_to_ns
 
 FRAME_ID = 'base_link'
 EMBEDDING_OFFSET = 16  # x, y, z (12 bytes), modality, source, 2 bytes padding
+# The ego token's first EGO_STATE_FEATURES embedding channels are the ego state itself, scaled to about unit
+# size but not normalised: speed / 10 m/s, yaw rate / 1 rad/s, longitudinal acceleration / 3 m/s^2 (value =
+# channel * EGO_STATE_SCALE). The planner reads them directly; the other channels are learned.
+EGO_STATE_FEATURES = 3
+EGO_STATE_SCALE = (10.0, 1.0, 3.0)
 
 
 class Modality(IntEnum):

@@ -49,9 +49,11 @@ def register(subparsers) -> None:
     parser.add_argument('--scenario', nargs='+', type=scenario_id, default=['highway-v0'], metavar='SCENARIO',
                         help=f'scenario families, in order: {", ".join(SCENARIOS)}, the version optional '
                              f'(default highway-v0)')
-    parser.add_argument('--driver', choices=('model', 'expert'), default='model',
+    parser.add_argument('--driver', choices=('model', 'expert', 'expert-plans'), default='model',
                         help='model: the stack drives, the safety driver takes over on request; '
-                             'expert: IDM/MOBIL drives everything (data collection, no stack nodes)')
+                             'expert: IDM/MOBIL drives everything (data collection, no stack nodes); '
+                             'expert-plans: the expert\'s own 4 s plan is published as the planner\'s, tracked '
+                             'and watched by the real critic (the critic\'s false alarms on good driving)')
     parser.add_argument('--checkpoint', type=Path, default=None, help='model checkpoint (default: the shipped one)')
     add_out(parser, help='where report.json, the plots, params.yaml, nodes.log and the MCAP (run_mcap) go')
     parser.add_argument('--realtime', action='store_true',
@@ -59,6 +61,15 @@ def register(subparsers) -> None:
     parser.add_argument('--expert-noise', type=float, default=None, metavar='RAD',
                         help='with --driver expert: std of a slow steering disturbance on the expert, so the '
                              'recorded data shows recoveries from drift (e.g. 0.03)')
+    parser.add_argument('--expert-speed-noise', type=float, default=None, metavar='HZ',
+                        help='with --driver expert: rate of events in which the expert cruises at 0.3-1.2x its '
+                             'cruise speed for 1.5-4 s, so the data shows recoveries to cruise (e.g. 0.1)')
+    parser.add_argument('--lead-brake', type=float, default=None, metavar='HZ',
+                        help='rate of events in which a car ahead of the ego (or one cutting in) brakes hard for 2-5 s, '
+                             'so the recorded data shows the answer to a braking lead car (e.g. 0.2)')
+    parser.add_argument('--relabel', action='store_true',
+                        help='record the expert\'s plan from every state on /sim/expert_plan (the driver label '
+                             'of DAgger and of disturbed expert data; training prefers it to the logged future)')
     add_run_arguments(parser)
 
 
@@ -68,6 +79,9 @@ def options_from(args, scenarios: list[str], driver: str, out: Path, checkpoint:
     return SimOptions(out=out, scenarios=scenarios, episodes=args.episodes, seed=args.seed, driver=driver,
                       realtime=realtime, duration_s=args.duration, density=args.density, checkpoint=checkpoint,
                       expert_noise_rad=getattr(args, 'expert_noise', None),
+                      expert_speed_noise_hz=getattr(args, 'expert_speed_noise', None),
+                      lead_brake_hz=getattr(args, 'lead_brake', None),
+                      relabel=getattr(args, 'relabel', False),
                       config=config_files(args), sim_config=args.sim_config, record=not args.no_record)
 
 
@@ -157,6 +171,8 @@ def execute(options, command: str = 'sim') -> tuple[int, dict | None]:
     print_summary(result.report)
     print(f'report: {result.report_path}')
     print('plots:  ' + ', '.join(str(p) for p in result.plots))
+    if result.videos:
+        print('videos: ' + ', '.join(str(p) for p in result.videos))
     if result.bag is not None:
         print(f'mcap:   {result.bag}')
     print(f'ran on ROS_DOMAIN_ID={result.report["ros_domain_id"]} (set ROS_DOMAIN_ID yourself to watch a run live)')

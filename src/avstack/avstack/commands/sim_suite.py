@@ -1,11 +1,12 @@
 """``avstack sim-suite``: all four scenario families with fixed seeds, compared with a baseline, seesaw check.
 
 Drives ``--checkpoint`` through highway, merge, roundabout and intersection (same seeds every time), then
-the baseline checkpoint (or the expert driver when there is none) through the same episodes, and prints one
-table per family with both runs' km per takeover and per-km rates and their deltas. A family whose
-takeovers or collisions per km rose by more than the tolerance regressed; one whose rates fell improved.
-A regression in one family while another improved is a seesaw. With ``--gate`` a seesaw or any regression
-exits 1: a model change must not trade one kind of road for another.
+the baseline checkpoint (or, when there is none, the expert's own plans through the same critic:
+``--driver expert-plans``, the fair reference for km per takeover) through the same episodes, and prints one
+table per family with both runs' km per takeover and per-km rates and their deltas, and the takeovers per
+check of each run. A family whose takeovers or collisions per km rose by more than the tolerance regressed;
+one whose rates fell improved. A regression in one family while another improved is a seesaw. With
+``--gate`` a seesaw or any regression exits 1: a model change must not trade one kind of road for another.
 """
 
 import json
@@ -33,7 +34,14 @@ def register(subparsers) -> None:
         raw=True)
     parser.add_argument('--checkpoint', type=Path, default=None,
                         help='the model to evaluate (default: the shipped one, as the nodes load it)')
-    parser.add_argument('--baseline', type=Path, default=None, help='the model to compare with (default: expert)')
+    parser.add_argument('--baseline', type=Path, default=None,
+                        help='the model to compare with (default: the expert, see --reference)')
+    parser.add_argument('--reference', choices=('expert-plans', 'expert'), default='expert-plans',
+                        help='without --baseline: expert-plans (the expert\'s plans tracked and watched by the '
+                             'same critic: its takeovers are the critic\'s false alarms) or expert (the expert '
+                             'drives the simulator itself, no stack, no critic)')
+    parser.add_argument('--reference-only', action='store_true',
+                        help='drive only the reference (e.g. the critic\'s false-alarm rate on expert plans)')
     parser.add_argument('--gate', action='store_true', help='exit 1 on a seesaw or any regression')
     parser.add_argument('--tolerance', type=float, default=Tolerance.relative,
                         help=f'relative change of a per-km rate that counts (default {Tolerance.relative})')
@@ -47,28 +55,35 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.episodes < 1 or args.tolerance < 0 or args.tolerance_per_km < 0:
         raise UsageError('--episodes must be >= 1 and tolerances >= 0')
-    from avstack.sim_report import compare, comparison_table
+    from avstack.sim_report import checks_table, compare, comparison_table, takeovers_per_check
 
-    reference_name = 'baseline' if args.baseline else 'expert'
+    reference_name = 'baseline' if args.baseline else args.reference
+    plan = [] if args.reference_only else [('current', 'model', args.checkpoint)]
+    plan.append((reference_name, 'model' if args.baseline else args.reference, args.baseline))
     runs = {}
-    for name, driver, checkpoint in (('current', 'model', args.checkpoint),
-                                     (reference_name, 'model' if args.baseline else 'expert', args.baseline)):
+    for name, driver, checkpoint in plan:
         code, report = execute(options_from(args, list(SCENARIOS), driver, args.out / name, checkpoint),
                                command='sim-suite')
         if code != EXIT_OK:
             return code
         runs[name] = report
-    comparison = compare(runs['current']['scenarios'], runs[reference_name]['scenarios'],
-                         Tolerance(args.tolerance, args.tolerance_per_km))
     print()
-    print(comparison_table(comparison, 'current', reference_name))
+    print(checks_table(runs))
     suite = {'checkpoint': str(args.checkpoint or 'default'),
-             reference_name: str(args.baseline) if args.baseline else 'expert',
-             'seed': args.seed, 'episodes': args.episodes, 'comparison': comparison,
+             reference_name: str(args.baseline) if args.baseline else args.reference,
+             'seed': args.seed, 'episodes': args.episodes,
+             'takeovers_per_check': {name: takeovers_per_check(report) for name, report in runs.items()},
              'reports': {name: str(args.out / name / 'report.json') for name in runs}}
+    comparison = None
+    if 'current' in runs:
+        comparison = compare(runs['current']['scenarios'], runs[reference_name]['scenarios'],
+                             Tolerance(args.tolerance, args.tolerance_per_km))
+        print()
+        print(comparison_table(comparison, 'current', reference_name))
+        suite['comparison'] = comparison
     (args.out / 'suite.json').write_text(json.dumps(suite, indent=2) + '\n')
     print(f'suite: {args.out / "suite.json"}')
-    return gate_exit_code(comparison, args.gate)
+    return gate_exit_code(comparison, args.gate) if comparison is not None else EXIT_OK
 
 
 def gate_exit_code(comparison: dict, gate: bool) -> int:

@@ -8,7 +8,6 @@ whatever the dataset size, and a second epoch decodes nothing.
 """
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,13 @@ from perception_llm.ego import EGO_FEATURES
 from perception_llm.fusion import EncoderConfig
 from perception_llm.lidar_encoder import BEV_CHANNELS
 from planner.model import ModelConfig
+from planner.training.labels import CANDIDATES
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 MAX_OBSTACLES = 128
-MAX_VEHICLES = 16
+MAX_VEHICLES = 16          # the nearest other vehicles at each instant
+MAX_LANE_POINTS = 768      # lane centre points near the ego (2 m apart; about 300-600 within 130 m)
+TRAFFIC_STEPS_PER_S = 10   # the other vehicles' boxes every 0.1 s of the horizon
 
 
 def field_specs(encoder_cfg: EncoderConfig, model_cfg: ModelConfig,
@@ -30,6 +32,7 @@ def field_specs(encoder_cfg: EncoderConfig, model_cfg: ModelConfig,
     """Per-frame field shapes and dtypes of a cache: the encoders' inputs and the labels."""
     bev_shape = (BEV_CHANNELS, *encoder_cfg.bev_grid.shape)
     horizon, tags = model_cfg.horizon, len(model_cfg.scene_tags)
+    steps = int(round(horizon * model_cfg.dt_s * TRAFFIC_STEPS_PER_S))
     return {
         'stamp_ns': ((), 'int64'),
         'images': ((cameras, 3, encoder_cfg.input_height, encoder_cfg.input_width), 'uint8'),
@@ -42,12 +45,25 @@ def field_specs(encoder_cfg: EncoderConfig, model_cfg: ModelConfig,
         'speed_mps': ((), 'float32'),
         'route': ((), 'int64'),
         'future': ((horizon, 3), 'float32'),
+        'expert_label': ((), 'bool'),
+        'previous': ((horizon, 3), 'float32'),
+        'previous_pose': ((3,), 'float32'),
+        'previous_offset_s': ((), 'float32'),
+        'previous_valid': ((), 'bool'),
         'obstacles': ((MAX_OBSTACLES, 2), 'float32'),
         'obstacle_mask': ((MAX_OBSTACLES,), 'bool'),
-        'traffic': ((MAX_VEHICLES, horizon, 2), 'float32'),
-        'traffic_mask': ((MAX_VEHICLES, horizon), 'bool'),
+        'traffic': ((MAX_VEHICLES, steps, 5), 'float32'),
+        'traffic_mask': ((MAX_VEHICLES, steps), 'bool'),
+        'lanes': ((MAX_LANE_POINTS, 2), 'float32'),
+        'lanes_mask': ((MAX_LANE_POINTS,), 'bool'),
         'tags': ((tags,), 'float32'),
         'tags_valid': ((), 'bool'),
+        'lane_pose': ((2,), 'float32'),
+        'lane_pose_valid': ((), 'bool'),
+        'episode': ((), 'int64'),
+        'candidates': ((CANDIDATES, horizon, 3), 'float32'),
+        'candidate_scores': ((CANDIDATES, len(model_cfg.score_terms)), 'float32'),
+        'candidate_known': ((CANDIDATES, len(model_cfg.score_terms)), 'bool'),
     }
 
 
@@ -99,23 +115,11 @@ class CachedFrames(Dataset):
     def __len__(self) -> int:
         return self.count
 
+    def episodes(self) -> np.ndarray:
+        """(count,) the episode key of every frame (validation holds out whole episodes)."""
+        return np.asarray(self.arrays['episode'][:self.count])
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < self.count:
             raise IndexError(index)
         return {name: torch.from_numpy(np.array(array[index])) for name, array in self.arrays.items()}
-
-
-@dataclass
-class Split:
-    train: list[int]
-    validation: list[int]
-
-
-def split_blocks(count: int, validation_fraction: float, block: int = 50, seed: int = 0) -> Split:
-    """Validation frames as whole contiguous blocks, so neighbouring frames do not leak across the split."""
-    blocks = [list(range(start, min(start + block, count))) for start in range(0, count, block)]
-    order = np.random.default_rng(seed).permutation(len(blocks))
-    chosen = set(order[:max(1, round(validation_fraction * len(blocks)))].tolist()) if count > block else set()
-    validation = [i for b in sorted(chosen) for i in blocks[b]]
-    train = [i for b in range(len(blocks)) if b not in chosen for i in blocks[b]]
-    return Split(train, validation)

@@ -1,9 +1,10 @@
-"""Joint training of encoders and planner: token assembly for batches, the losses of the three roles.
+"""Joint training of encoders and planner: the whole model as one module, the losses of the three roles.
 
 ``DrivingStack`` is the whole model (perception encoders + planner) as one
 module, so DDP and the optimiser see one set of weights, the same weights the
 nodes load from the checkpoint. Its tokens come from the same
-``SensorEncoders.fuse`` as the live perception output.
+``SensorEncoders.fuse`` as the live perception output, and reach the planner
+through the same :func:`planner.model.pack_tokens`.
 """
 
 import torch
@@ -11,14 +12,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from perception_llm.fusion import SensorEncoders
-from planner.model import SPEED_SCALE_MPS, DrivingModel, ModelOutput
-from planner.training.labels import critic_targets
+from planner.model import DrivingModel, ModelOutput
 
 # relative weights of the loss terms
-WEIGHTS = {'trajectory': 1.0, 'mode': 1.0, 'critic': 0.5, 'tags': 0.3, 'ego_speed': 1.0}
+WEIGHTS = {'trajectory': 1.0, 'mode': 1.0, 'scores': 1.0, 'tags': 0.3, 'lane': 1.0}
 MODE_TARGET_TEMPERATURE_M = 0.5
-# per-coordinate scale of the trajectory regression (x, y in metres, heading in radians)
-REGRESSION_SCALE = (1.0, 1.0, 0.1)
+# the regression: lateral errors are small (decimetres) but decide whether the car stays in its lane, so
+# they weigh more, and the L1 part starts at 0.25 m so that decimetre errors still pull
+LATERAL_WEIGHT = 2.0
+SMOOTH_L1_BETA_M = 0.25
+# frames whose expert stands still (waiting at a junction, stopped in a queue) teach little; they count less
+STANDSTILL_M = 0.5
+STANDSTILL_WEIGHT = 0.25
 
 
 class DrivingStack(nn.Module):
@@ -29,44 +34,49 @@ class DrivingStack(nn.Module):
     def forward(self, batch: dict) -> ModelOutput:
         fused = self.encoders.fuse(batch['images'], batch['camera_present'], batch['bev'], batch['lidar_present'],
                                    batch['ego'], batch['ego_present'], batch['camera_anchors'])
-        pad = self.model.cfg.max_tokens - fused.embedding.shape[1]
-        if pad < 0:
-            raise ValueError(f'{fused.embedding.shape[1]} tokens exceed the model input of {self.model.cfg.max_tokens}')
-        tokens = F.pad(fused.embedding, (0, 0, 0, pad))
-        anchors = F.pad(fused.anchors, (0, 0, 0, pad), value=float('nan'))
-        mask = F.pad(fused.mask, (0, pad), value=False)
-        modality = F.pad(fused.modality, (0, pad))
-        return self.model(tokens, anchors, mask, batch['route'], modality)
+        out = self.model(fused.embedding, fused.anchors, fused.mask, batch['route'], fused.modality)
+        out.extras['lane_pose'] = self.encoders.lane_pose(fused)
+        return out
 
 
-def losses(out: ModelOutput, batch: dict, dt_s: float) -> dict[str, torch.Tensor]:
+def frame_weights(batch: dict) -> torch.Tensor:
+    """(B,) 1 for a frame that moves, less for one whose expert stands still."""
+    still = (batch['future'][:, -1, :2].norm(dim=-1) < STANDSTILL_M) & (batch['speed_mps'].abs() < STANDSTILL_M)
+    return torch.where(still, STANDSTILL_WEIGHT, 1.0)
+
+
+def losses(out: ModelOutput, batch: dict, model: DrivingModel) -> dict[str, torch.Tensor]:
     """Loss terms of the three roles, and their weighted total under ``'total'``."""
     truth = batch['future']                                                      # (B, T, 3)
-    scale = truth.new_tensor(REGRESSION_SCALE)
-    # driver: winner-takes-all regression on the mode closest to the logged future, and its classification
+    weight = frame_weights(batch)
+    # driver: winner-takes-all regression on the mode closest to the label, and its classification
     distance = (out.trajectories[..., :2] - truth[:, None, :, :2]).norm(dim=-1).mean(-1)   # (B, K)
     best = distance.argmin(1)
     chosen = out.trajectories[torch.arange(len(best)), best]
     # the mode classifier learns a soft target: modes about as close as the best one share its probability,
     # so near-ties between modes do not make its target flip from frame to frame
     target = torch.softmax(-distance.detach() / MODE_TARGET_TEMPERATURE_M, dim=1)
-    terms = {'trajectory': F.smooth_l1_loss(chosen / scale, truth / scale),
-             'mode': F.cross_entropy(out.mode_logits, target)}
-    # critic: rule-based scores of every predicted mode, recomputed from the log
-    with torch.no_grad():
-        risk, progress, comfort = critic_targets(out.trajectories.detach(), truth, batch['obstacles'],
-                                                 batch['obstacle_mask'], batch['traffic'], batch['traffic_mask'],
-                                                 dt_s)
-    terms['critic'] = (F.binary_cross_entropy(out.collision_risk.clamp(1e-6, 1 - 1e-6), risk)
-                       + F.binary_cross_entropy(out.progress.clamp(1e-6, 1 - 1e-6), progress)
-                       + F.binary_cross_entropy(out.comfort.clamp(1e-6, 1 - 1e-6), comfort))
+    # positions only: a label's heading is the car body's, which slips against its course in a lane change
+    # (up to 0.17 rad, 95th percentile); a mode's heading is its course, consistent with its positions
+    errors = F.smooth_l1_loss(chosen[..., :2], truth[..., :2], reduction='none', beta=SMOOTH_L1_BETA_M)
+    regression = (errors[..., 0] + LATERAL_WEIGHT * errors[..., 1]).mean(1) / (1 + LATERAL_WEIGHT)
+    classification = F.cross_entropy(out.mode_logits, target, reduction='none')
+    terms = {'trajectory': (regression * weight).sum() / weight.sum(),
+             'mode': (classification * weight).sum() / weight.sum()}
+    # scorer: the outcome scores of the frame's candidate vocabulary (the expert's plan and its alternatives),
+    # measured once when the cache was built (planner.training.labels.score_candidates)
+    logits = model.score(out, batch['candidates'])
+    known = batch['candidate_known'].float()
+    per_term = F.binary_cross_entropy_with_logits(logits, batch['candidate_scores'], reduction='none') * known
+    terms['scores'] = (per_term.sum((1, 2)) * weight).sum() / (known.sum((1, 2)) * weight).sum().clamp(min=1)
     # analyst: scene tags where the log carries them
     valid = batch['tags_valid'].float()
     per_frame = F.binary_cross_entropy_with_logits(out.tag_logits, batch['tags'], reduction='none').mean(-1)
     terms['tags'] = (per_frame * valid).sum() / valid.sum().clamp(min=1)
-    # the speed the prior rolls out must be the logged one, where the frame has an ego token
-    present = batch['ego_present'].float()
-    error = (out.ego_speed - batch['speed_mps']) / SPEED_SCALE_MPS
-    terms['ego_speed'] = (error ** 2 * present).sum() / present.sum().clamp(min=1)
+    # perception, auxiliary: where the ego is in its lane, from the camera (metres, and radians x 10)
+    known = batch['lane_pose_valid'].float()
+    scale = truth.new_tensor([1.0, 10.0])
+    lane = F.smooth_l1_loss(out.extras['lane_pose'] * scale, batch['lane_pose'] * scale, reduction='none').mean(-1)
+    terms['lane'] = (lane * known).sum() / known.sum().clamp(min=1)
     terms['total'] = sum(WEIGHTS[name] * value for name, value in terms.items())
     return terms
