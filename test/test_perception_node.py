@@ -181,7 +181,8 @@ def test_each_kind_of_bad_input_is_counted_and_good_input_after_it_is_still_toke
         for k, cloud in ((6, with_nan), (7, empty), (8, no_intensity)):
             probe.frame(stamp[k], cloud=cloud, camera_frame='camera_front_optical' if k < 8 else 'wrong_frame')
             assert probe.wait_for(lambda p: stamp[k] in p.tokens, 5.0), f'no tokens for the odd cloud of frame {k}'
-            assert probe.tokens[stamp[k]].count(Modality.LIDAR) == 300
+            lidar_tokens = probe.tokens[stamp[k]].count(Modality.LIDAR)   # one per occupied BEV block of 300
+            assert lidar_tokens == 0 if k == 7 else 0 < lidar_tokens < 300, lidar_tokens
         # stamps out of order and repeated, odometry going back
         probe.camera_pub.publish(camera_message(stamp[7] - 5 * MS))
         probe.camera_pub.publish(camera_message(stamp[8]))
@@ -194,7 +195,8 @@ def test_each_kind_of_bad_input_is_counted_and_good_input_after_it_is_still_toke
         probe.frame(stamp[11])
         assert probe.wait_for(lambda p: stamp[11] in p.tokens and stamp[11] in p.missing, 5.0), \
             'good input after the bad is tokenized'
-        assert len(probe.tokens[stamp[11]]) == 429 and probe.missing[stamp[11]] == []
+        good = probe.tokens[stamp[11]]
+        assert good.count(Modality.CAMERA) == 32 and good.count(Modality.LIDAR) > 0 and probe.missing[stamp[11]] == []
         assert launcher.running['perception_node'].process.poll() is None
         assert not [key for key in probe.counters if key.endswith('internal_error')], 'no unexpected exception'
 
@@ -213,7 +215,7 @@ def test_a_lost_lidar_is_masked_and_reported_and_its_return_is_noticed(ros_domai
             probe.frame(stamp, lidar=False)
             assert probe.wait_for(lambda p: stamp in p.missing, 5.0), 'a set without the lidar is still published'
             assert probe.missing[stamp] == ['lidar/top']
-            assert probe.tokens[stamp].count(Modality.LIDAR) == 0 and probe.tokens[stamp].count(Modality.CAMERA) == 128
+            assert probe.tokens[stamp].count(Modality.LIDAR) == 0 and probe.tokens[stamp].count(Modality.CAMERA) == 32
         back = now + 500 * MS
         probe.frame(back)
         assert probe.wait_for(lambda p: back in p.missing, 5.0) and probe.missing[back] == []
@@ -288,4 +290,5 @@ def test_a_cloud_in_base_link_is_used_as_it_is_and_camera_info_gives_the_camera_
         assert probe.until_received(send, calibrated)
         assert probe.wait_for(lambda p: p.no_intrinsics.get(calibrated) == [], 5.0), probe.no_intrinsics
         anchors = probe.tokens[calibrated].anchors[probe.tokens[calibrated].modality == Modality.CAMERA]
-        assert np.isfinite(anchors).all(axis=1).sum() > 64, 'the road and the fences have positions now'
+        # 17 of the 32 camera patches see the ground (the road and the fences), measured; none without intrinsics
+        assert np.isfinite(anchors).all(axis=1).sum() > 10, 'the road and the fences have positions now'
