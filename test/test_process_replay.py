@@ -78,4 +78,4 @@ def test_check_and_update_are_one_command_each_with_exit_codes(current, tmp_path
     reference.write_text(json.dumps(stored))
     assert process_replay.main(['check', str(reference)]) == 1
     out = capsys.readouterr().out
-    assert f'{topics.TRAJECTORY}: 20 messages, 1 differ; largest waypoint change 0.200 m' in out
+    assert f'{topics.TRAJECTORY}: 60 messages, 1 differ; largest waypoint change 0.200 m' in out

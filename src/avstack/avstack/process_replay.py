@@ -1,7 +1,7 @@
 """Process replay (after openpilot's): the stack's outputs on a fixed input, held against stored references.
 
 A small generated bag (the synthetic scene with a car parked in the ego lane
-ahead, 2 s: a pure function of time, nothing random) goes through
+ahead, 6 s: a pure function of time, nothing random) goes through
 ``avstack eval`` with the shipped config and
 checkpoint; its fused tokens, trajectories and takeover requests are reduced
 to a reference document (``test/references/process_replay.json``). A change
@@ -45,10 +45,12 @@ from stack_common.tokens import Modality, cloud_to_tokens
 from stack_common.trajectory import path_to_trajectory
 
 FORMAT = 1
-BAG = SyntheticBagSpec(duration_s=2.0)
-# A lighter sweep than the default (the run takes seconds), and a car parked in the ego lane 24 m ahead: the
-# critic's collision check requests a takeover within the 2 s, so the references hold a takeover event.
-PARKED_IN_LANE = Box(24.0, 0.0, 4.5, 1.9, 1.5)
+BAG = SyntheticBagSpec(duration_s=6.0)
+# A lighter sweep than the default (the run takes seconds), and a car parked in the ego lane just ahead (its
+# rear 4.25 m from base_link): every plan meets it, so the critic stays in start-up until startup_timeout_s
+# (5 s after the first plan) and then requests a takeover for the collision, whatever the model plans; the
+# references hold that takeover event.
+PARKED_IN_LANE = Box(6.5, 0.0, 4.5, 1.9, 1.5)
 SCENE = {'azimuths': 1000, 'boxes': SyntheticScene.boxes + (PARKED_IN_LANE,)}
 # Stored resolution and the tolerance the comparison allows (the last bits of a CPU's float kernels are far below).
 WAYPOINT_RESOLUTION_M = 1e-4               # positions (m) and headings (rad) of trajectory waypoints
