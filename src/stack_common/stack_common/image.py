@@ -40,11 +40,16 @@ class ImageDecodeError(ConversionError):
 
 def decode_raw(height: int, width: int, encoding: str, step: int, data) -> np.ndarray:
     """Decode raw image bytes (any row padding) to a contiguous RGB array."""
+    return pixels_to_rgb(raw_pixels(height, width, encoding, step, data), encoding)
+
+
+def raw_pixels(height: int, width: int, encoding: str, step: int, data) -> np.ndarray:
+    """The pixels of raw image bytes as an ``(H, W, channels)`` view in the wire's channel order (no copy)."""
     if encoding not in RAW_ENCODINGS:
         raise ImageDecodeError(
             'unknown_encoding',
             f'unsupported image encoding {encoding!r}; expected one of {sorted(RAW_ENCODINGS)}')
-    channels, conversion = RAW_ENCODINGS[encoding]
+    channels = RAW_ENCODINGS[encoding][0]
     if height <= 0 or width <= 0 or height * width > MAX_IMAGE_PIXELS:
         raise ImageDecodeError('bad_size', f'image size {width}x{height} is empty or too large')
     row_bytes = width * channels
@@ -54,22 +59,30 @@ def decode_raw(height: int, width: int, encoding: str, step: int, data) -> np.nd
     if buffer.size < height * step:
         raise ImageDecodeError(
             'truncated', f'image data has {buffer.size} bytes, expected height * step = {height * step}')
-    pixels = buffer[:height * step].reshape(height, step)[:, :row_bytes].reshape(height, width, channels)
+    return buffer[:height * step].reshape(height, step)[:, :row_bytes].reshape(height, width, channels)
+
+
+def pixels_to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
+    """``(H, W, channels)`` pixels of ``encoding`` (any size: resized ones too) -> contiguous ``(H, W, 3)`` RGB."""
+    channels, conversion = RAW_ENCODINGS[encoding]
     if conversion is None:
         return np.ascontiguousarray(pixels)
-    if channels == 1:
+    if channels == 1 and pixels.ndim == 3:
         pixels = pixels[:, :, 0]
     return cv2.cvtColor(np.ascontiguousarray(pixels), conversion)
 
 
-def decode_compressed(format_: str, data) -> np.ndarray:
-    """Decode a jpeg/png payload to RGB. ``format_`` follows image_transport ('jpeg', 'rgb8; jpeg compressed bgr8')."""
+def decode_compressed(format_: str, data, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """Decode a jpeg/png payload to RGB. ``format_`` follows image_transport ('jpeg', 'rgb8; jpeg compressed bgr8').
+
+    ``flags``: an OpenCV ``IMREAD_*`` colour flag, e.g. ``IMREAD_REDUCED_COLOR_2`` for half size.
+    """
     fmt = format_.lower()
     if not any(name in fmt for name in COMPRESSED_FORMATS + ('jpg',)):
         raise ImageDecodeError(
             'unknown_encoding', f'unsupported compressed format {format_!r}; expected jpeg or png')
     buffer = np.frombuffer(data, dtype=np.uint8)
-    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    bgr = cv2.imdecode(buffer, flags) if buffer.size else None
     if bgr is None:
         raise ImageDecodeError('corrupt', f'{format_} payload of {buffer.size} bytes does not decode')
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
