@@ -9,8 +9,19 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 
-# Sensors: best effort, keep last 5 (the REP 2003 sensor-data profile).
-SENSOR_QOS = qos_profile_sensor_data
+# Cameras and lidars: best effort, keep last 2 (newest frame wins). A node that stalls finds at most one old
+# frame per sensor waiting when it resumes, not the backlog of five that REP 2003's sensor-data profile keeps,
+# and one frame may still arrive while the previous one is being handled without being lost.
+SENSOR_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=2,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+# Odometry: small messages at up to 100 Hz, each one a sample of the ego history: the REP 2003 sensor-data
+# profile (best effort, keep last 5).
+ODOMETRY_QOS = qos_profile_sensor_data
 
 # Fused tokens: only the newest set matters to the planner.
 TOKENS_QOS = QoSProfile(
