@@ -82,7 +82,7 @@ class _Reader:
         if not raw:
             self.fail('a string without its terminating NUL')
         try:
-            return bytes(raw[:-1]).decode('utf-8')
+            return bytes(raw).partition(b'\0')[0].decode('utf-8')   # up to the first NUL, as rclpy reads it
         except UnicodeDecodeError as error:
             self.fail(f'a string that is not UTF-8 ({error.reason})')
 
