@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nav_msgs.msg import Odometry, Path
 from rclpy.context import Context
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import String
 
@@ -56,7 +57,11 @@ def nodes():
 
 
 def callback(node, topic: str):
-    return next(s.callback for s in node.subscriptions if s.topic_name == topic)
+    """The subscription's callback; a raw subscription's gets the message serialised, as DDS delivers it."""
+    subscription = next(s for s in node.subscriptions if s.topic_name == topic)
+    if subscription.raw:
+        return lambda msg: subscription.callback(serialize_message(msg))
+    return subscription.callback
 
 
 def stamped(msg, stamp_ns: int, frame_id: str = ''):

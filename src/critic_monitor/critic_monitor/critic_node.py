@@ -15,7 +15,6 @@ act is a takeover request ``critic_stopped``. The statistics are written to
 ``statistics_path`` as JSON when the node stops.
 """
 
-import gc
 import json
 import os
 import sys
@@ -42,14 +41,14 @@ from stack_common.boundary import WARN_THROTTLE_S, BoundaryGuard, ConversionErro
 from stack_common.diagnostics import ERROR, OK, STALE, WARN, diagnostic_array, make_status
 from stack_common.node_main import run_node
 from stack_common.odometry import odometry_to_ego
-from stack_common.pointcloud import cloud_to_array, point_channels
+from stack_common.intake import parse_cloud
+from stack_common.pointcloud import point_channels
 from stack_common.qos import (
-    HEARTBEAT_PERIOD_S, LATCHED_QOS, PLAN_QOS, SENSOR_QOS, STATUS_QOS, TAKEOVER_ACTIVE_QOS,
+    HEARTBEAT_PERIOD_S, LATCHED_QOS, ODOMETRY_QOS, PLAN_QOS, SENSOR_QOS, STATUS_QOS, TAKEOVER_ACTIVE_QOS,
 )
 from stack_common.ros_params import declare_node_config
 from stack_common.state import state_path
 from stack_common.takeover import TakeoverReason, takeover_to_msg
-from stack_common.timeutil import stamp_to_ns
 from stack_common.trajectory import path_to_trajectory
 
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -88,8 +87,10 @@ class CriticNode(Node):
                                      SENSOR_QOS, raw=True)
         for name, topic in self.core.lidar_topics.items():
             self.create_subscription(PointCloud2, topic,
-                                     guard(f'lidar/{name}', lambda msg, n=name: self.on_lidar(msg, n)), SENSOR_QOS)
-        self.create_subscription(Odometry, config['odometry_topic'], guard('odometry', self.on_odometry), SENSOR_QOS)
+                                     guard(f'lidar/{name}', lambda data, n=name: self.on_lidar(data, n)), SENSOR_QOS,
+                                     raw=True)
+        self.create_subscription(Odometry, config['odometry_topic'], guard('odometry', self.on_odometry),
+                                 ODOMETRY_QOS)
         self.create_service(Trigger, '~/reset', self.on_reset)
         self.create_timer(1.0 / config['timer_hz'], self.on_tick)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
@@ -98,10 +99,6 @@ class CriticNode(Node):
         self.create_timer(HEARTBEAT_PERIOD_S, self.publish_heartbeat, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.publish_waiting()
         self.active_pub.publish(Bool(data=False))
-        # The reaction budget is 10 ms: keep the start-up objects (rclpy, numpy, message types) out of
-        # every later full garbage collection, which otherwise can pause a callback for tens of ms.
-        gc.collect()
-        gc.freeze()
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -128,13 +125,14 @@ class CriticNode(Node):
         self.publish_transitions(self.core.on_trajectory(path_to_trajectory(msg), receipt), start)
         self.publish_markers()
 
-    def on_lidar(self, msg: PointCloud2, name: str) -> None:
+    def on_lidar(self, data: bytes, name: str) -> None:
         start, receipt = time.perf_counter(), self.now_ns()
         # A cloud that does not decode raises here: not counted as alive, a lidar whose clouds cannot be read
         # is a silent lidar.
-        xyz, channels = point_channels(cloud_to_array(msg), ('radial_velocity',))
-        self.publish_transitions(self.core.on_lidar(name, xyz, stamp_to_ns(msg.header.stamp), receipt,
-                                                    msg.header.frame_id, channels.get('radial_velocity')), start)
+        msg = parse_cloud(data)
+        xyz, channels = point_channels(msg.array(), ('radial_velocity',))
+        self.publish_transitions(self.core.on_lidar(name, xyz, msg.stamp_ns, receipt, msg.frame_id,
+                                                    channels.get('radial_velocity')), start)
         self.publish_markers()
 
     def on_odometry(self, msg: Odometry) -> None:

@@ -2,7 +2,8 @@
 
 Two halves, so training can cache the first:
 
-- numpy preprocessing: :func:`prepare_image` resizes any resolution to the
+- numpy preprocessing: :func:`camera_rgb` turns a camera message into the
+  encoder's input, :func:`prepare_image` resizes any resolution to the
   encoder's input size (area filter, no aliasing), and :func:`patch_anchors`
   places each patch in ``base_link``: the centroid of the lidar returns that
   project into the patch (calibrated fusion: camera tokens get lidar depth),
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from perception_llm.calibration import CameraModel, select_points
+from stack_common.intake import RawCompressedImage, RawImage
 
 # ImageNet statistics: the usual normalisation for convolutional image backbones.
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
@@ -53,6 +55,21 @@ def resize_image(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
         shrinking = pixels.shape[0] >= height and pixels.shape[1] >= width
         pixels = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     return pixels
+
+
+def camera_rgb(message: RawImage | RawCompressedImage, width: int, height: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """A camera message as ``(height, width, 3) uint8`` RGB for the encoder, and its (width, height) as received.
+
+    The one way a camera message becomes the encoder's input, live and
+    offline: a raw image is resized in its wire channel order before the
+    conversion to RGB (a 256x128 conversion instead of a 1280x720 one); a
+    JPEG at least twice as large as needed is decoded reduced by libjpeg
+    (1/2, 1/4 or 1/8), then resized the rest of the way.
+    """
+    if isinstance(message, RawImage):
+        return message.rgb(lambda pixels: resize_image(pixels, width, height)), message.size
+    rgb = message.rgb(at_least=(width, height))
+    return resize_image(rgb, width, height), message.size or (rgb.shape[1], rgb.shape[0])
 
 
 def patch_grid(input_height: int, input_width: int, patch_px: int) -> tuple[int, int]:

@@ -1,8 +1,9 @@
 """perception_node: camera(s) + lidar(s) + odometry in, fused tokens out.
 
 Parameters: ``perception_llm/schema/perception_node.schema.json``. The node
-decodes with :mod:`stack_common`, hands arrays to :class:`PerceptionCore`
-and publishes what it returns: tokens on ``/perception/fused_tokens``, one
+takes camera and lidar messages raw (their CDR bytes), decodes them with
+:mod:`stack_common.intake` (cameras straight to the encoder's input size),
+hands arrays to :class:`PerceptionCore` and publishes what it returns: tokens on ``/perception/fused_tokens``, one
 status per synced set on ``/perception/status`` (key ``missing``: the
 sensors that did not make it, comma-separated), and its counters on
 ``/diagnostics`` once a second. Bad messages are counted, logged (throttled)
@@ -20,6 +21,7 @@ from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from perception_llm.camera_encoder import camera_rgb
 from perception_llm.pipeline import ODOMETRY, PerceptionCore
 from perception_llm.sensors import CameraSpec, LidarSpec
 from perception_llm.weights import load_encoders
@@ -27,13 +29,12 @@ from stack_common import topics
 from stack_common.boundary import BoundaryGuard, ConversionError
 from stack_common.camera_info import camera_info_to_intrinsics
 from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
-from stack_common.image import compressed_msg_to_rgb, image_msg_to_rgb
 from stack_common.node_main import run_node
 from stack_common.odometry import odometry_to_ego
-from stack_common.pointcloud import LIDAR_CHANNELS, cloud_to_array, point_channels
-from stack_common.qos import SENSOR_QOS, STATUS_QOS, TOKENS_QOS
+from stack_common.intake import parse_cloud, parse_compressed_image, parse_image
+from stack_common.pointcloud import LIDAR_CHANNELS, point_channels
+from stack_common.qos import ODOMETRY_QOS, SENSOR_QOS, STATUS_QOS, TOKENS_QOS
 from stack_common.ros_params import declare_node_config
-from stack_common.timeutil import stamp_to_ns
 from stack_common.tokens import tokens_to_cloud
 
 POLL_PERIOD_S = 0.02
@@ -65,16 +66,17 @@ class PerceptionNode(Node):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, STATUS_QOS)
         for camera in self.core.camera_specs:
             self.create_subscription(CompressedImage if camera.compressed else Image, camera.topic,
-                                     guard(camera.key, lambda msg, c=camera: self.on_camera(c, msg)),
-                                     SENSOR_QOS)
+                                     guard(camera.key, lambda data, c=camera: self.on_camera(c, data)),
+                                     SENSOR_QOS, raw=True)
             if camera.camera_info_topic:
                 self.create_subscription(CameraInfo, camera.camera_info_topic, guard(
                     f'{camera.key}/camera_info', lambda msg, c=camera: self.on_camera_info(c, msg)), SENSOR_QOS)
         for lidar in self.core.lidar_specs:
             self.create_subscription(PointCloud2, lidar.topic,
-                                     guard(lidar.key, lambda msg, s=lidar: self.on_lidar(s, msg)),
-                                     SENSOR_QOS)
-        self.create_subscription(Odometry, config['odometry_topic'], guard(ODOMETRY, self.on_odometry), SENSOR_QOS)
+                                     guard(lidar.key, lambda data, s=lidar: self.on_lidar(s, data)),
+                                     SENSOR_QOS, raw=True)
+        self.create_subscription(Odometry, config['odometry_topic'], guard(ODOMETRY, self.on_odometry),
+                                 ODOMETRY_QOS)
         self.create_timer(POLL_PERIOD_S, guard('poll', self.on_poll))
         self.create_timer(DIAGNOSTICS_PERIOD_S, guard('diagnostics', self.publish_diagnostics))
         self.get_logger().info(
@@ -84,12 +86,12 @@ class PerceptionNode(Node):
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def on_camera(self, camera: CameraSpec, msg) -> None:
+    def on_camera(self, camera: CameraSpec, data: bytes) -> None:
         start = time.perf_counter()
-        rgb = compressed_msg_to_rgb(msg) if camera.compressed else image_msg_to_rgb(msg)
+        msg = parse_compressed_image(data) if camera.compressed else parse_image(data)
+        rgb, size = camera_rgb(msg, self.core.encoder_config.input_width, self.core.encoder_config.input_height)
         self.decode_ms.append((time.perf_counter() - start) * 1e3)
-        self.publish(self.core.add_camera(camera.name, stamp_to_ns(msg.header.stamp), rgb, self.now_ns(),
-                                          msg.header.frame_id))
+        self.publish(self.core.add_camera(camera.name, msg.stamp_ns, rgb, self.now_ns(), msg.frame_id, size))
 
     def on_camera_info(self, camera: CameraSpec, msg: CameraInfo) -> None:
         intrinsics = camera_info_to_intrinsics(msg)   # a CameraInfoError is counted by the boundary guard
@@ -103,9 +105,10 @@ class PerceptionNode(Node):
                                    f'fy {model.fy:.1f}, cx {model.cx:.1f}, cy {model.cy:.1f}, '
                                    f'{len(model.distortion)} distortion coefficients')
 
-    def on_lidar(self, lidar: LidarSpec, msg: PointCloud2) -> None:
+    def on_lidar(self, lidar: LidarSpec, data: bytes) -> None:
         start = time.perf_counter()
-        cloud = cloud_to_array(msg)
+        msg = parse_cloud(data)
+        cloud = msg.array()
         points, channels = point_channels(cloud, LIDAR_CHANNELS)
         intensity = channels.get('intensity')
         self.decode_ms.append((time.perf_counter() - start) * 1e3)
@@ -115,8 +118,8 @@ class PerceptionNode(Node):
             self.flag(lidar.key, 'empty_cloud', 'cloud has no points')
         elif intensity is None:
             self.flag(lidar.key, 'no_intensity', 'cloud has no intensity field; the BEV intensity channel is 0')
-        self.publish(self.core.add_lidar(lidar.name, stamp_to_ns(msg.header.stamp), points, intensity,
-                                         self.now_ns(), msg.header.frame_id, channels.get('radial_velocity')))
+        self.publish(self.core.add_lidar(lidar.name, msg.stamp_ns, points, intensity, self.now_ns(), msg.frame_id,
+                                         channels.get('radial_velocity')))
 
     def on_odometry(self, msg: Odometry) -> None:
         self.core.add_odometry(odometry_to_ego(msg))

@@ -158,21 +158,23 @@ class PerceptionCore:
         self._newest_ns = None
 
     def add_camera(self, name: str, stamp_ns: int, rgb: np.ndarray, now_ns: int,
-                   frame_id: str | None = None) -> list[SyncedSet]:
+                   frame_id: str | None = None, image_size: tuple[int, int] | None = None) -> list[SyncedSet]:
         """Queue an ``(H, W, 3) uint8`` RGB image in ``frame_id`` (None: the configured frame); returns the sets
-        that are now ready."""
+        that are now ready. ``image_size``: (width, height) as received when ``rgb`` was resized on decoding
+        (:func:`~perception_llm.camera_encoder.camera_rgb`); None: ``rgb``'s own."""
         spec = self._sensor(self._camera, 'camera', name)
         self.received[spec.key] += 1
         self._note_stamp(stamp_ns)
         self._frame(spec, frame_id)
         intrinsics = self._intrinsics.get(name)
-        if intrinsics is not None and any(intrinsics.size) and intrinsics.size != (rgb.shape[1], rgb.shape[0]):
+        image_size = image_size or (rgb.shape[1], rgb.shape[0])
+        if intrinsics is not None and any(intrinsics.size) and intrinsics.size != image_size:
             self._flag(spec.key, 'intrinsics_size', f'{spec.key}: camera_info is for {intrinsics.size[0]}x'
-                       f'{intrinsics.size[1]} images, this one is {rgb.shape[1]}x{rgb.shape[0]}: its K is used as it '
+                       f'{intrinsics.size[1]} images, this one is {image_size[0]}x{image_size[1]}: its K is used as it '
                        f'is; name the camera_info published with this image')
         start = time.perf_counter()
         image = prepare_image(rgb, self.encoder_config.input_width, self.encoder_config.input_height)
-        frame = CameraFrame(image, (rgb.shape[1], rgb.shape[0]), (time.perf_counter() - start) * 1e3)
+        frame = CameraFrame(image, image_size, (time.perf_counter() - start) * 1e3)
         return self.sync.add(spec.key, stamp_ns, frame, now_ns)
 
     def add_lidar(self, name: str, stamp_ns: int, points: np.ndarray, intensity: np.ndarray | None,

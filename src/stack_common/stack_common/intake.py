@@ -24,20 +24,25 @@ bad contents raises the same errors as :mod:`stack_common.image` and
 
 import struct
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Callable, NamedTuple
 
-import cv2
 import numpy as np
 
-from stack_common.image import ImageDecodeError, decode_compressed, pixels_to_rgb, raw_pixels
 from stack_common.pointcloud import CloudDecodeError, decode_cloud
 
 # The 4-byte encapsulation header in front of every serialised message: representation id, then options.
 _CDR_BE, _CDR_LE = b'\x00\x00', b'\x00\x01'
-# libjpeg scales while decoding (DCT scaling): factor -> OpenCV flag.
-_JPEG_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
+# libjpeg scales while decoding (DCT scaling): factor -> name of the OpenCV flag.
+_JPEG_REDUCED = ((8, 'IMREAD_REDUCED_COLOR_8'), (4, 'IMREAD_REDUCED_COLOR_4'), (2, 'IMREAD_REDUCED_COLOR_2'))
 # JPEG start-of-frame markers (baseline, extended, progressive, lossless...; not DHT 0xC4, JPG 0xC8, DAC 0xCC).
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _image() -> ModuleType:
+    """:mod:`stack_common.image` (and OpenCV) on first use: the critic parses clouds only and never loads them."""
+    from stack_common import image
+    return image
 
 
 class _Reader:
@@ -111,12 +116,12 @@ class RawImage:
 
     def pixels(self) -> np.ndarray:
         """``(H, W, channels)`` view in the wire's channel order; the checks of :func:`~stack_common.image.decode_raw`."""
-        return raw_pixels(self.height, self.width, self.encoding, self.step, self.data)
+        return _image().raw_pixels(self.height, self.width, self.encoding, self.step, self.data)
 
     def rgb(self, resize: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
         """Contiguous ``(H, W, 3) uint8`` RGB; ``resize`` (per channel) runs first, on the wire's channels."""
         pixels = self.pixels()
-        return pixels_to_rgb(resize(pixels) if resize is not None else pixels, self.encoding)
+        return _image().pixels_to_rgb(resize(pixels) if resize is not None else pixels, self.encoding)
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ class RawCompressedImage:
         sides at least ``at_least``: libjpeg then averages each 8x8 block down
         while decoding, which costs a fraction of a full decode and a resize.
         """
-        return decode_compressed(self.format, self.data, self.reduction(at_least)[1])
+        return _image().decode_compressed(self.format, self.data, self.reduction(at_least)[1])
 
     def reduction(self, at_least: tuple[int, int] | None) -> tuple[int, int]:
         """(factor, OpenCV flag) the payload decodes at for ``at_least``; (1, IMREAD_COLOR) in full."""
@@ -148,8 +153,8 @@ class RawCompressedImage:
         if size is not None:
             for factor, flag in _JPEG_REDUCED:
                 if -(-size[0] // factor) >= at_least[0] and -(-size[1] // factor) >= at_least[1]:
-                    return factor, flag
-        return 1, cv2.IMREAD_COLOR
+                    return factor, getattr(_image().cv2, flag)
+        return 1, _image().cv2.IMREAD_COLOR
 
 
 class Field(NamedTuple):
@@ -184,7 +189,7 @@ class RawCloud:
 
 def parse_image(data) -> RawImage:
     """Serialised ``sensor_msgs/Image`` -> :class:`RawImage`; :class:`ImageDecodeError` ``bad_cdr`` otherwise."""
-    cdr = _Reader(data, ImageDecodeError, 'sensor_msgs/Image')
+    cdr = _Reader(data, _image().ImageDecodeError, 'sensor_msgs/Image')
     stamp_ns, frame_id = cdr.header()
     height, width, encoding, _, step = cdr.u32(), cdr.u32(), cdr.string(), cdr.u8(), cdr.u32()
     return RawImage(stamp_ns, frame_id, height, width, encoding, step, cdr.octets())
@@ -192,7 +197,7 @@ def parse_image(data) -> RawImage:
 
 def parse_compressed_image(data) -> RawCompressedImage:
     """Serialised ``sensor_msgs/CompressedImage`` -> :class:`RawCompressedImage`."""
-    cdr = _Reader(data, ImageDecodeError, 'sensor_msgs/CompressedImage')
+    cdr = _Reader(data, _image().ImageDecodeError, 'sensor_msgs/CompressedImage')
     stamp_ns, frame_id = cdr.header()
     format_ = cdr.string()
     return RawCompressedImage(stamp_ns, frame_id, format_, cdr.octets())
