@@ -117,7 +117,7 @@ def evaluate(bag_path: Path, out: Path, config: OfflineConfig, mapping: dict[str
 
 def _front_half(bag, sensors, stack: OfflineStack):
     """Bag reading, decoding, perception: ordered steps, each batch after its message, encoded."""
-    for message, item in decoded_inputs(bag, sensors):
+    for message, item in decoded_inputs(bag, sensors, camera_size=stack.camera_size):
         yield stack.encode(stack.front(item, passthrough=(message, item)))
     yield stack.encode(stack.front_finish(bag.end_ns))
 

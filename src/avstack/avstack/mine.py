@@ -54,8 +54,8 @@ def assess(bag_path: Path, config: OfflineConfig, mapping: dict, progress: bool)
         stack = OfflineStack(config, sensors)
         total = sum(bag.topics[s.topic].count for s in sensors.all())
         results = []
-        for _, item in tqdm(decoded_inputs(bag, sensors), total=total, desc=f'mine {bag_path.name}', unit='msg',
-                            disable=not progress, leave=False):
+        for _, item in tqdm(decoded_inputs(bag, sensors, camera_size=stack.camera_size), total=total,
+                            desc=f'mine {bag_path.name}', unit='msg', disable=not progress, leave=False):
             results += stack.feed(item)
         results += stack.finish(bag.end_ns)
     for result in results:

@@ -29,6 +29,7 @@ import torch
 from avstack.bag import Bag, BagMessage, SensorTopic, SensorTopics, deserialize
 from critic_monitor.monitor import CriticCore, lidar_topics
 from critic_monitor.state_machine import Transition
+from perception_llm.camera_encoder import camera_rgb
 from perception_llm.pipeline import FrameInputs, FusedFrame, PerceptionCore
 from perception_llm.weights import load_encoders
 from planner.loading import load_planner
@@ -36,9 +37,9 @@ from planner.planning import Plan
 from stack_common.boundary import ConversionError
 from stack_common.camera_info import Intrinsics, camera_info_to_intrinsics
 from stack_common.config import load_node_config
-from stack_common.image import compressed_msg_to_rgb, image_msg_to_rgb
+from stack_common.intake import parse_cloud, parse_compressed_image, parse_image
 from stack_common.odometry import EgoState, odometry_to_ego
-from stack_common.pointcloud import LIDAR_CHANNELS, cloud_to_array, point_channels
+from stack_common.pointcloud import LIDAR_CHANNELS, point_channels
 from stack_common.timeutil import NS_PER_S, stamp_to_ns
 from stack_common.tokens import TokenSet
 
@@ -57,7 +58,8 @@ class SensorInput:
     stamp_ns: int                         # header stamp
     log_time_ns: int                      # receipt in the bag: the cores' "now"
     frame_id: str = ''                    # header frame: the frame policy places the points by it
-    rgb: np.ndarray | None = None         # (H, W, 3) uint8
+    rgb: np.ndarray | None = None         # (H, W, 3) uint8, at the encoder's input size when one was given
+    image_size: tuple[int, int] | None = None   # (width, height) of the camera image as recorded
     points: np.ndarray | None = None      # (N, 3) float32 in ``frame_id``
     intensity: np.ndarray | None = None   # (N,) float32
     radial_velocity: np.ndarray | None = None   # (N,) float32 m/s
@@ -82,33 +84,45 @@ class DecodeFailure:
     message: str
 
 
-def decode(message: BagMessage, sensor: SensorTopic) -> SensorInput | DecodeFailure:
+def decode(message: BagMessage, sensor: SensorTopic, camera_size: tuple[int, int] | None = None
+           ) -> SensorInput | DecodeFailure:
+    """One bag message decoded; cameras and lidars straight from their CDR bytes as the live nodes read them
+    (:mod:`stack_common.intake`), a camera at ``camera_size`` (the encoder's input) when given, else in full."""
     start = time.perf_counter()
     try:
-        msg = deserialize(message.data, message.type_name)
-        stamp_ns = stamp_to_ns(msg.header.stamp)
-        item = SensorInput(sensor, stamp_ns, message.log_time_ns, msg.header.frame_id)
-        if sensor.key == 'odometry':
-            item.ego = odometry_to_ego(msg)
-        elif sensor.key.startswith('camera_info/'):
-            item.intrinsics = camera_info_to_intrinsics(msg)
-        elif sensor.key.startswith('camera/'):
-            item.rgb = compressed_msg_to_rgb(msg) if sensor.compressed else image_msg_to_rgb(msg)
-        else:
-            item.points, channels = point_channels(cloud_to_array(msg), LIDAR_CHANNELS)
+        if sensor.key.startswith('camera/'):
+            raw = parse_compressed_image(message.data) if sensor.compressed else parse_image(message.data)
+            item = SensorInput(sensor, raw.stamp_ns, message.log_time_ns, raw.frame_id)
+            if camera_size is not None:
+                item.rgb, item.image_size = camera_rgb(raw, *camera_size)
+            else:
+                item.rgb = raw.rgb()
+        elif sensor.key.startswith('lidar/'):
+            raw = parse_cloud(message.data)
+            item = SensorInput(sensor, raw.stamp_ns, message.log_time_ns, raw.frame_id)
+            item.points, channels = point_channels(raw.array(), LIDAR_CHANNELS)
             item.intensity, item.radial_velocity = channels.get('intensity'), channels.get('radial_velocity')
+        else:
+            msg = deserialize(message.data, message.type_name)
+            item = SensorInput(sensor, stamp_to_ns(msg.header.stamp), message.log_time_ns, msg.header.frame_id)
+            if sensor.key == 'odometry':
+                item.ego = odometry_to_ego(msg)
+            else:
+                item.intrinsics = camera_info_to_intrinsics(msg)
     except ConversionError as error:
         return DecodeFailure(sensor, message.log_time_ns, error.reason, str(error))
     item.decode_ms = (time.perf_counter() - start) * 1e3
     return item
 
 
-def decoded_inputs(bag: Bag, sensors: SensorTopics, start_ns: int | None = None
+def decoded_inputs(bag: Bag, sensors: SensorTopics, start_ns: int | None = None,
+                   camera_size: tuple[int, int] | None = None
                    ) -> Iterator[tuple[BagMessage, SensorInput | DecodeFailure]]:
-    """``(raw message, decoded input or failure)`` for every sensor message, in log-time order."""
+    """``(raw message, decoded input or failure)`` for every sensor message, in log-time order; cameras at
+    ``camera_size`` (:attr:`OfflineStack.camera_size`, as the live node decodes them) or in full."""
     by_topic = sensors.by_topic()
     for message in bag.messages(list(by_topic), start_ns=start_ns):
-        yield message, decode(message, by_topic[message.topic])
+        yield message, decode(message, by_topic[message.topic], camera_size)
 
 
 # ------------------------------------------------------------------------------------------- results
@@ -198,6 +212,8 @@ class OfflineStack:
         torch.set_num_threads(max(config.perception['num_threads'], config.planner['num_threads']))
         encoders, perception_note = load_encoders(config.perception)
         self.perception = PerceptionCore(config.perception, encoders)
+        # Cameras are decoded to the encoder's input size, as the live node does (decoded_inputs(camera_size=...)).
+        self.camera_size = (self.perception.encoder_config.input_width, self.perception.encoder_config.input_height)
         self.planner, planner_note = load_planner(config.planner)
         self.notes = [n for n in (perception_note, planner_note) if n]
         self.route = config.planner['default_route']
@@ -244,7 +260,8 @@ class OfflineStack:
         if kind == 'camera':
             steps.append(_Step(now, critic=('on_input', 'camera', item.sensor.topic, now)))
             return steps + self._preprocess(
-                self.perception.add_camera(item.name, item.stamp_ns, item.rgb, now, item.frame_id), now)
+                self.perception.add_camera(item.name, item.stamp_ns, item.rgb, now, item.frame_id, item.image_size),
+                now)
         if kind == 'lidar':
             steps += [_Step(now, critic=('on_lidar', name, item.points, item.stamp_ns, now, item.frame_id,
                                          item.radial_velocity))

@@ -134,8 +134,8 @@ def build_cache(bag_path: Path, cache_root: Path, config: OfflineConfig, model_c
                     writer.append(frame_record(step.inputs, frame, grid, model_cfg.dt_s, rules, route))
 
         total = sum(bag.topics[s.topic].count for s in sensors.all())
-        for _, item in tqdm(decoded_inputs(bag, sensors), total=total, desc=bag_path.name, unit='msg',
-                            disable=not progress, leave=False):
+        for _, item in tqdm(decoded_inputs(bag, sensors, camera_size=stack.camera_size), total=total,
+                            desc=bag_path.name, unit='msg', disable=not progress, leave=False):
             write(stack.front(item))
         write(stack.front_finish(bag.end_ns))
         writer.close()
