@@ -1,7 +1,7 @@
 """`avstack up`: output prefixed per node, Ctrl-C stops everything with the critic's last word a takeover
 request, start-up in any order needs no reset, and the monitor outlives what it monitors: a killed or hung
-planner is taken over within the watchdog bound while the critic keeps running; a dead critic stops the stack;
---respawn restarts a node.
+(SIGSTOP) driving process (perception and planner, composed: the default layout) is taken over within the
+watchdog bound while the critic keeps running; a dead critic stops the stack; --respawn restarts a process.
 
 The stack runs with only the critic's liveness checks (stack_helpers.liveness_only): these tests are about
 processes, start-up and watchdogs, not about an untrained model's plans. Sensors come from this process.
@@ -29,7 +29,7 @@ from stack_common.qos import LATCHED_QOS
 from conftest import STACK_CONFIG
 from stack_helpers import STARTUP_TIMEOUT_S, liveness_only, takeover_reasons, wait_until_nominal
 
-NODES = ('perception_node', 'planner_node', 'critic_node')
+PROCESSES = ('driving_process', 'critic_node')   # the composed layout, avstack up's default
 MARGIN_S = 0.1   # the critic's 50 Hz timer, scheduling and the DDS hop to this process
 LINGER_S = 3.0   # how long the stopped critic serves its last request to late joiners here
 
@@ -63,7 +63,7 @@ class Up:
 
     def wait_ready(self) -> None:
         # every node has logged through the launcher's prefix once it is up
-        assert self.wait_for(lambda lines: all(any(l.startswith(f'[{n}]') for l in lines) for n in NODES),
+        assert self.wait_for(lambda lines: all(any(l.startswith(f'[{n}]') for l in lines) for n in PROCESSES),
                              STARTUP_TIMEOUT_S), ''.join(self.lines)
 
     def log(self) -> str:
@@ -129,7 +129,7 @@ def test_ctrl_c_stops_every_node_and_exits_0_leaving_a_takeover_request_for_a_la
         assert observer.wait_for(lambda o: o.critic_state == 'WAITING', 10.0), 'the critic reports WAITING'
         assert not observer.takeover_active
         children = [c.pid for c in psutil.Process(up.process.pid).children()]
-        assert len(children) == 3
+        assert len(children) == len(PROCESSES)
         up.process.send_signal(signal.SIGINT)
         assert observer.wait_for(lambda o: o.takeover_active and o.takeovers, 10.0), up.log()
         assert [r.check for r in observer.takeovers[-1].reasons] == ['critic_stopped']
@@ -151,16 +151,16 @@ def start_stack_and_sensors(stack, up_arguments, ros: RosRuntime, sensors_first:
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize('fault, sensors_first', [(signal.SIGKILL, False), (signal.SIGSTOP, True)],
                          ids=['kill-9, sensors after the nodes', 'SIGSTOP, sensors before the nodes'])
-def test_a_dead_or_hung_planner_is_taken_over_within_the_watchdog_bound_and_the_critic_outlives_it(
+def test_a_dead_or_hung_driving_process_is_taken_over_within_the_watchdog_bound_and_the_critic_outlives_it(
         ros_domain, tmp_path, stack, fault, sensors_first):
     with RosRuntime(threads=3) as ros:
         observer = ros.add(StackObserver(context=ros.context))
         up, _ = start_stack_and_sensors(stack, ['--config', str(liveness_only(tmp_path))], ros, sensors_first)
         try:
             wait_until_nominal(observer)   # no reset: start-up in this order latched nothing
-            planner, critic = up.node_pid('planner.planner_node'), up.node_pid('critic_monitor.critic_node')
+            driving, critic = up.node_pid('planner.driving_process'), up.node_pid('critic_monitor.critic_node')
             faulted_at = time.monotonic()
-            os.kill(planner, fault)
+            os.kill(driving, fault)
 
             def taken_over(o: StackObserver) -> bool:
                 return any(t.monotonic_s >= faulted_at and any(r.check == 'trajectory_timeout' for r in t.reasons)
@@ -172,7 +172,7 @@ def test_a_dead_or_hung_planner_is_taken_over_within_the_watchdog_bound_and_the_
 
             # The critic keeps running and publishing; the launcher keeps it (and the rest) running.
             if fault == signal.SIGKILL:
-                assert up.wait_for(lambda lines: any('planner_node exited with -9; critic_node keeps watching' in l
+                assert up.wait_for(lambda lines: any('driving_process exited with -9; critic_node keeps watching' in l
                                                      for l in lines), 5.0), up.log()
             seen = len(observer.trajectories)
             assert not observer.wait_for(lambda o: not o.takeover_active or len(o.trajectories) > seen, 2.0)
@@ -241,11 +241,11 @@ def test_a_dead_critic_stops_the_stack_with_a_nonzero_exit(ros_domain, stack):
 def test_with_respawn_a_dead_node_is_started_again(ros_domain, stack):
     up = stack('--respawn')
     up.wait_ready()
-    first = up.node_pid('planner.planner_node')
+    first = up.node_pid('planner.driving_process')
     os.kill(first, signal.SIGKILL)
     assert up.wait_for(lambda lines: any('respawning' in l for l in lines), 10.0)
     # a respawned node logs again through the launcher: wait for its start-up line after the kill
     seen = len(up.lines)
-    assert up.wait_for(lambda lines: any(l.startswith('[planner_node]') for l in lines[seen:]), STARTUP_TIMEOUT_S)
-    assert up.node_pid('planner.planner_node') != first and up.process.poll() is None
+    assert up.wait_for(lambda lines: any(l.startswith('[driving_process]') for l in lines[seen:]), STARTUP_TIMEOUT_S)
+    assert up.node_pid('planner.driving_process') != first and up.process.poll() is None
     assert up.stop() == 0

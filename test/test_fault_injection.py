@@ -1,7 +1,9 @@
 """Fault injection over real DDS: every fault ends in a clear signal within a stated time.
 
-The stack runs as three processes on the synthetic sensor stream (1280x720
-camera, ~100k-point lidar, odometry at 10 Hz), with only the critic's
+The stack runs on the synthetic sensor stream (1280x720 camera, ~100k-point
+lidar, odometry at 10 Hz), one process per node where a fault hits one node,
+in the default composed layout where the inputs hang (their publisher
+SIGSTOPped: alive but silent), with only the critic's
 liveness checks on (the plan checks have their own tests; an untrained
 model's plans are not what these tests are about). Each fault is injected
 once the critic is NOMINAL: it has seen plans and every check passes.
@@ -19,11 +21,13 @@ in test_stack_integration.py; the bag-loop time jump in test_record_replay.py.
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
-from avstack.launcher import Launcher
+from avstack.launcher import DEFAULT_LAYOUT, LAYOUTS, STACK_NODES, Launcher
 from avstack.observer import StackObserver
 from avstack.ros_runtime import RosRuntime
 from avstack.sensor_source import SyntheticSensorSource
@@ -46,9 +50,11 @@ def takeover_after(observer: StackObserver, since: float, check: str):
                  and any(r.check == check for r in t.reasons)), None)
 
 
-def running_stack(tmp_path, config):
+def running_stack(tmp_path, config, nodes=STACK_NODES):
+    """The stack on ``config``; split by default: these faults hit one node (the composed layout's own in
+    test_avstack_up.py and below)."""
     log = open(tmp_path / 'nodes.log', 'w')
-    launcher = Launcher(config, output=log)
+    launcher = Launcher(config, nodes, output=log)
     return log, launcher
 
 
@@ -133,3 +139,30 @@ def test_with_auto_clear_the_latch_clears_itself_once_the_restarted_planner_is_n
         assert observer.wait_for(lambda o: len(o.trajectories) > restarted and not o.takeover_active,
                                  STARTUP_TIMEOUT_S), \
             f'the latch did not clear: {[(r.check, r.message) for r in observer.takeovers[-1].reasons]}'
+
+
+@pytest.mark.timeout(240)
+def test_hung_sensor_inputs_are_taken_over_on_the_critics_clock_within_the_watchdog_bound(ros_domain, tmp_path):
+    """SIGSTOP the process publishing every sensor (a hung driver: alive, silent) under the default layout."""
+    log, launcher = running_stack(tmp_path, liveness_only(tmp_path), LAYOUTS[DEFAULT_LAYOUT])
+    with log, RosRuntime(threads=3) as ros, launcher:
+        observer = ros.add(StackObserver(context=ros.context))
+        source = subprocess.Popen([sys.executable, '-m', 'avstack.cli', 'sensors', '--synthetic', '--replay-frames',
+                                   '20'], env=launcher.env, stdout=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_until_nominal(observer)
+            stopped_at = time.monotonic()
+            os.kill(source.pid, signal.SIGSTOP)
+            for sensor in ('camera', 'lidar', 'odometry'):
+                check = f'{sensor}_timeout'
+                assert observer.wait_for(lambda o: takeover_after(o, stopped_at, check), 5.0), f'no {check}'
+                event = takeover_after(observer, stopped_at, check)
+                silence_s = next(r.value for r in event.reasons if r.check == check)
+                assert silence_s <= watchdog_s(sensor) + MARGIN_S, f'the critic saw {silence_s:.3f} s of silence'
+                bound_s = IN_FLIGHT_S + watchdog_s(sensor) + MARGIN_S
+                reaction_s = event.monotonic_s - stopped_at
+                assert reaction_s <= bound_s, f'{check} {reaction_s:.3f} s after SIGSTOP (bound {bound_s:.2f} s)'
+            assert all(entry.process.poll() is None for entry in launcher.running.values())
+        finally:
+            source.kill()   # SIGKILL ends a stopped process too
+            source.wait(10)

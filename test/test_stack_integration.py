@@ -28,7 +28,7 @@ WINDOW_FRAMES = 30
 
 
 @pytest.mark.timeout(240)
-def test_sensor_stamps_come_back_as_trajectories_and_a_killed_planner_causes_a_takeover(ros_domain, tmp_path):
+def test_sensor_stamps_come_back_as_trajectories_and_a_killed_driving_process_causes_a_takeover(ros_domain, tmp_path):
     watchdog_s = load_node_config('critic_monitor', 'critic_node', STACK_CONFIG)['checks']['watchdogs'][
         'trajectory']['timeout_s']
     with open(tmp_path / 'nodes.log', 'w') as log, RosRuntime(threads=3) as ros, \
@@ -50,7 +50,7 @@ def test_sensor_stamps_come_back_as_trajectories_and_a_killed_planner_causes_a_t
 
         wait_until_nominal(observer)
         killed_at = time.monotonic()
-        os.kill(launcher.pid('planner_node'), signal.SIGKILL)
+        os.kill(launcher.pid('driving_process'), signal.SIGKILL)   # perception and planner, composed
 
         def planner_timeout_after_kill(o: StackObserver) -> bool:
             return any(t.monotonic_s >= killed_at and any(r.check == 'trajectory_timeout' for r in t.reasons)

@@ -20,6 +20,7 @@ setup(
     entry_points={
         'console_scripts': [
             'planner_node = planner.planner_node:main',
+            'driving_process = planner.driving_process:main',
         ],
     },
 )

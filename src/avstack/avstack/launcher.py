@@ -1,7 +1,11 @@
 """Start the stack's nodes as processes without ``ros2 launch`` (for pip-only machines and tests).
 
-Each node is ``python -m <module> --ros-args --params-file <config> ...`` in
-its own process group, with its output prefixed by its name, the large-data
+Two layouts (:data:`LAYOUTS`), as in ``launch/stack.launch.py``: ``composed``,
+the default, runs perception_node and planner_node in one driving process
+(``planner.driving_process``, token sets handed over in memory) next to
+critic_node; ``split`` runs each node in its own process (debugging,
+spreading over machines). Each process is ``python -m <module> --ros-args
+--params-file <config> ...`` in its own process group, with its output prefixed by its name, the large-data
 DDS transport in its environment, SIGINT/SIGTERM forwarded, and everything
 stopped when the launcher stops, the monitor (critic_node) last.
 
@@ -31,17 +35,28 @@ from stack_common.transport import configure_dds_transport
 
 @dataclass(frozen=True)
 class NodeSpec:
-    name: str       # node name = section in the config file
-    package: str    # owns the node's schema
+    """One process: a node, or several composed (``composes``: the nodes it runs, each with its config section)."""
+
+    name: str       # node name = section in the config file; a composed process: its own name
+    package: str    # owns the node's schema (the executable's package)
     module: str     # python -m <module>
+    composes: tuple['NodeSpec', ...] = ()
+
+    def nodes(self) -> tuple['NodeSpec', ...]:
+        """The nodes this process runs: the ones it composes, or itself."""
+        return self.composes or (self,)
 
 
 CRITIC_NODE = NodeSpec('critic_node', 'critic_monitor', 'critic_monitor.critic_node')
+# Every node of the stack, one process each: the split layout.
 STACK_NODES = (
     NodeSpec('perception_node', 'perception_llm', 'perception_llm.perception_node'),
     NodeSpec('planner_node', 'planner', 'planner.planner_node'),
     CRITIC_NODE,
 )
+DRIVING_PROCESS = NodeSpec('driving_process', 'planner', 'planner.driving_process', composes=STACK_NODES[:2])
+LAYOUTS = {'composed': (DRIVING_PROCESS, CRITIC_NODE), 'split': STACK_NODES}
+DEFAULT_LAYOUT = 'composed'
 # Each node is one process doing its own work; BLAS/OpenMP thread pools inside every
 # one of them would oversubscribe small machines (torch threads are a node parameter).
 SINGLE_THREADED_MATH = {'OMP_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
@@ -53,6 +68,7 @@ RESPAWN_DELAY_S = 1.0
 def check_config(path: Path, nodes=STACK_NODES) -> None:
     """Pre-flight: every node's section must satisfy its schema; sections must name known nodes."""
     document = read_params_file(path)
+    nodes = [node for process in nodes for node in process.nodes()]
     known = {WILDCARD} | {n.name for n in nodes} | {'/' + n.name for n in nodes}
     unknown = sorted(set(document) - known)
     if unknown:
@@ -70,7 +86,7 @@ class NodeProcess:
 
 
 class Launcher:
-    def __init__(self, config: Path, nodes=STACK_NODES, use_sim_time: bool = False, respawn: bool = False,
+    def __init__(self, config: Path, nodes=LAYOUTS[DEFAULT_LAYOUT], use_sim_time: bool = False, respawn: bool = False,
                  remaps: tuple[str, ...] = (), extra_env: dict | None = None, output: TextIO | None = sys.stdout):
         self.config, self.nodes = Path(config), tuple(nodes)
         self.use_sim_time, self.respawn, self.remaps = use_sim_time, respawn, remaps

@@ -23,7 +23,7 @@ from rclpy.logging import LoggingSeverity
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from avstack.launcher import CRITIC_NODE, STACK_NODES, Launcher, NodeSpec, check_config
+from avstack.launcher import CRITIC_NODE, DEFAULT_LAYOUT, LAYOUTS, STACK_NODES, Launcher, NodeSpec, check_config
 from avstack.paths import default_config, share_directory
 from avstack.record import Recorder
 from avstack.ros_runtime import RosRuntime
@@ -44,7 +44,7 @@ RECORDED_TOPICS = [topics.camera_topic('front'), topics.lidar_topic('top'), topi
 PLAN_TOPICS = [topics.TRAJECTORY, topics.ASSESSMENT]   # one message per step that the stack plans
 # The nodes a run starts beside the bridge, per driver: the whole stack, the critic alone watching the expert's
 # plans, or nothing (the expert drives the simulator itself).
-DRIVER_NODES = {'model': STACK_NODES, 'expert-plans': (CRITIC_NODE,), 'expert': ()}
+DRIVER_NODES = {'model': LAYOUTS[DEFAULT_LAYOUT], 'expert-plans': (CRITIC_NODE,), 'expert': ()}
 BAG_NAME = 'run_mcap'
 RESULTS_NAME = 'episodes.jsonl'     # the bridge's episode records (the report is built from them)
 STOP_POLL_S = 0.5

@@ -12,6 +12,7 @@ and skipped by the stack's boundary guard; no exception leaves a callback.
 
 import time
 from collections import Counter
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -35,7 +36,7 @@ from stack_common.intake import parse_cloud, parse_compressed_image, parse_image
 from stack_common.pointcloud import LIDAR_CHANNELS, point_channels
 from stack_common.qos import ODOMETRY_QOS, SENSOR_QOS, STATUS_QOS, TOKENS_QOS
 from stack_common.ros_params import declare_node_config
-from stack_common.tokens import tokens_to_cloud
+from stack_common.tokens import TokenSet, tokens_to_cloud
 
 POLL_PERIOD_S = 0.02
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -57,6 +58,9 @@ class PerceptionNode(Node):
         self.decode_ms: list[float] = []
         self.tokenize_ms: list[float] = []
         self._reported: Counter[str] = Counter()
+        # Composed with the planner in one process (planner.driving_process): each token set goes to this
+        # callable in memory first, then out on the topic as always.
+        self.token_sink: Callable[[TokenSet], None] | None = None
         # Drops land in the core's counters (dropped/<sensor>/<reason>), next to the ones the core counts itself.
         self.boundary = BoundaryGuard(self, self.core.dropped)
         guard = self.boundary.guard
@@ -136,6 +140,8 @@ class PerceptionNode(Node):
         for synced in synced_sets:
             frame = self.core.tokenize(synced)
             self.tokenize_ms.append(frame.tokenize_ms)
+            if self.token_sink is not None:
+                self.token_sink(frame.tokens)
             self.tokens_pub.publish(tokens_to_cloud(frame.tokens))
             missing, no_intrinsics = ','.join(frame.missing), ','.join(frame.no_intrinsics)
             message = f'missing: {missing}' if frame.missing else 'all sensors'

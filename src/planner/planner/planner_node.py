@@ -2,7 +2,10 @@
 
 Parameters: ``planner/schema/planner_node.schema.json``. The model runs on a
 worker thread that always takes the newest token set; sets that were replaced
-before the worker got to them are counted as stale drops.
+before the worker got to them are counted as stale drops. The token sets come
+from ``/perception/fused_tokens``, or in memory from perception in the same
+process (``planner.driving_process``), which then plans on perception's thread
+right after each set: no hand-over, no stale drops.
 """
 
 import threading
@@ -23,7 +26,7 @@ from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
 from stack_common.node_main import run_node
 from stack_common.qos import PLAN_QOS, STATUS_QOS, TOKENS_QOS
 from stack_common.ros_params import declare_node_config
-from stack_common.tokens import cloud_to_tokens
+from stack_common.tokens import TokenSet, cloud_to_tokens
 from stack_common.trajectory import trajectory_to_path
 
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -31,7 +34,9 @@ WARN_THROTTLE_S = 5.0
 
 
 class PlannerNode(Node):
-    def __init__(self, **node_kwargs):
+    def __init__(self, tokens_in_memory: bool = False, **node_kwargs):
+        """``tokens_in_memory``: composed with perception in one process (``planner.driving_process``), which
+        hands over each token set with :meth:`accept`; no subscription to the tokens topic then."""
         super().__init__('planner_node', **node_kwargs)
         config = declare_node_config(self, 'planner')
         # Publishers first: subscribers (the critic, a recorder) match while the model loads, so the first plan,
@@ -49,16 +54,21 @@ class PlannerNode(Node):
         self.forward_ms: list[float] = []
         self.boundary = BoundaryGuard(self)   # token sets that do not decode: dropped/tokens/<reason>
 
-        self.create_subscription(PointCloud2, topics.FUSED_TOKENS, self.boundary.guard('tokens', self.on_tokens),
-                                 TOKENS_QOS)
+        if not tokens_in_memory:
+            self.create_subscription(PointCloud2, topics.FUSED_TOKENS, self.boundary.guard('tokens', self.on_tokens),
+                                     TOKENS_QOS)
         self.create_subscription(String, config['route_topic'], self.boundary.guard('route', self.on_route), PLAN_QOS)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
 
         self._newest = None
         self._wake = threading.Condition()   # guards _newest and counters; notified on every change
         self._stopping = False
-        self._worker = threading.Thread(target=self.run_worker, name='planner_worker', daemon=True)
-        self._worker.start()
+        # Composed, the planner plans on the thread that hands it the tokens, right after perception: a worker
+        # thread would contend with perception's for the GIL at every one of the model's small operations.
+        self._worker = None if tokens_in_memory else threading.Thread(
+            target=self.run_worker, name='planner_worker', daemon=True)
+        if self._worker is not None:
+            self._worker.start()
         cfg = self.core.model.cfg
         self.get_logger().info(
             f'{self.core.source}: d_model {cfg.d_model}, {cfg.n_layers} layers, {cfg.n_modes} modes x '
@@ -66,7 +76,15 @@ class PlannerNode(Node):
             f'{topics.FUSED_TOKENS} -> {topics.TRAJECTORY}')
 
     def on_tokens(self, msg: PointCloud2) -> None:
-        tokens = cloud_to_tokens(msg)
+        self.accept(cloud_to_tokens(msg))
+
+    def accept(self, tokens: TokenSet) -> None:
+        """The newest token set, for the worker; one it had not taken yet counts as a stale drop (any thread).
+        Composed (no worker), the set is planned and the plan published before this returns."""
+        if self._worker is None:
+            self._count('received')
+            self.plan_and_publish(tokens)
+            return
         with self._wake:
             self.counters['received'] += 1
             if self._newest is not None:
@@ -89,26 +107,32 @@ class PlannerNode(Node):
                 if self._stopping:
                     return
                 tokens, self._newest = self._newest, None
-            try:
-                plan = self.core.plan(tokens, self.route)
-            except ValueError as error:
-                self._count('rejected')
-                self.get_logger().warning(f'cannot plan: {error}', throttle_duration_sec=WARN_THROTTLE_S)
-                continue
-            except Exception as error:  # noqa: BLE001 - a bad token set must not stop the planner
-                self._count('internal_error')
-                self.get_logger().error(f'planning failed: {type(error).__name__}: {error}',
-                                        throttle_duration_sec=WARN_THROTTLE_S)
-                continue
-            try:
-                self.path_pub.publish(trajectory_to_path(plan.trajectory))
-                self.assessment_pub.publish(assessment_to_msg(plan.assessment))
-            except Exception:  # noqa: BLE001 - re-raised unless rclpy is shutting down
-                if not self.context.ok():
-                    return   # Ctrl-C: rclpy invalidated the publishers before close() stopped this thread
-                raise
-            self.forward_ms.append(plan.forward_ms)
-            self._count('planned')
+            if not self.plan_and_publish(tokens):
+                return   # Ctrl-C: rclpy invalidated the publishers before close() stopped this thread
+
+    def plan_and_publish(self, tokens: TokenSet) -> bool:
+        """Plan ``tokens`` and publish the plan and its assessment; False once rclpy is shutting down."""
+        try:
+            plan = self.core.plan(tokens, self.route)
+        except ValueError as error:
+            self._count('rejected')
+            self.get_logger().warning(f'cannot plan: {error}', throttle_duration_sec=WARN_THROTTLE_S)
+            return True
+        except Exception as error:  # noqa: BLE001 - a bad token set must not stop the planner
+            self._count('internal_error')
+            self.get_logger().error(f'planning failed: {type(error).__name__}: {error}',
+                                    throttle_duration_sec=WARN_THROTTLE_S)
+            return True
+        try:
+            self.path_pub.publish(trajectory_to_path(plan.trajectory))
+            self.assessment_pub.publish(assessment_to_msg(plan.assessment))
+        except Exception:  # noqa: BLE001 - re-raised unless rclpy is shutting down
+            if not self.context.ok():
+                return False
+            raise
+        self.forward_ms.append(plan.forward_ms)
+        self._count('planned')
+        return True
 
     def _count(self, counter: str) -> None:
         with self._wake:
@@ -133,7 +157,8 @@ class PlannerNode(Node):
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
-        self._worker.join(timeout=2.0)
+        if self._worker is not None:
+            self._worker.join(timeout=2.0)
 
 
 def main(args=None) -> int:

@@ -77,7 +77,8 @@ def run_synthetic(args) -> int:
     check_config(config)
     log_path = args.out / 'nodes.log'
     interactive = sys.stdout.isatty()
-    print(f'starting perception_node, planner_node, critic_node (output in {log_path}) ...', flush=True)
+    print(f'starting the driving process (perception_node, planner_node) and critic_node (output in {log_path}) '
+          '...', flush=True)
     with open(log_path, 'w') as log, RosRuntime() as ros, Launcher(config, output=log) as launcher:
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context))

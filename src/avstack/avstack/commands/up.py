@@ -11,10 +11,13 @@ from stack_common.state import STATISTICS_FILE
 
 def register(subparsers) -> None:
     parser = add_command(
-        subparsers, 'up', run, help='start perception, planner and critic as separate processes',
+        subparsers, 'up', run, help='start the stack: the driving process (perception + planner) and the critic',
         description='Start the stack the way `ros2 launch avstack stack.launch.py` does, for machines without '
-                    'the launch packages: one process per node with --params-file, output prefixed per node, '
-                    'Ctrl-C stops everything (the critic last; its last act is a takeover request). The monitor '
+                    'the launch packages, with --params-file, output prefixed per process, Ctrl-C stopping '
+                    'everything (the critic last; its last act is a takeover request). Layouts: composed (the '
+                    'default) runs perception_node and planner_node in one driving process, the token sets handed '
+                    'over in memory, and critic_node in its own; split runs each node in its own process (to debug '
+                    'one, or to spread them over machines). The monitor '
                     'outlives what it monitors: when perception or the planner dies (and --respawn is not given), '
                     'the other nodes keep running, so the critic\'s takeover request stands, and `avstack up` exits '
                     'non-zero once stopped. When the critic dies, nothing monitors the stack: everything stops, exit '
@@ -23,6 +26,7 @@ def register(subparsers) -> None:
                'without --respawn, 2 bad usage or configuration.\n\n'
                'examples:\n'
                '  avstack up\n'
+               '  avstack up --layout split --nodes perception_node critic_node\n'
                '  avstack up --config config/remaps/carla_ros_bridge.yaml --use-sim-time\n'
                '  avstack up -o runs/today      (OUT/params.yaml and the critic\'s OUT/takeover_statistics.json)',
         raw=True)
@@ -32,8 +36,12 @@ def register(subparsers) -> None:
     parser.add_argument('--use-sim-time', action='store_true', help='every node follows /clock')
     parser.add_argument('--respawn', action='store_true', help='restart a node that exits instead of stopping')
     add_remap(parser, help='topic remap passed to every node (repeatable)')
-    parser.add_argument('--nodes', nargs='+', default=None, metavar='NODE',
-                        help='start only these nodes (perception_node, planner_node, critic_node)')
+    parser.add_argument('--layout', choices=('composed', 'split'), default='composed',
+                        help='composed (default): perception and planner in one driving process; split: one '
+                             'process per node')
+    parser.add_argument('--nodes', nargs='+', default=None, metavar='PROCESS',
+                        help='start only these processes: driving_process, critic_node (composed); '
+                             'perception_node, planner_node, critic_node (split)')
 
 
 def params_file(args, out: Path) -> Path:
@@ -51,12 +59,14 @@ def params_file(args, out: Path) -> Path:
 
 
 def run(args) -> int:
-    from avstack.launcher import STACK_NODES, Launcher, check_config
+    from avstack.launcher import LAYOUTS, Launcher, check_config
 
-    unknown = sorted(set(args.nodes or ()) - {n.name for n in STACK_NODES})
+    layout = LAYOUTS[args.layout]
+    unknown = sorted(set(args.nodes or ()) - {n.name for n in layout})
     if unknown:
-        raise UsageError(f'--nodes: no node {", ".join(unknown)} (nodes: {", ".join(n.name for n in STACK_NODES)})')
-    nodes = [n for n in STACK_NODES if args.nodes is None or n.name in args.nodes]
+        raise UsageError(f'--nodes: no process {", ".join(unknown)} in the {args.layout} layout '
+                         f'(processes: {", ".join(n.name for n in layout)})')
+    nodes = [n for n in layout if args.nodes is None or n.name in args.nodes]
     with tempfile.TemporaryDirectory(prefix='avstack_up_') as scratch:
         config = params_file(args, args.out or Path(scratch))
         check_config(config, nodes)
