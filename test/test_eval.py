@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import xxhash
 import yaml
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Reader
@@ -22,7 +23,9 @@ from stack_common.trajectory import path_to_trajectory
 from bagtools import small_bag
 from conftest import STACK_CONFIG
 
-OUTPUT_TOPICS = {topics.FUSED_TOKENS, topics.TRAJECTORY, topics.ASSESSMENT, topics.TAKEOVER_REQUEST}
+OUTPUT_TOPICS = {topics.FUSED_TOKENS, topics.TRAJECTORY, topics.ASSESSMENT, topics.TAKEOVER_REQUEST,
+                 topics.EVAL_INPUT_BAG}
+STRING = 'std_msgs/msg/String'
 INPUT_TOPICS = {topics.camera_topic('front'), topics.lidar_topic('top'), topics.ODOMETRY}
 # Fields that depend on the machine's speed, not on the bag, config and checkpoint.
 TIMING_FIELDS = ('compute_ms', 'wall_s', 'real_time_factor', 'cpu_s_per_bag_s')
@@ -41,14 +44,22 @@ def read_output(path):
 
 def test_eval_is_deterministic_and_its_report_is_consistent(full_size_bag, tmp_path, capsys):
     outputs = []
-    for run in ('first', 'second'):
-        assert cli.main(['eval', str(full_size_bag), '--out', str(tmp_path / run)]) == 0
+    for run, options in (('first', []), ('second', ['--with-inputs'])):
+        assert cli.main(['eval', str(full_size_bag), '--out', str(tmp_path / run), *options]) == 0
         outputs.append(tmp_path / run)
     summary = capsys.readouterr().out
     assert 'real time' in summary and 'ADE' in summary
 
-    first, second = (out / 'output.mcap' for out in outputs)
-    assert first.read_bytes() == second.read_bytes()
+    first, second = (read_output(out / 'output.mcap') for out in outputs)
+    # the stack's outputs are the same bytes at the same times, with or without the inputs copied in
+    assert first == [m for m in second if m[0] not in INPUT_TOPICS]
+    assert {m[0] for m in first} == OUTPUT_TOPICS
+    reference = json.loads(deserialize(next(m[3] for m in first if m[0] == topics.EVAL_INPUT_BAG), STRING).data)
+    assert reference['path'] == str(full_size_bag.resolve())
+    assert [(f['name'], f['size']) for f in reference['files']] == [
+        (f.name, f.stat().st_size) for f in sorted(full_size_bag.glob('*.mcap'))]
+    assert reference['files'][0]['xxh3_128'] == xxhash.xxh3_128(next(full_size_bag.glob('*.mcap')).read_bytes()
+                                                                ).hexdigest()
     reports = [json.loads((out / 'report.json').read_text()) for out in outputs]
     for field in TIMING_FIELDS + ('bag',):
         reports[0].pop(field), reports[1].pop(field)
@@ -76,7 +87,7 @@ def test_eval_is_deterministic_and_its_report_is_consistent(full_size_bag, tmp_p
     for plot in ('paths.png', 'takeovers.png', 'latency.png'):
         assert (outputs[0] / plot).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
-    messages = read_output(first)
+    messages = second
     assert {m[0] for m in messages} == INPUT_TOPICS | OUTPUT_TOPICS
     with Reader(full_size_bag) as reader:
         recorded = [(c.topic, t, bytes(d)) for c, t, d in reader.messages()]

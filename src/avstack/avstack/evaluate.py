@@ -4,16 +4,20 @@ Reads the bag in log-time order, runs :class:`~avstack.offline.OfflineStack`
 (perception, planner and critic cores in this process, bag time as their
 clock) and writes to ``--out``:
 
-* ``output.mcap``: the input sensor topics plus the stack's fused tokens,
-  trajectories, assessments and takeover requests, at the bag time they
-  were produced (open it in Foxglove next to the input);
+* ``output.mcap``: the stack's fused tokens, trajectories, assessments and
+  takeover requests, at the bag time they were produced, and on
+  ``/eval/input_bag`` the input bag they came from (path, and each storage
+  file's name, size and xxh3-128 hash; open the output in Foxglove next to the
+  input). With ``with_inputs`` the input sensor topics are copied in too, as
+  recorded (a few GB for a minute of full-size camera and lidar);
 * ``report.json``: frames, trajectories, distance, takeovers, km per
   takeover, open-loop error against the logged ego future, compute time per
   stage (see :mod:`avstack.eval_report`);
 * ``paths.png``, ``takeovers.png``, ``latency.png``.
 
 Everything but the compute times is a function of bag, config and
-checkpoint: two runs write the same ``output.mcap`` byte for byte.
+checkpoint: two runs write the same ``output.mcap`` byte for byte, and the
+stack's outputs are the same bytes with and without the inputs.
 """
 
 import json
@@ -26,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import xxhash
+from std_msgs.msg import String
 from tqdm import tqdm
 
 from avstack.bag import BagWriter, open_bag, resolve_sensor_topics, serialize
@@ -49,12 +55,15 @@ OUTPUT_BAG = 'output.mcap'
 REPORT = 'report.json'
 PLOTS = ('paths.png', 'takeovers.png', 'latency.png')
 CLOUD, PATH, DIAGNOSTICS = 'sensor_msgs/msg/PointCloud2', 'nav_msgs/msg/Path', 'diagnostic_msgs/msg/DiagnosticArray'
+STRING = 'std_msgs/msg/String'
 OUTPUT_TOPICS = (
     (topics.FUSED_TOKENS, CLOUD, TOKENS_QOS),
     (topics.TRAJECTORY, PATH, PLAN_QOS),
     (topics.ASSESSMENT, DIAGNOSTICS, PLAN_QOS),
     (topics.TAKEOVER_REQUEST, DIAGNOSTICS, LATCHED_QOS),
+    (topics.EVAL_INPUT_BAG, STRING, LATCHED_QOS),
 )
+HASH_CHUNK = 8 << 20
 PREFETCH = 8   # messages read, decoded and preprocessed ahead on the front thread
 # The planner is a pure function of the tokens and the costliest stage: a second worker pays off once the
 # other stages (reading and perception, the critic and output, the bag writer) have cores of their own.
@@ -77,13 +86,15 @@ class EvalRun:
     missing: dict[str, int] = field(default_factory=dict)
     inputs: dict[str, int] = field(default_factory=dict)
     samples_ms: dict[str, list[float]] = field(default_factory=lambda: {stage: [] for stage in STAGES})
+    input_bag: dict = field(default_factory=dict)   # input_reference(): path, files with size and hash
 
 
 # -------------------------------------------------------------------------------------------- the run
 
 def evaluate(bag_path: Path, out: Path, config: OfflineConfig, mapping: dict[str, str] | None = None,
-             plots: bool = True, progress: bool = False) -> dict:
-    """Run the stack over ``bag_path`` into ``out``; returns the report (also written to ``out/report.json``)."""
+             plots: bool = True, progress: bool = False, with_inputs: bool = False) -> dict:
+    """Run the stack over ``bag_path`` into ``out``; returns the report (also written to ``out/report.json``).
+    ``with_inputs``: copy the input sensor messages into ``output.mcap`` too."""
     out = Path(out)
     reuse_large_allocations()
     with open_bag(bag_path) as bag:
@@ -95,13 +106,20 @@ def evaluate(bag_path: Path, out: Path, config: OfflineConfig, mapping: dict[str
         collected = EvalRun(inputs={s.topic: 0 for s in sensors.all()})
         wall_start, cpu_start = time.perf_counter(), time.process_time()
         writer = BagWriter.mcap_file(out / OUTPUT_BAG)
+        hashing = ThreadPoolExecutor(1, thread_name_prefix='eval_input_hash')
+        reference = hashing.submit(input_reference, bag)   # alongside the run: the files are read anyway
         try:
-            for sensor in sensors.all():
-                writer.add_topic(sensor.topic, sensor.type_name, bag.topics[sensor.topic].offered_qos)
+            if with_inputs:
+                for sensor in sensors.all():
+                    writer.add_topic(sensor.topic, sensor.type_name, bag.topics[sensor.topic].offered_qos)
             for topic, type_name, qos in OUTPUT_TOPICS:
                 writer.add_topic(topic, type_name, [qos])
-            _run(bag, sensors, stack, writer, collected, progress)
+            _run(bag, sensors, stack, writer, collected, progress, with_inputs)
+            collected.input_bag = reference.result()
+            writer.write(topics.EVAL_INPUT_BAG, bag.start_ns,
+                         serialize(String(data=json.dumps(collected.input_bag, sort_keys=True)), STRING))
         finally:
+            hashing.shutdown(cancel_futures=True)
             writer.close()
         wall_s, cpu_s = time.perf_counter() - wall_start, time.process_time() - cpu_start
         report = build_report(bag, sensors, stack, collected, wall_s, cpu_s)
@@ -113,6 +131,18 @@ def evaluate(bag_path: Path, out: Path, config: OfflineConfig, mapping: dict[str
         report['plots'] = list(PLOTS)
     (out / REPORT).write_text(json.dumps(report, indent=2) + '\n')
     return report
+
+
+def input_reference(bag) -> dict:
+    """What identifies the input bag: its path and each storage file's name, size and xxh3-128 hash."""
+    files = []
+    for path in bag.files:
+        digest = xxhash.xxh3_128()
+        with open(path, 'rb') as stream:
+            while chunk := stream.read(HASH_CHUNK):
+                digest.update(chunk)
+        files.append({'name': path.name, 'size': path.stat().st_size, 'xxh3_128': digest.hexdigest()})
+    return {'path': str(Path(bag.path).resolve()), 'files': files}
 
 
 def _front_half(bag, sensors, stack: OfflineStack):
@@ -180,7 +210,8 @@ def _pipelined(iterator, name: str):
         thread.join(timeout=5.0)
 
 
-def _run(bag, sensors, stack: OfflineStack, writer: BagWriter, collected: EvalRun, progress: bool) -> None:
+def _run(bag, sensors, stack: OfflineStack, writer: BagWriter, collected: EvalRun, progress: bool,
+         with_inputs: bool) -> None:
     bar = tqdm(total=round(bag.duration_s, 1), unit='s', disable=not progress, desc='eval',
                bar_format='{l_bar}{bar}| {n:.1f}/{total:.1f} s of bag [{elapsed}<{remaining}]')
     writer.write(topics.TAKEOVER_REQUEST, bag.start_ns, serialize(
@@ -192,7 +223,7 @@ def _run(bag, sensors, stack: OfflineStack, writer: BagWriter, collected: EvalRu
         for steps in _pipelined(_ordered_map(stack.plan, tokens, PLANNER_WORKERS), 'eval_planner'):
             for result in stack.back(steps):
                 if isinstance(result, Passthrough):
-                    _input(*result.payload, writer, collected)
+                    _input(*result.payload, writer if with_inputs else None, collected)
                     bar.update(round((result.now_ns - bag.start_ns) / 1e9 - bar.n, 1))
                 elif isinstance(result, FrameResult):
                     _frame(result, writer, collected)
@@ -203,8 +234,9 @@ def _run(bag, sensors, stack: OfflineStack, writer: BagWriter, collected: EvalRu
         bar.close()
 
 
-def _input(message, item, writer: BagWriter, collected: EvalRun) -> None:
-    writer.write(message.topic, message.log_time_ns, message.data)
+def _input(message, item, writer: BagWriter | None, collected: EvalRun) -> None:
+    if writer is not None:   # --with-inputs
+        writer.write(message.topic, message.log_time_ns, message.data)
     collected.inputs[message.topic] += 1
     if not isinstance(item, DecodeFailure):
         if collected.first_stamp_ns is None:
@@ -266,6 +298,7 @@ def build_report(bag, sensors, stack: OfflineStack, collected: EvalRun, wall_s: 
                   else bag.duration_s)
     return {
         'bag': str(bag.path),
+        'input_bag': collected.input_bag,
         'storage': bag.storage,
         'ros_distro': bag.ros_distro,
         'topics': {s.key: s.topic for s in sensors.all()},

@@ -14,6 +14,7 @@ CLOCK = '/clock'
 SIM_SCENE_INFO = '/sim/scene_info'
 SIM_STATUS = '/sim/status'
 SIM_EXPERT_PLAN = '/sim/expert_plan'   # the expert's plan from each simulated state (driver label)
+EVAL_INPUT_BAG = '/eval/input_bag'
 # What the stack's own nodes publish (a replay beside a running stack skips them: avstack replay --exclude-outputs)
 OUTPUTS = (FUSED_TOKENS, PERCEPTION_STATUS, TRAJECTORY, ASSESSMENT, TAKEOVER_REQUEST, TAKEOVER_ACTIVE,
            CRITIC_MARKERS, DIAGNOSTICS)

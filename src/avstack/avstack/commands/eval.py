@@ -12,8 +12,9 @@ def register(subparsers) -> None:
         subparsers, 'eval', run, help='run perception, planner and critic over a rosbag offline and report',
         description='Run the three cores in this process over BAG in stamp order, as fast as the CPU allows and '
                     'deterministically (same bag, config and checkpoint: identical output). Writes to OUT: '
-                    'output.mcap (inputs + tokens, trajectories, assessments, takeover requests), report.json '
-                    '(frames, trajectories, distance, takeovers, km per takeover, open-loop ADE/FDE at 1/2/3 s, '
+                    'output.mcap (tokens, trajectories, assessments, takeover requests, and on /eval/input_bag '
+                    'the input bag\'s path, sizes and hashes; --with-inputs copies the input messages in too), '
+                    'report.json (frames, trajectories, distance, takeovers, km per takeover, open-loop ADE/FDE at 1/2/3 s, '
                     'per-stage compute p50/p99), paths.png, takeovers.png, latency.png and params.yaml (the '
                     'configuration it ran with).',
         epilog='Topics are found by the perception config\'s names, else by message type; name them with --map '
@@ -31,6 +32,9 @@ def register(subparsers) -> None:
                         help='model checkpoint directory (default: the config\'s, else the shipped one)')
     add_map(parser)
     parser.add_argument('--no-plots', action='store_true', help='skip the PNG plots')
+    parser.add_argument('--with-inputs', action='store_true',
+                        help='copy the input sensor messages into output.mcap as recorded (one file to open, but as '
+                             'large as the input; the stack\'s outputs are the same bytes either way)')
 
 
 def run(args) -> int:
@@ -39,7 +43,7 @@ def run(args) -> int:
 
     config = OfflineConfig.load(write_params(args, args.out / 'params.yaml'), args.checkpoint)
     report = evaluate(args.bag, args.out, config, dict(args.map), plots=not args.no_plots,
-                      progress=sys.stderr.isatty())
+                      progress=sys.stderr.isatty(), with_inputs=args.with_inputs)
     print(summary(report, args.out))
     return 0 if report['trajectories'] else 1
 
