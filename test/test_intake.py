@@ -81,7 +81,8 @@ def clouds(draw):
         offset += draw(st.integers(0, 5))
         names.append(name), formats.append(fmt), offsets.append(offset)
         offset += np.dtype(fmt).itemsize
-    dtype = np.dtype({'names': names, 'formats': formats, 'offsets': offsets, 'itemsize': offset + draw(st.integers(0, 7))})
+    itemsize = offset + draw(st.integers(0, 7))
+    dtype = np.dtype({'names': names, 'formats': formats, 'offsets': offsets, 'itemsize': itemsize})
     count = draw(st.integers(0, 40))
     points = np.zeros(count, dtype)
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))

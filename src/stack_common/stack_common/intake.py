@@ -115,7 +115,7 @@ class RawImage:
         return self.width, self.height
 
     def pixels(self) -> np.ndarray:
-        """``(H, W, channels)`` view in the wire's channel order; the checks of :func:`~stack_common.image.decode_raw`."""
+        """``(H, W, channels)`` view in the wire's channel order, with the checks of ``image.decode_raw``."""
         return _image().raw_pixels(self.height, self.width, self.encoding, self.step, self.data)
 
     def rgb(self, resize: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:

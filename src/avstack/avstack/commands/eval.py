@@ -14,8 +14,8 @@ def register(subparsers) -> None:
                     'deterministically (same bag, config and checkpoint: identical output). Writes to OUT: '
                     'output.mcap (tokens, trajectories, assessments, takeover requests, and on /eval/input_bag '
                     'the input bag\'s path, sizes and hashes; --with-inputs copies the input messages in too), '
-                    'report.json (frames, trajectories, distance, takeovers, km per takeover, open-loop ADE/FDE at 1/2/3 s, '
-                    'per-stage compute p50/p99), paths.png, takeovers.png, latency.png and params.yaml (the '
+                    'report.json (frames, trajectories, distance, takeovers, km per takeover, open-loop ADE/FDE at '
+                    '1/2/3 s, per-stage compute p50/p99), paths.png, takeovers.png, latency.png and params.yaml (the '
                     'configuration it ran with).',
         epilog='Topics are found by the perception config\'s names, else by message type; name them with --map '
                'when a bag has several candidates:\n'
