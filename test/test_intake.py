@@ -8,7 +8,7 @@ reason, never another exception.
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.typesys import Stores, get_typestore
@@ -19,6 +19,8 @@ from stack_common.image import ImageDecodeError, compressed_msg_to_rgb, image_ms
     rgb_to_image_msg
 from stack_common.intake import jpeg_size, parse_cloud, parse_compressed_image, parse_image
 from stack_common.pointcloud import CloudDecodeError, array_to_cloud, cloud_to_array
+
+from conftest import examples
 
 ENCODINGS = ['rgb8', 'bgr8', 'mono8', 'rgba8', 'bgra8']
 STAMP_NS = 1_700_000_123_456_789_012
@@ -35,7 +37,7 @@ def image_bytes(rgb, encoding='bgr8', padding=0, frame_id='camera_front_optical'
 
 @given(height=st.integers(1, 24), width=st.integers(1, 24), padding=st.integers(0, 9),
        encoding=st.sampled_from(ENCODINGS), frame_id=st.text(max_size=12), seed=st.integers(0, 1000))
-@settings(max_examples=80, deadline=None)
+@examples(80)
 def test_image_parses_as_rclpy_decodes_it(height, width, padding, encoding, frame_id, seed):
     _, data = image_bytes(random_rgb(height, width, seed), encoding, padding, frame_id)
     msg = deserialize_message(data, Image)   # what a subscriber gets (a NUL ends a string on the wire)
@@ -92,7 +94,7 @@ def clouds(draw):
 
 
 @given(msg=clouds())
-@settings(max_examples=80, deadline=None)
+@examples(80)
 def test_cloud_parses_as_rclpy_decodes_it(msg):
     data = serialize_message(msg)
     msg = deserialize_message(data, PointCloud2)   # what a subscriber gets (a NUL ends a string on the wire)
@@ -188,7 +190,7 @@ DECODERS = {'image': (_decode_image, ImageDecodeError), 'compressed': (_decode_c
 @given(kind=st.sampled_from(sorted(DECODERS)), seed=st.integers(0, 100), cut=st.integers(0, 10_000),
        flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4),
        tail=st.binary(max_size=16))
-@settings(max_examples=300, deadline=None)
+@examples(300)
 def test_damaged_messages_decode_or_raise_a_reason(kind, seed, cut, flips, tail):
     """Truncated, bit-flipped and extended messages: an array, or the conversion's error with a reason."""
     data = bytearray(_valid(kind, seed))
@@ -204,7 +206,7 @@ def test_damaged_messages_decode_or_raise_a_reason(kind, seed, cut, flips, tail)
 
 
 @given(kind=st.sampled_from(sorted(DECODERS)), data=st.binary(max_size=300))
-@settings(max_examples=200, deadline=None)
+@examples(200)
 def test_arbitrary_bytes_decode_or_raise_a_reason(kind, data):
     decode, error = DECODERS[kind]
     for candidate in (data, b'\x00\x01\x00\x00' + data):
