@@ -4,7 +4,8 @@ Parameters: ``critic_monitor/schema/critic_node.schema.json``. Independent of
 the planner by construction: no torch, no planner import, its own lidar
 extrinsics; its watchdog timer (a ROS timer, so sim time works) fires whether
 or not anything arrives. Camera topics are subscribed raw (only their arrival
-matters here), so watching them costs no decoding.
+matters here), so watching them costs no decoding; lidar clouds are subscribed
+raw too and read from their bytes (:mod:`stack_common.intake`).
 
 Outputs: ``/critic/takeover_request`` and ``/critic/takeover_active``
 (latched; the flag also as a 10 Hz heartbeat with a deadline), one
