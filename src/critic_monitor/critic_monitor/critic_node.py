@@ -40,9 +40,9 @@ from stack_common import topics
 from stack_common.assessment import msg_to_assessment
 from stack_common.boundary import WARN_THROTTLE_S, BoundaryGuard, ConversionError
 from stack_common.diagnostics import ERROR, OK, STALE, WARN, diagnostic_array, make_status
+from stack_common.intake import parse_cloud
 from stack_common.node_main import run_node
 from stack_common.odometry import odometry_to_ego
-from stack_common.intake import parse_cloud
 from stack_common.pointcloud import point_channels
 from stack_common.qos import (
     HEARTBEAT_PERIOD_S, LATCHED_QOS, ODOMETRY_QOS, PLAN_QOS, SENSOR_QOS, STATUS_QOS, TAKEOVER_ACTIVE_QOS,

@@ -3,11 +3,12 @@
 Parameters: ``perception_llm/schema/perception_node.schema.json``. The node
 takes camera and lidar messages raw (their CDR bytes), decodes them with
 :mod:`stack_common.intake` (cameras straight to the encoder's input size),
-hands arrays to :class:`PerceptionCore` and publishes what it returns: tokens on ``/perception/fused_tokens``, one
-status per synced set on ``/perception/status`` (key ``missing``: the
-sensors that did not make it, comma-separated), and its counters on
-``/diagnostics`` once a second. Bad messages are counted, logged (throttled)
-and skipped by the stack's boundary guard; no exception leaves a callback.
+hands arrays to :class:`PerceptionCore` and publishes what it returns:
+tokens on ``/perception/fused_tokens``, one status per synced set on
+``/perception/status`` (key ``missing``: the sensors that did not make it,
+comma-separated), and its counters on ``/diagnostics`` once a second. Bad
+messages are counted, logged (throttled) and skipped by the stack's boundary
+guard; no exception leaves a callback.
 """
 
 import time
@@ -30,9 +31,9 @@ from stack_common import topics
 from stack_common.boundary import BoundaryGuard, ConversionError
 from stack_common.camera_info import camera_info_to_intrinsics
 from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
+from stack_common.intake import parse_cloud, parse_compressed_image, parse_image
 from stack_common.node_main import run_node
 from stack_common.odometry import odometry_to_ego
-from stack_common.intake import parse_cloud, parse_compressed_image, parse_image
 from stack_common.pointcloud import LIDAR_CHANNELS, point_channels
 from stack_common.qos import ODOMETRY_QOS, SENSOR_QOS, STATUS_QOS, TOKENS_QOS
 from stack_common.ros_params import declare_node_config
