@@ -18,7 +18,7 @@ ROSDEP_KEYS = {
     'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'yaml': 'python3-yaml', 'torch': 'python3-torch',
     'transforms3d': 'python3-transforms3d', 'jsonschema': 'python3-jsonschema',
     'safetensors': 'python3-safetensors-pip', 'rosbags': 'python3-rosbags-pip', 'matplotlib': 'python3-matplotlib',
-    'mcap': 'python3-mcap-pip', 'backports': 'python3-backports-zstd-pip',
+    'mcap': 'python3-mcap-pip', 'backports': 'python3-backports-zstd-pip', 'xxhash': 'python3-xxhash',
     'tqdm': 'python3-tqdm', 'psutil': 'python3-psutil', 'gymnasium': 'python3-gymnasium-pip',
     'highway_env': 'python3-highway-env-pip', 'pytest': 'python3-pytest', 'hypothesis': 'python3-hypothesis',
     'launch': 'launch', 'launch_ros': 'launch_ros', 'pygame': 'python3-pygame',
