@@ -34,7 +34,7 @@ from avstack.record import Recorder
 from avstack.replay import BagPlayer, PlaybackClock
 from avstack.ros_runtime import RosRuntime
 from avstack.synthetic import SyntheticScene
-from avstack.launcher import Launcher
+from avstack.launcher import DEFAULT_LAYOUT, LAYOUTS, Launcher
 from avstack.observer import StackObserver
 from avstack.synthetic_bag import START_NS, SyntheticBagSpec, write_synthetic_bag
 from stack_common import topics
@@ -283,7 +283,7 @@ def test_the_stack_follows_a_looping_replay_on_sim_time_and_survives_the_jump_ba
         trajectories = list(observer.trajectories)
         log.flush()
         node_output = (tmp_path / 'nodes.log').read_text()   # before the nodes are stopped
-    assert running == {'perception_node': None, 'planner_node': None, 'critic_node': None}, running
+    assert running == {spec.name: None for spec in LAYOUTS[DEFAULT_LAYOUT]}, running   # every process still up
     assert 'Traceback' not in node_output and 'Exception' not in node_output, node_output
     # On sim time the nodes' clocks are the bag's: a plan reaches the observer near its sensor stamp (wall time
     # would be years off; the observer's /clock, 100 Hz from a loaded process, may trail the plans a little).
