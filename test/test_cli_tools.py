@@ -24,7 +24,7 @@ from stack_common.qos import PLAN_QOS
 
 from bagtools import small_bag, storage_file
 from conftest import SHARED_DATA
-from stack_helpers import STARTUP_TIMEOUT_S, liveness_only
+from stack_helpers import STARTUP_TIMEOUT_S, shipped_critic
 from test_avstack_up import Up
 
 RECORDED = SHARED_DATA / 'rosbag2_recorded'
@@ -103,7 +103,7 @@ def test_synthetic_sensors_feed_avstack_up_and_reset_clears_a_takeover_once_inpu
     cwd, out = tmp_path / 'cwd', tmp_path / 'run'
     cwd.mkdir()
     # No auto-clear: the takeover of the silent sensors must stay latched for `avstack reset` to clear.
-    up = Up('-o', str(out), '--config', str(liveness_only(tmp_path, {'startup_grace_s': 5.0,
+    up = Up('-o', str(out), '--config', str(shipped_critic(tmp_path, {'startup_grace_s': 5.0,
                                                                      'auto_clear_after_s': 0.0})))
     sensors = None
     try:

@@ -3,10 +3,12 @@
 The stack runs on the synthetic sensor stream (1280x720 camera, ~100k-point
 lidar, odometry at 10 Hz), one process per node where a fault hits one node,
 in the default composed layout where the inputs hang (their publisher
-SIGSTOPped: alive but silent), with only the critic's
-liveness checks on (the plan checks have their own tests; an untrained
-model's plans are not what these tests are about). Each fault is injected
-once the critic is NOMINAL: it has seen plans and every check passes.
+SIGSTOPped: alive but silent), with the critic's shipped checks and start-up
+rule (stack_helpers.shipped_critic: the three checks the shipped model's own
+plans fail on the synthetic road off, staleness for a loaded machine). Each
+fault is injected once the critic is NOMINAL: it has seen plans and every
+check passes. A planner loaded with a bad checkpoint is a fault too: its plans
+reach the critic over DDS and are taken over.
 
 Stated times (default config): the planner watchdog is 0.3 s and the
 camera watchdog 0.5 s. On its own clock the critic reacts within the
@@ -31,10 +33,13 @@ from avstack.launcher import DEFAULT_LAYOUT, LAYOUTS, STACK_NODES, Launcher
 from avstack.observer import StackObserver
 from avstack.ros_runtime import RosRuntime
 from avstack.sensor_source import SyntheticSensorSource
+from stack_common import topics
+from stack_common.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
 from stack_common.config import load_node_config
 
 from conftest import STACK_CONFIG
-from stack_helpers import STARTUP_TIMEOUT_S, liveness_only, reset, wait_until_nominal
+from stack_helpers import (LOADED_MACHINE_STARTUP_GRACE_S, STARTUP_TIMEOUT_S, reset, shipped_critic, stack_config,
+                           wait_until_nominal)
 
 MARGIN_S = 0.1
 PIPELINE_S = 0.3   # a set in flight through perception and the planner, under load
@@ -60,7 +65,7 @@ def running_stack(tmp_path, config, nodes=STACK_NODES):
 
 @pytest.mark.timeout(240)
 def test_killed_perception_stops_the_plans_and_the_critic_requests_a_takeover(ros_domain, tmp_path):
-    log, launcher = running_stack(tmp_path, liveness_only(tmp_path))
+    log, launcher = running_stack(tmp_path, shipped_critic(tmp_path))
     with log, RosRuntime(threads=3) as ros, launcher:
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
@@ -79,7 +84,7 @@ def test_killed_perception_stops_the_plans_and_the_critic_requests_a_takeover(ro
 
 @pytest.mark.timeout(240)
 def test_a_silent_camera_is_reported_as_degraded_then_taken_over(ros_domain, tmp_path):
-    log, launcher = running_stack(tmp_path, liveness_only(tmp_path))
+    log, launcher = running_stack(tmp_path, shipped_critic(tmp_path))
     with log, RosRuntime(threads=3) as ros, launcher:
         observer = ros.add(StackObserver(context=ros.context))
         source = ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
@@ -112,7 +117,7 @@ def kill_and_restart_planner(launcher: Launcher, observer: StackObserver) -> int
 @pytest.mark.timeout(300)
 def test_a_restarted_planner_plans_again_and_the_latch_clears_by_reset(ros_domain, tmp_path):
     # auto-clear only after 30 s of passing checks: the fault's request is still latched when the test resets it
-    log, launcher = running_stack(tmp_path, liveness_only(tmp_path, {'auto_clear_after_s': 30.0}))
+    log, launcher = running_stack(tmp_path, shipped_critic(tmp_path, {'auto_clear_after_s': 30.0}))
     with log, RosRuntime(threads=3) as ros, launcher:
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
@@ -130,7 +135,7 @@ def test_a_restarted_planner_plans_again_and_the_latch_clears_by_reset(ros_domai
 
 @pytest.mark.timeout(300)
 def test_with_auto_clear_the_latch_clears_itself_once_the_restarted_planner_is_nominal(ros_domain, tmp_path):
-    log, launcher = running_stack(tmp_path, liveness_only(tmp_path, {'auto_clear_after_s': 1.0}))
+    log, launcher = running_stack(tmp_path, shipped_critic(tmp_path, {'auto_clear_after_s': 1.0}))
     with log, RosRuntime(threads=3) as ros, launcher:
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
@@ -144,7 +149,7 @@ def test_with_auto_clear_the_latch_clears_itself_once_the_restarted_planner_is_n
 @pytest.mark.timeout(240)
 def test_hung_sensor_inputs_are_taken_over_on_the_critics_clock_within_the_watchdog_bound(ros_domain, tmp_path):
     """SIGSTOP the process publishing every sensor (a hung driver: alive, silent) under the default layout."""
-    log, launcher = running_stack(tmp_path, liveness_only(tmp_path), LAYOUTS[DEFAULT_LAYOUT])
+    log, launcher = running_stack(tmp_path, shipped_critic(tmp_path), LAYOUTS[DEFAULT_LAYOUT])
     with log, RosRuntime(threads=3) as ros, launcher:
         observer = ros.add(StackObserver(context=ros.context))
         source = subprocess.Popen([sys.executable, '-m', 'avstack.cli', 'sensors', '--synthetic', '--replay-frames',
@@ -166,3 +171,60 @@ def test_hung_sensor_inputs_are_taken_over_on_the_critics_clock_within_the_watch
         finally:
             source.kill()   # SIGKILL ends a stopped process too
             source.wait(10)
+
+
+# The driver head's output layer: per mode and waypoint interval a longitudinal and a lateral control, in that order
+# (DrivingModel.forward: .view(b, modes, horizon, 2); rollout: tanh of each, times its limit).
+TRAJECTORY_OUT = 'planner.trajectory_head.2'
+
+
+def checkpoint_steering_left(directory) -> float:
+    """A copy of the shipped checkpoint whose driver steers every mode left at the rollout's full lateral
+    acceleration: the lateral rows of the trajectory head's output layer zeroed, their bias saturating the tanh
+    (tanh 4 = 0.9993). Everything else, config and hash included, as shipped: a real checkpoint the planner loads
+    through its documented ``checkpoint`` parameter. Returns the lateral acceleration its plans ask for (m/s^2)."""
+    tensors, document = load_checkpoint(DEFAULT_CHECKPOINT)
+    weight, bias = tensors[f'{TRAJECTORY_OUT}.weight'].copy(), tensors[f'{TRAJECTORY_OUT}.bias'].copy()
+    weight[1::2], bias[1::2] = 0.0, 4.0
+    tensors.update({f'{TRAJECTORY_OUT}.weight': weight, f'{TRAJECTORY_OUT}.bias': bias})
+    save_checkpoint(directory, tensors, document['config'],
+                    {k: v for k, v in document.items() if k not in ('format_version', 'config_hash', 'config')})
+    return document['config']['model']['max_lat_accel_mps2']
+
+
+@pytest.mark.timeout(240)
+def test_a_checkpoint_steering_beyond_the_lateral_limit_is_taken_over_at_start_up_naming_lateral_acceleration(
+        ros_domain, tmp_path):
+    """The bad plans come from the planner process and reach the critic over DDS; every critic check is on as
+    shipped (only the start-up grace of a loaded machine changed). The critic never goes NOMINAL on them: it stays
+    WAITING, latching nothing, and startup_timeout_s after the first plan requests one takeover naming
+    lateral_acceleration with the value it measured from the plan's geometry."""
+    asked_mps2 = checkpoint_steering_left(tmp_path / 'steering_left')
+    config = stack_config(tmp_path, {'startup_grace_s': LOADED_MACHINE_STARTUP_GRACE_S},
+                          planner={'checkpoint': str(tmp_path / 'steering_left')})
+    critic = load_node_config('critic_monitor', 'critic_node', config)
+    startup_timeout_s = critic['state_machine']['startup_timeout_s']
+    limit_mps2 = critic['checks']['kinematics']['lateral_acceleration']['max_lat_accel_mps2']
+    log, launcher = running_stack(tmp_path, config)
+    with log, RosRuntime(threads=3) as ros, launcher:
+        observer = ros.add(StackObserver(context=ros.context))
+        # No sensors (so no plan) before this process has discovered the planner: its first plan is the critic's
+        assert observer.wait_for(lambda o: o.count_publishers(topics.TRAJECTORY), STARTUP_TIMEOUT_S), 'nodes.log'
+        ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
+        assert observer.wait_for(lambda o: o.trajectories, STARTUP_TIMEOUT_S), 'no trajectory: see nodes.log'
+        first = observer.trajectories[0]
+        assert observer.wait_for(lambda o: o.takeovers, startup_timeout_s + 5.0), 'no takeover: see nodes.log'
+        event = observer.takeovers[0]
+        assert observer.wait_for(lambda o: o.takeover_active, 2.0), 'the flag comes on its own topic'
+    reason = next((r for r in event.reasons if r.check == 'lateral_acceleration'), None)
+    assert reason is not None, f'the request names {[(r.check, r.message) for r in event.reasons]}'
+    # the critic measures v^2 kappa from the plan's points: 8.2-9.5 m/s^2 here for the 8 m/s^2 asked, limit 4
+    assert reason.threshold == limit_mps2 and reason.value >= 0.9 * asked_mps2, reason
+    # On the critic's clock (the request's stamp; the sensors' and this process's clock is the same system clock):
+    # no request while WAITING, so none before startup_timeout_s after the first plan's stamp (the critic cannot
+    # have had the plan before it was made), and the request no later than startup_timeout_s and a timer period
+    # after this process received the plan (measured 4.90-5.01 s: the two receipts differ by up to 0.1 s).
+    since_stamp_s = (event.stamp_ns - first.stamp_ns) / 1e9
+    since_receipt_s = (event.stamp_ns - first.receipt_ns) / 1e9
+    assert since_stamp_s >= startup_timeout_s and since_receipt_s <= startup_timeout_s + MARGIN_S, \
+        f'request {since_stamp_s:.3f} s after the first plan was stamped, {since_receipt_s:.3f} s after it came'

@@ -4,9 +4,9 @@ The test publishes a 1280x720 bgr8 camera, a ~100k-point lidar (x, y, z,
 intensity, ring and padding bytes) and odometry at 10 Hz, checks that the
 camera stamps come back as trajectory stamps, then kills the planner with
 SIGKILL and measures how fast the critic requests a takeover. The critic runs
-its liveness checks only and the kill comes once it is NOMINAL: the
-takeover must be the planner's silence, not a plan check of a model trained
-on another scene (test_fault_injection.py explains).
+its shipped checks and start-up rule (stack_helpers.shipped_critic: the three
+checks the shipped model's plans fail on the synthetic road off) and the kill
+comes once it is NOMINAL: the takeover must be the planner's silence.
 """
 
 import os
@@ -22,7 +22,7 @@ from avstack.sensor_source import SyntheticSensorSource
 from stack_common.config import load_node_config
 
 from conftest import STACK_CONFIG
-from stack_helpers import STARTUP_TIMEOUT_S, liveness_only, wait_until_nominal
+from stack_helpers import STARTUP_TIMEOUT_S, shipped_critic, wait_until_nominal
 
 WINDOW_FRAMES = 30
 
@@ -32,7 +32,7 @@ def test_sensor_stamps_come_back_as_trajectories_and_a_killed_driving_process_ca
     watchdog_s = load_node_config('critic_monitor', 'critic_node', STACK_CONFIG)['checks']['watchdogs'][
         'trajectory']['timeout_s']
     with open(tmp_path / 'nodes.log', 'w') as log, RosRuntime(threads=3) as ros, \
-            Launcher(liveness_only(tmp_path), output=log) as launcher:
+            Launcher(shipped_critic(tmp_path), output=log) as launcher:
         observer = ros.add(StackObserver(context=ros.context))
         source = ros.add(SyntheticSensorSource(context=ros.context, encoding='bgr8', replay_frames=20))
         assert source.scene.image_width == 1280 and source.scene.lidar(0.0).size >= 100_000

@@ -33,6 +33,7 @@ class TakeoverEvent:
     receipt_ns: int
     monotonic_s: float
     reasons: list[TakeoverReason]
+    stamp_ns: int = 0    # header stamp: the critic's clock when it made the request
 
 
 class StackObserver(Node):
@@ -63,10 +64,10 @@ class StackObserver(Node):
 
     def on_takeover(self, msg: DiagnosticArray) -> None:
         receipt_ns, monotonic_s = self._now()
-        _, reasons = msg_to_takeover(msg)
+        stamp_ns, reasons = msg_to_takeover(msg)
         with self.changed:
             if reasons:
-                self.takeovers.append(TakeoverEvent(receipt_ns, monotonic_s, reasons))
+                self.takeovers.append(TakeoverEvent(receipt_ns, monotonic_s, reasons, stamp_ns))
             self.changed.notify_all()
 
     def on_active(self, msg: Bool) -> None:
