@@ -77,11 +77,12 @@ def shipped_critic(tmp_path, state_machine: dict | None = None, **critic_params)
     return stack_config(tmp_path, state_machine, checks, 'shipped_critic.yaml', **critic_params)
 
 
-def wait_until_nominal(observer: StackObserver, count: int = 10) -> None:
+def wait_until_nominal(observer: StackObserver, count: int = 10, clear_s: float = LOADED_MACHINE_AUTO_CLEAR_S) -> None:
     """Plans arrive, start-up (in whatever order the nodes and sensors came up) requested nothing for an input
     it had not heard yet, and the critic stays NOMINAL over ``count`` plans without a takeover: faults are
     injected into a nominal stack. A takeover for a slow plan or a gap past a watchdog (a loaded machine) must
-    clear by itself first (shipped_critic's auto-clear): no reset is called."""
+    clear by itself first (the critic's auto-clear after ``clear_s`` of passing checks): no reset is called, and
+    each such takeover gets ``clear_s`` more before the wait gives up."""
     assert observer.wait_for(lambda o: len(o.trajectories) >= count, STARTUP_TIMEOUT_S), 'no trajectories: nodes.log'
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while True:
@@ -95,6 +96,8 @@ def wait_until_nominal(observer: StackObserver, count: int = 10) -> None:
         if len(observer.takeovers) == requests and observer.critic_state == 'NOMINAL' \
                 and len(observer.trajectories) >= seen + count:
             return
+        if len(observer.takeovers) > requests:
+            deadline = max(deadline, time.monotonic() + clear_s + 10.0)
 
 
 def takeover_reasons(observer: StackObserver) -> list[list[tuple[str, str]]]:

@@ -117,11 +117,12 @@ def kill_and_restart_planner(launcher: Launcher, observer: StackObserver) -> int
 @pytest.mark.timeout(300)
 def test_a_restarted_planner_plans_again_and_the_latch_clears_by_reset(ros_domain, tmp_path):
     # auto-clear only after 30 s of passing checks: the fault's request is still latched when the test resets it
-    log, launcher = running_stack(tmp_path, shipped_critic(tmp_path, {'auto_clear_after_s': 30.0}))
+    clear_s = 30.0
+    log, launcher = running_stack(tmp_path, shipped_critic(tmp_path, {'auto_clear_after_s': clear_s}))
     with log, RosRuntime(threads=3) as ros, launcher:
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
-        wait_until_nominal(observer)
+        wait_until_nominal(observer, clear_s=clear_s)
         restarted = kill_and_restart_planner(launcher, observer)
         assert observer.wait_for(lambda o: len(o.trajectories) >= restarted + 10, STARTUP_TIMEOUT_S), 'no plans'
         assert observer.takeover_active   # latched: waits for an operator
@@ -222,9 +223,10 @@ def test_a_checkpoint_steering_beyond_the_lateral_limit_is_taken_over_at_start_u
     assert reason.threshold == limit_mps2 and reason.value >= 0.9 * asked_mps2, reason
     # On the critic's clock (the request's stamp; the sensors' and this process's clock is the same system clock):
     # no request while WAITING, so none before startup_timeout_s after the first plan's stamp (the critic cannot
-    # have had the plan before it was made), and the request no later than startup_timeout_s and a timer period
-    # after this process received the plan (measured 4.90-5.01 s: the two receipts differ by up to 0.1 s).
+    # have had the plan before it was made), and the request no later than startup_timeout_s, a timer period and
+    # the plan's way to the critic after this process received it (measured 4.90-5.01 s unloaded; 5.19 s while
+    # the critic's process waited for a core: its receipt of the plan trailed this process's).
     since_stamp_s = (event.stamp_ns - first.stamp_ns) / 1e9
     since_receipt_s = (event.stamp_ns - first.receipt_ns) / 1e9
-    assert since_stamp_s >= startup_timeout_s and since_receipt_s <= startup_timeout_s + MARGIN_S, \
+    assert since_stamp_s >= startup_timeout_s and since_receipt_s <= startup_timeout_s + IN_FLIGHT_S, \
         f'request {since_stamp_s:.3f} s after the first plan was stamped, {since_receipt_s:.3f} s after it came'

@@ -1,7 +1,7 @@
 """A ROS node publishing the synthetic scene: camera, lidar and odometry at a fixed rate.
 
-Camera and lidar of one frame share a stamp (the node clock at publish time);
-the published stamps are kept so a test can check which came back. Frames are
+Camera and lidar of one frame share a stamp (the node clock at capture, the time the
+scene is rendered for); the published stamps are kept so a test can check which came back. Frames are
 published from a thread on a fixed schedule (frame k at start + k / rate), so
 a frame that was late does not lower the average rate as a timer would.
 With ``replay_frames = N`` the first N frames are rendered once and then
@@ -54,6 +54,7 @@ class SyntheticSensorSource(Node):
 
     def _run(self) -> None:
         start = time.monotonic()
+        self._start_ns = self.get_clock().now().nanoseconds
         while not self._stop.wait(max(start + self._frame * self.period_s - time.monotonic(), 0.0)):
             self.publish_frame()
 
@@ -62,24 +63,27 @@ class SyntheticSensorSource(Node):
         self._thread.join(timeout=2.0)
         return super().destroy_node()
 
-    def render(self, frame: int) -> tuple:
-        """(odometry, lidar, camera or None) messages of a frame, stamps still to be set."""
-        if frame in self._rendered:
-            return self._rendered[frame]
-        t_s = frame * self.period_s
+    def render(self, t_s: float) -> tuple:
+        """(odometry, lidar, camera) messages of the scene at ``t_s``, stamps still to be set."""
         ego = self.scene.ego(t_s)
-        messages = (ego_to_odometry(ego), array_to_cloud(self.scene.lidar(t_s), ego.stamp_ns, 'lidar_top'),
-                    rgb_to_image_msg(self.scene.camera(t_s), ego.stamp_ns, 'camera_front_optical', self.encoding))
-        if self.replay_frames:
-            self._rendered[frame] = messages
-        return messages
+        return (ego_to_odometry(ego), array_to_cloud(self.scene.lidar(t_s), ego.stamp_ns, 'lidar_top'),
+                rgb_to_image_msg(self.scene.camera(t_s), ego.stamp_ns, 'camera_front_optical', self.encoding))
 
     def publish_frame(self) -> None:
-        # Render first, then stamp: a real sensor stamps at capture, before its driver's work.
-        frame = self._frame % self.replay_frames if self.replay_frames else self._frame
+        """One frame, stamped when it is captured. Live, the scene is rendered at that time, so the odometry's
+        pose agrees with its stamp even when this thread runs late on a loaded machine (a frame rendered for
+        its slot and stamped later would put the car where it was, not where it is). Replayed frames are
+        rendered once and restamped."""
+        stamp_ns = self.get_clock().now().nanoseconds
+        if self.replay_frames:
+            frame = self._frame % self.replay_frames
+            if frame not in self._rendered:
+                self._rendered[frame] = self.render(frame * self.period_s)
+            odometry, lidar, camera = self._rendered[frame]
+        else:
+            odometry, lidar, camera = self.render((stamp_ns - self._start_ns) / 1e9)
         self._frame += 1
-        odometry, lidar, camera = self.render(frame)
-        stamp = ns_to_stamp(self.get_clock().now().nanoseconds)
+        stamp = ns_to_stamp(stamp_ns)
         for msg in (odometry, lidar, camera):
             msg.header.stamp = stamp
         self.odometry_pub.publish(odometry)
@@ -87,7 +91,7 @@ class SyntheticSensorSource(Node):
         if self.camera_enabled.is_set():
             self.camera_pub.publish(camera)
         with self._lock:
-            self.published_stamps.append(stamp_to_ns(stamp))
+            self.published_stamps.append(stamp_ns)
 
     def stamps(self) -> list[int]:
         with self._lock:

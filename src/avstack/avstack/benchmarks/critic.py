@@ -66,7 +66,9 @@ def lane_plan(stamp_ns: int, speed_mps: float, drift_mps: float = 0.0) -> Trajec
 
 
 class PlannerStandIn(Node):
-    """A planner double: one lane plan per lidar frame, stamped like the frame's receipt.
+    """A planner double: one lane plan per lidar frame, stamped with the frame's stamp as the planner does (the
+    critic aligns it with the odometry of that stamp: a plan stamped on receipt would lag the odometry on a loaded
+    machine, and the next plan would look shifted).
 
     ``enabled`` pauses it (a dead planner); ``bad_every`` > 0 makes every
     n-th plan drift into the fence, and ``bad_sent`` records when each went out.
@@ -83,13 +85,13 @@ class PlannerStandIn(Node):
         self.pub = self.create_publisher(PathMsg, topics.TRAJECTORY, PLAN_QOS)
         self.create_subscription(PointCloud2, topics.lidar_topic('top'), self.on_lidar, SENSOR_QOS, raw=True)
 
-    def on_lidar(self, _) -> None:
+    def on_lidar(self, data) -> None:
         if not self.enabled.is_set():
             return
         self.count += 1
         bad = self.bad_every > 0 and self.count % self.bad_every == 0
         drift_mps = BAD_DRIFT_MPS if bad else 0.0
-        msg = trajectory_to_path(lane_plan(self.get_clock().now().nanoseconds, self.speed_mps, drift_mps))
+        msg = trajectory_to_path(lane_plan(parse_cloud(data).stamp_ns, self.speed_mps, drift_mps))
         self.last_sent = time.monotonic()
         if bad:
             self.bad_sent.append(self.last_sent)
