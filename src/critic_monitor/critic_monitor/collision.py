@@ -15,12 +15,18 @@ Two stages, both vectorised (no Python loop over points):
 Lidars that measure each return's radial velocity (FMCW lidars; the simulated
 one) tell moving objects from static ones: a point whose velocity along its
 beam, in the world, exceeds ``moving_speed_mps`` is moving. The critic does no
-tracking, so it cannot say where a moving thing will be (a radial velocity
-alone sends a car crossing ahead straight at the lidar); it holds the plan
-against a moving point's current place only for contacts within
-``moving_horizon_s`` (imminent), and against static points over the whole
-``horizon_s``. Without the field every point is static, as before: a car
-followed at a short gap then "collides" with the plan where it is now.
+tracking, so it cannot know where a moving thing goes. Moving along its beam
+alone would send a car crossing ahead, or one passing in the next lane, at the
+lidar. Instead, as an ACC radar does, a moving point ahead (beam within 60
+degrees of the vehicle's heading) is taken to move parallel to the vehicle, at
+the speed that gives its radial velocity (:func:`along_axis_velocity`): a car
+followed at a short gap moves on ahead, an oncoming one stays in its lane. A
+moving point beside or behind keeps its place (a car closing from behind is its
+own driver's to brake for, not the plan's to avoid). Contacts with moving points count
+only within ``moving_horizon_s`` (imminent: a constant velocity holds that
+long), contacts with static points over the whole ``horizon_s``. Without the
+field every point is static, as before: a car followed at a short gap then
+"collides" with the plan where it is now.
 """
 
 import math
@@ -31,6 +37,7 @@ import numpy as np
 from critic_monitor.geometry import PlanPath, rotation_from_rpy
 
 MAX_POSES = 400          # a plan hundreds of metres long is checked coarser, not slower
+AHEAD_MIN_COS = 0.5      # a beam within 60 degrees of the vehicle's heading tells a speed along it
 COARSE_CIRCLES = 16      # circles of the first distance filter
 POSE_BLOCK = 16          # poses tested together before looking for a hit
 
@@ -191,3 +198,53 @@ def first_contact(sweep: Sweep, footprint: Footprint, points_xy: np.ndarray) -> 
                                    index, len(points))
     return CollisionResult(False, candidates=len(points))
 
+
+def along_axis_velocity(beam_xy: np.ndarray, world_radial_mps: np.ndarray) -> np.ndarray:
+    """``(M, 2)`` velocities (base_link axes, m/s) of moving points ahead, taken to move parallel to the
+    vehicle's axis at the speed whose component along each point's beam is its radial velocity in the world;
+    zero for a point whose beam is more than 60 degrees off the heading (beside the vehicle its speed cannot
+    be told; behind it, it is the other driver's to brake for)."""
+    beam_x = beam_xy[:, 0]
+    ahead = beam_x >= AHEAD_MIN_COS
+    velocity = np.zeros((len(beam_x), 2), np.float32)
+    velocity[ahead, 0] = world_radial_mps[ahead] / beam_x[ahead]
+    return velocity
+
+
+def first_moving_contact(sweep: Sweep, footprint: Footprint, points_xy: np.ndarray, velocity_xy: np.ndarray,
+                         until_s: float) -> CollisionResult:
+    """The first pose of ``sweep`` up to plan time ``until_s`` whose footprint contains one of ``points_xy``
+    (where they are at the plan's stamp), each moved at its ``velocity_xy`` (plan frame, m/s) for the pose's
+    plan time. The contact's point is where the point is then."""
+    poses = int(np.searchsorted(sweep.t_s, until_s, side='right'))
+    if len(points_xy) == 0 or poses == 0:
+        return CollisionResult(False)
+    t_s, xy, heading = sweep.t_s[:poses], sweep.xy[:poses], sweep.heading[:poses]
+    points, velocity = np.asarray(points_xy, np.float32), np.asarray(velocity_xy, np.float32)
+    # Each point's path over the poses' times against the box around the footprints.
+    first, last = points + velocity * np.float32(t_s[0]), points + velocity * np.float32(t_s[-1])
+    reach = footprint.radius_m + abs(footprint.centre_offset_m)
+    low, high = xy.min(axis=0) - reach, xy.max(axis=0) + reach
+    near = ((np.maximum(first, last) >= low) & (np.minimum(first, last) <= high)).all(axis=1)
+    points, velocity = np.compress(near, points, axis=0), np.compress(near, velocity, axis=0)
+    if len(points) == 0:
+        return CollisionResult(False)
+    c, s = np.cos(heading).astype(np.float32), np.sin(heading).astype(np.float32)
+    for start in range(0, poses, POSE_BLOCK):
+        block = slice(start, start + POSE_BLOCK)
+        elapsed = t_s[block, None].astype(np.float32)
+        px = points[None, :, 0] + velocity[None, :, 0] * elapsed
+        py = points[None, :, 1] + velocity[None, :, 1] * elapsed
+        dx, dy = px - xy[block, 0, None].astype(np.float32), py - xy[block, 1, None].astype(np.float32)
+        lon = c[block, None] * dx + s[block, None] * dy
+        lat = c[block, None] * dy - s[block, None] * dx
+        inside = (lon >= -footprint.rear_m) & (lon <= footprint.front_m) & (np.abs(lat) <= footprint.half_width_m)
+        hits = inside.any(axis=1)
+        if hits.any():
+            k = int(np.argmax(hits))
+            candidates = np.flatnonzero(inside[k])
+            first_hit = candidates[int(np.argmax(lon[k, candidates]))]
+            index = start + k
+            return CollisionResult(True, float(t_s[index]), float(sweep.s[index]),
+                                   np.array([px[k, first_hit], py[k, first_hit]], float), index, len(points))
+    return CollisionResult(False, candidates=len(points))

@@ -37,7 +37,9 @@ from critic_monitor.checks import (
     CRITICAL, CheckResult, SelfDoubt, check_kinematics, check_silence, check_stopping, check_start_deviation,
     check_staleness, check_trajectory_shift, check_validity, collision_result, failed, plan_is_usable, passed,
 )
-from critic_monitor.collision import CollisionResult, Footprint, LidarFilter, Sweep, first_contact, sweep_poses
+from critic_monitor.collision import (
+    CollisionResult, Footprint, LidarFilter, Sweep, along_axis_velocity, first_contact, first_moving_contact,
+    sweep_poses)
 from critic_monitor.geometry import PlanPath, Pose2D, PoseHistory
 from critic_monitor.state_machine import TakeoverState, TakeoverStateMachine, Transition
 from critic_monitor.statistics import TakeoverStatistics
@@ -325,7 +327,7 @@ class CriticCore:
         if not self.clouds:
             self.contact = None
             return collision_result(None, age_s, cfg)
-        static, moving, unaligned = [], [], []
+        static, moving, velocities, unaligned = [], [], [], []
         ego = self.history.latest
         for name, cloud in self.clouds.items():
             motion = self.history.motion(plan.trajectory.stamp_ns, cloud.stamp_ns)
@@ -338,14 +340,20 @@ class CriticCore:
                 static.append(points)
                 continue
             # the ego's own motion is in every measured radial velocity: take it out to see what moves
-            is_moving = np.abs(cloud.radial_mps + np.float32(ego.speed) * cloud.beam_xy[:, 0]) > cfg['moving_speed_mps']
+            world_radial = cloud.radial_mps + np.float32(ego.speed) * cloud.beam_xy[:, 0]
+            is_moving = np.abs(world_radial) > cfg['moving_speed_mps']
             static.append(points[~is_moving])
-            moving.append(points[is_moving])
+            velocity = along_axis_velocity(cloud.beam_xy[is_moving], world_radial[is_moving])
+            velocity = velocity if motion.yaw == 0.0 else Pose2D(yaw=motion.yaw).apply(velocity)  # the plan's axes
+            # where each moving point is at the plan's stamp
+            since_s = np.float32((plan.trajectory.stamp_ns - cloud.stamp_ns) / NS_PER_S)
+            moving.append(points[is_moving] + velocity * since_s)
+            velocities.append(velocity)
         contact = first_contact(plan.sweep, self.footprint, np.concatenate(static) if len(static) > 1 else static[0])
         if moving:
-            near = first_contact(plan.sweep, self.footprint, np.concatenate(moving))
-            imminent = near.contact and near.time_s - age_s <= cfg['moving_horizon_s']
-            if imminent and (not contact.contact or near.time_s < contact.time_s):
+            near = first_moving_contact(plan.sweep, self.footprint, np.concatenate(moving), np.concatenate(velocities),
+                                        age_s + cfg['moving_horizon_s'])
+            if near.contact and (not contact.contact or near.time_s < contact.time_s):
                 contact = near
         self.contact = contact
         note = f' (not time-aligned: no odometry for {", ".join(unaligned)})' if unaligned else ''
