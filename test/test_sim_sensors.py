@@ -213,4 +213,14 @@ def test_the_expert_waits_at_the_junction_entry_for_crossing_traffic():
     crossing.position = crossing_lane.position(0.0, 0.0)              # 100 m away: a gap
     crossing.on_state_update()
     assert ego.junction_clear()
+    # Standing at the line, the ego needs about 6 s to clear the junction: a car 60 m off at 10 m/s would be
+    # there before it is out (a gap of its next 4 s of road alone let the expert pull out into it).
+    ego.speed = 0.0
+    crossing.position = crossing_lane.position(crossing_lane.length - 60.0, 0.0)
+    crossing.on_state_update()
+    assert not ego.junction_clear()
+    ego.speed = 8.0                                                      # rolling through: out in about 4 s
+    crossing.position = crossing_lane.position(crossing_lane.length - 80.0, 0.0)
+    crossing.on_state_update()
+    assert ego.junction_clear()
     core.close()

@@ -135,15 +135,17 @@ class SafetyDriverVehicle(IDMVehicle):
     """The ego: commanded from outside, or the IDM/MOBIL expert while ``expert_engaged``.
 
     At a junction the expert adds what highway-env's traffic lacks, gap acceptance: within
-    ``ENTRY_ZONE_M`` of the end of an approach lane it waits until no other car's path over the next
-    ``GAP_HORIZON_S`` comes within ``CONFLICT_DISTANCE_M`` of its own path through the junction, and once
-    in the junction it does not stop for the env's priority rules (stopping there is what gets it hit).
+    ``ENTRY_ZONE_M`` of the end of an approach lane it waits while another car would be within
+    ``CONFLICT_DISTANCE_M`` of a point of its own path through the junction less than ``TIME_GAP_S`` before
+    or after the ego is there (the ego pulling away at ``PULL_AWAY_MPS2``, the other car at its speed), and
+    once in the junction it does not stop for the env's priority rules (stopping there is what gets it hit).
     """
 
     ENTRY_ZONE_M = 15.0
-    GAP_HORIZON_S = 4.0
     JUNCTION_PATH_M = 30.0
     CONFLICT_DISTANCE_M = 3.5
+    TIME_GAP_S = 2.0
+    PULL_AWAY_MPS2 = 2.0     # below IDM's comfortable 3 m/s^2: the ego's times are not optimistic
     CROSSING_RAD = np.radians(60)   # a car heading this far off the ego's heading crosses its path
 
     def __init__(self, *args, **kwargs):
@@ -238,18 +240,36 @@ class SafetyDriverVehicle(IDMVehicle):
         lane_index, lane = self.lane_index, self.lane
         if not self.is_approach_lane(lane_index):
             return True
-        if lane.length - lane.local_coordinates(self.position)[0] > self.ENTRY_ZONE_M:
+        to_entry_m = lane.length - lane.local_coordinates(self.position)[0]
+        if to_entry_m > self.ENTRY_ZONE_M:
             return True
         mine = path_ahead(self.road, lane_index, lane.length, self.JUNCTION_PATH_M, self.route)
+        if not len(mine):
+            return True
+        my_times = self.arrival_times(to_entry_m + np.arange(len(mine)))
+        horizon_s = float(my_times[-1]) + self.TIME_GAP_S
         for other in self.road.vehicles:
             if other is self or other.crashed or other.lane_index == lane_index:
                 continue    # a car behind or ahead in the same lane is IDM's to follow
+            speed = max(other.speed, 2.0)
             theirs = path_ahead(self.road, other.lane_index, other.lane.local_coordinates(other.position)[0],
-                                max(other.speed, 2.0) * self.GAP_HORIZON_S + 3.0, getattr(other, 'route', None))
-            if len(mine) and len(theirs) and \
-                    np.min(np.linalg.norm(mine[:, None] - theirs[None], axis=2)) < self.CONFLICT_DISTANCE_M:
+                                speed * horizon_s + 3.0, getattr(other, 'route', None))
+            if not len(theirs):
+                continue
+            close = np.linalg.norm(mine[:, None] - theirs[None], axis=2) < self.CONFLICT_DISTANCE_M
+            mine_at, theirs_at = np.nonzero(close)
+            if len(mine_at) and np.any(np.abs(my_times[mine_at] - theirs_at / speed) < self.TIME_GAP_S):
                 return False
         return True
+
+    def arrival_times(self, distances_m: np.ndarray) -> np.ndarray:
+        """When the ego, pulling away from its speed at ``PULL_AWAY_MPS2`` up to its cruise speed, has driven
+        each of ``distances_m``."""
+        v0, cruise, a = max(self.speed, 0.0), max(self.cruise_speed_mps, self.speed, 1.0), self.PULL_AWAY_MPS2
+        ramp_s = (cruise - v0) / a
+        ramp_m = v0 * ramp_s + 0.5 * a * ramp_s ** 2
+        on_ramp = (-v0 + np.sqrt(v0 ** 2 + 2 * a * np.minimum(distances_m, ramp_m))) / a
+        return np.where(distances_m <= ramp_m, on_ramp, ramp_s + (distances_m - ramp_m) / cruise)
 
 
 @dataclass
