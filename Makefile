@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 export SDL_VIDEODRIVER ?= dummy
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test fuzz mutation bench soak update-refs colcon-build clean
+.PHONY: setup demo lint test fuzz mutation bench soak update-refs colcon-build clean
 
 setup: $(STAMP)
 
@@ -27,7 +27,11 @@ $(STAMP): requirements.txt Makefile $(SETUP_FILES)
 demo: $(STAMP)
 	$(VENV)/bin/avstack demo
 
-test: $(STAMP)
+# ruff.toml's rules over src/ and test/; `make test` stops on any finding before running a test.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest test
 
 # The property tests (those using conftest.examples) with FUZZ_FACTOR x as many random examples as CI's fixed ones;

@@ -66,7 +66,7 @@ class Up:
 
     def wait_ready(self) -> None:
         # every node has logged through the launcher's prefix once it is up
-        assert self.wait_for(lambda lines: all(any(l.startswith(f'[{n}]') for l in lines) for n in PROCESSES),
+        assert self.wait_for(lambda lines: all(any(line.startswith(f'[{n}]') for line in lines) for n in PROCESSES),
                              STARTUP_TIMEOUT_S), ''.join(self.lines)
 
     def log(self) -> str:
@@ -176,8 +176,8 @@ def test_a_dead_or_hung_driving_process_is_taken_over_within_the_watchdog_bound_
 
             # The critic keeps running and publishing; the launcher keeps it (and the rest) running.
             if fault == signal.SIGKILL:
-                assert up.wait_for(lambda lines: any('driving_process exited with -9; critic_node keeps watching' in l
-                                                     for l in lines), 5.0), up.log()
+                assert up.wait_for(lambda lines: any('driving_process exited with -9; critic_node keeps watching'
+                                                     in line for line in lines), 5.0), up.log()
             seen = len(observer.trajectories)
             assert not observer.wait_for(lambda o: not o.takeover_active or len(o.trajectories) > seen, 2.0)
             assert up.process.poll() is None and psutil.Process(critic).status() != psutil.STATUS_ZOMBIE
@@ -229,8 +229,8 @@ def test_a_sensor_that_never_starts_gives_exactly_one_request_naming_it(ros_doma
 
 def new_requests(lines: list[str]) -> list[str]:
     """The critic's log lines of a new takeover request (not of an update of a latched one)."""
-    return [l for l in lines if l.startswith('[critic_node]') and '-> TAKEOVER_REQUESTED' in l
-            and 'TAKEOVER_REQUESTED -> TAKEOVER_REQUESTED' not in l]
+    return [line for line in lines if line.startswith('[critic_node]') and '-> TAKEOVER_REQUESTED' in line
+            and 'TAKEOVER_REQUESTED -> TAKEOVER_REQUESTED' not in line]
 
 
 @pytest.mark.timeout(180)
@@ -240,8 +240,8 @@ def test_a_dead_critic_stops_the_stack_with_a_nonzero_exit(ros_domain, stack):
     children = [c.pid for c in psutil.Process(up.process.pid).children()]
     os.kill(up.node_pid('critic_monitor.critic_node'), signal.SIGKILL)
     assert up.process.wait(30) != 0
-    assert up.wait_for(lambda lines: any('critic_node exited with -9; nothing monitors the stack' in l
-                                         for l in lines), 5.0), up.log()
+    assert up.wait_for(lambda lines: any('critic_node exited with -9; nothing monitors the stack' in line
+                                         for line in lines), 5.0), up.log()
     assert gone(children)
 
 
@@ -251,9 +251,10 @@ def test_with_respawn_a_dead_node_is_started_again(ros_domain, stack):
     up.wait_ready()
     first = up.node_pid('planner.driving_process')
     os.kill(first, signal.SIGKILL)
-    assert up.wait_for(lambda lines: any('respawning' in l for l in lines), 10.0)
+    assert up.wait_for(lambda lines: any('respawning' in line for line in lines), 10.0)
     # a respawned node logs again through the launcher: wait for its start-up line after the kill
     seen = len(up.lines)
-    assert up.wait_for(lambda lines: any(l.startswith('[driving_process]') for l in lines[seen:]), STARTUP_TIMEOUT_S)
+    assert up.wait_for(lambda lines: any(line.startswith('[driving_process]') for line in lines[seen:]),
+                       STARTUP_TIMEOUT_S)
     assert up.node_pid('planner.driving_process') != first and up.process.poll() is None
     assert up.stop() == 0

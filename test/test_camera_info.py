@@ -52,7 +52,8 @@ def test_a_camera_info_the_stack_cannot_use_is_an_error_naming_the_fix(edit, rea
 def camera_anchors(core: PerceptionCore, k: int):
     [synced] = feed_frame(core, k)
     frame = core.tokenize(synced)
-    return frame, frame.tokens.anchors[frame.tokens.modality == Modality.CAMERA].reshape(4, 8, 3)   # 256x128 in 32 px patches
+    # 256x128 in 32 px patches
+    return frame, frame.tokens.anchors[frame.tokens.modality == Modality.CAMERA].reshape(4, 8, 3)
 
 
 def test_a_camera_without_intrinsics_gets_them_from_camera_info_and_says_so_until_then():

@@ -97,6 +97,6 @@ print(json.dumps(sorted(m for m in {list(HEAVY)} if m in sys.modules)))
 def test_scenario_choices_are_the_bridge_families():
     from sim_bridge.envs import ENV_CLASSES
     from stack_common.config import load_schema
-    assert SCENARIOS == tuple(ENV_CLASSES)
+    assert tuple(ENV_CLASSES) == SCENARIOS
     names = load_schema('sim_bridge', 'bridge_node')['properties']['scenarios']['items']['enum']
     assert sorted(names) == sorted(SCENARIOS + tuple(s.removesuffix('-v0') for s in SCENARIOS))

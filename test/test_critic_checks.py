@@ -162,8 +162,8 @@ PLAN_CASES = [
     ('lateral_jerk', 10.0, lambda s: profile_plan(s, lambda t: 10.0, lambda t: 0.03),
      lambda s: profile_plan(s, lambda t: 10.0, lambda t: 0.03 if t < 1.0 else -0.03), 'above'),
     ('relative_heading', 8.0, profile_plan, with_heading_jump, 'above'),
-    ('stopping', 15.0, lambda s: profile_plan(s, lambda t: 15.0), lambda s: profile_plan(s, lambda t: max(15 - 7.5 * t, 0)),
-     'below'),
+    ('stopping', 15.0, lambda s: profile_plan(s, lambda t: 15.0),
+     lambda s: profile_plan(s, lambda t: max(15 - 7.5 * t, 0)), 'below'),
 ]
 
 

@@ -25,7 +25,8 @@ def figure_eight(duration_s: float, rng: np.random.Generator, noise_m: float = 0
     x = x + rng.normal(0.0, noise_m, len(t))
     y = y + rng.normal(0.0, noise_m, len(t))
     yaw = np.arctan2(np.gradient(y), np.gradient(x))
-    states = [EgoState(T0 + int(ti * S), float(xi), float(yi), float(h), 10.0) for ti, xi, yi, h in zip(t, x, y, yaw)]
+    states = [EgoState(T0 + int(ti * S), float(xi), float(yi), float(h), 10.0)
+              for ti, xi, yi, h in zip(t, x, y, yaw, strict=True)]
     return states, true_length
 
 

@@ -129,7 +129,8 @@ def test_open_loop_error_against_the_logged_future():
 def test_distance_skips_gaps_and_jumps():
     track = straight_track(duration_s=10.0)
     assert track.distance_m() == pytest.approx(10.0 * (10.0 - 0.02), rel=1e-6)
-    states = [EgoState(int(t), x, y, yaw, v) for t, (x, y), yaw, v in zip(track.t_ns, track.xy, track.yaw, track.speed)]
+    states = [EgoState(int(t), x, y, yaw, v) for t, (x, y), yaw, v in
+              zip(track.t_ns, track.xy, track.yaw, track.speed, strict=True)]
     end_ns = int(track.t_ns[-1])
     jumped = OdometryTrack.from_states(states + [EgoState(end_ns + 10**7, 5000.0, 0.0, 0.0, 10.0),
                                                  EgoState(end_ns + 2 * 10**7, 5000.1, 0.0, 0.0, 10.0)])

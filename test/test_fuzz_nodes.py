@@ -16,7 +16,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from hypothesis import given
 from hypothesis import strategies as st
-from nav_msgs.msg import Odometry, Path
+from nav_msgs.msg import Path
 from rclpy.context import Context
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image, PointCloud2, PointField
@@ -118,7 +118,7 @@ def garbled_clouds(draw):
     types = draw(st.lists(st.sampled_from([0, 1, 2, 4, 7, 8, 9, 200]), min_size=4, max_size=4))
     offsets = draw(st.lists(st.integers(0, 40), min_size=4, max_size=4))
     fields = [PointField(name=n, offset=o, datatype=t, count=draw(st.integers(0, 2)))
-              for n, o, t in zip(names, offsets, types)]
+              for n, o, t in zip(names, offsets, types, strict=True)]
     fields = fields[:draw(st.integers(0, 4))]
     point_step = draw(st.integers(0, 48))
     width, height = draw(st.sampled_from([(0, 0), (3, 1), (7, 2), (1 << 16, 1 << 16)]))

@@ -6,8 +6,8 @@ import torch
 
 from perception_llm.calibration import sensor_to_base, transform_points
 from perception_llm.lidar_encoder import (
-    BEV_CHANNELS, COUNT, INTENSITY, MIN_HEIGHT, RADIAL_VELOCITY, RADIAL_VELOCITY_CLIP, RADIAL_VELOCITY_SCALE_MPS, BevGrid,
-    LidarEncoder)
+    BEV_CHANNELS, COUNT, INTENSITY, MIN_HEIGHT, RADIAL_VELOCITY, RADIAL_VELOCITY_CLIP, RADIAL_VELOCITY_SCALE_MPS,
+    BevGrid, LidarEncoder)
 from perception_llm.pipeline import PerceptionCore
 from stack_common.config import load_node_config
 
@@ -104,7 +104,9 @@ def test_points_outside_the_box_or_not_finite_are_ignored_and_no_intensity_is_ze
 def test_radial_velocity_is_the_mean_per_cell_scaled_and_clipped_and_zero_without_it():
     points = np.array([[10.1, 0.2, 0.5], [10.2, 0.3, 1.0], [30.0, 5.0, 1.0], [40.0, -5.0, 1.0]], np.float32)
     bev = GRID.features(points, None, np.array([-6.0, -4.0, 12.0, -80.0], np.float32))
-    cell = lambda x, y: (int((x + 20) / 0.5), int((y + 30) / 0.5))
+
+    def cell(x, y):
+        return int((x + 20) / 0.5), int((y + 30) / 0.5)
     assert bev[RADIAL_VELOCITY][cell(10.1, 0.2)] == pytest.approx(-5.0 / RADIAL_VELOCITY_SCALE_MPS)   # closing
     assert bev[RADIAL_VELOCITY][cell(30.0, 5.0)] == pytest.approx(1.2)                                  # receding
     assert bev[RADIAL_VELOCITY][cell(40.0, -5.0)] == pytest.approx(-RADIAL_VELOCITY_CLIP)

@@ -41,13 +41,13 @@ STARTUP_TIMEOUT_S = 60.0
 MS = 1_000_000
 SCENE = SyntheticScene(rings=16, azimuths=1000)     # a light sweep: this test is about handling, not load
 CAMERA_INFO = '/sensors/camera/front/camera_info'
+FRONT_CAMERA, TOP_LIDAR = topics.camera_topic('front'), topics.lidar_topic('top')
 
 
 class PerceptionProbe(Node):
     """Publishes sensor messages and records perception's tokens, status and counters."""
 
-    def __init__(self, camera_topic=topics.camera_topic('front'), lidar_topic=topics.lidar_topic('top'),
-                 compressed=False, **kwargs):
+    def __init__(self, camera_topic=FRONT_CAMERA, lidar_topic=TOP_LIDAR, compressed=False, **kwargs):
         super().__init__('perception_probe', **kwargs)
         self.changed = threading.Condition()
         self.tokens = {}              # stamp -> TokenSet
@@ -180,7 +180,7 @@ def test_each_kind_of_bad_input_is_counted_and_good_input_after_it_is_still_toke
         no_intensity['x'] = 10.0
         for k, cloud in ((6, with_nan), (7, empty), (8, no_intensity)):
             probe.frame(stamp[k], cloud=cloud, camera_frame='camera_front_optical' if k < 8 else 'wrong_frame')
-            assert probe.wait_for(lambda p: stamp[k] in p.tokens, 5.0), f'no tokens for the odd cloud of frame {k}'
+            assert probe.wait_for(lambda p, k=k: stamp[k] in p.tokens, 5.0), f'no tokens for the odd cloud of frame {k}'
             lidar_tokens = probe.tokens[stamp[k]].count(Modality.LIDAR)   # one per occupied BEV block of 300
             assert lidar_tokens == 0 if k == 7 else 0 < lidar_tokens < 300, lidar_tokens
         # stamps out of order and repeated, odometry going back
@@ -213,7 +213,8 @@ def test_a_lost_lidar_is_masked_and_reported_and_its_return_is_noticed(ros_domai
         without_lidar = [now + k * 100 * MS for k in range(1, 4)]
         for stamp in without_lidar:
             probe.frame(stamp, lidar=False)
-            assert probe.wait_for(lambda p: stamp in p.missing, 5.0), 'a set without the lidar is still published'
+            assert probe.wait_for(lambda p, stamp=stamp: stamp in p.missing, 5.0), \
+                'a set without the lidar is still published'
             assert probe.missing[stamp] == ['lidar/top']
             assert probe.tokens[stamp].count(Modality.LIDAR) == 0 and probe.tokens[stamp].count(Modality.CAMERA) == 32
         back = now + 500 * MS

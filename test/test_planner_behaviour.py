@@ -78,7 +78,8 @@ def hold_scene(driver: Driver, core: SimulationCore, frames: int, arrange) -> ob
 # Known failures of the shipped model (issue 11 stays open on them; strict: a model that passes makes them fail
 # until the mark goes): on highway-v0 seed 900 its 3 s point is 2.2 m from the expert's where rolling the speed
 # forward is 0.94 m (it changes lanes when the expert does not), and it does not brake for a slow car close ahead.
-KNOWN_FAILURE = pytest.mark.xfail(strict=True, reason='the shipped model misses it (docs/model.md, "What it cannot do")')
+KNOWN_FAILURE = pytest.mark.xfail(strict=True,
+                                  reason='the shipped model misses it (docs/model.md, "What it cannot do")')
 
 
 @pytest.mark.parametrize('scenario', [pytest.param('highway-v0', marks=KNOWN_FAILURE), 'roundabout-v0'])
@@ -86,7 +87,7 @@ def test_the_plan_follows_the_expert_over_a_held_out_drive(tmp_path, scenario):
     driver = Driver(tmp_path)
     core = driver.simulation(scenario)
     chosen, expert, speeds = [], [], []
-    while (result := core.step()).finished is None and len(chosen) < 150:
+    while core.step().finished is None and len(chosen) < 150:
         frame = core.sense()
         plan = driver.plan(frame, core.route_command)
         chosen.append(plan.trajectory.xy[5])      # 3 s ahead
@@ -95,7 +96,9 @@ def test_the_plan_follows_the_expert_over_a_held_out_drive(tmp_path, scenario):
     core.close()
     chosen, expert, speeds = np.array(chosen), np.array(expert), np.array(speeds)
     # What the plan adds to rolling the current speed forward must follow what the expert does.
-    beyond_inertia = lambda xy: np.concatenate([xy[:, 0] - 3.0 * speeds, xy[:, 1]])
+
+    def beyond_inertia(xy):
+        return np.concatenate([xy[:, 0] - 3.0 * speeds, xy[:, 1]])
     correlation = np.corrcoef(beyond_inertia(chosen), beyond_inertia(expert))[0, 1]
     model_error = np.linalg.norm(chosen - expert, axis=1).mean()
     inertia_error = np.linalg.norm(np.stack([3.0 * speeds, 0 * speeds], 1) - expert, axis=1).mean()

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from itertools import pairwise
 import threading
 from pathlib import Path
 
@@ -126,13 +127,12 @@ def test_recorder_round_trip_keeps_bytes_counts_and_qos(ros_domain, tmp_path):
 
 
 def test_recorder_with_all_topics_picks_up_publishers_that_appear_later(ros_domain, tmp_path):
-    with RosRuntime() as ros:
-        with Recorder(ros, tmp_path / 'all', topics=None, storage='sqlite3') as recorder:
-            talker = ros.add(Talker(context=ros.context))   # after the recorder started
-            assert recorder.wait_for_topics([topics.TRAJECTORY, topics.TAKEOVER_REQUEST], DISCOVERY_TIMEOUT_S)
-            assert talker.matched['takeover'].wait(DISCOVERY_TIMEOUT_S)
-            talker.takeover.publish(takeover_to_msg(1, 'WAITING', []))
-            assert recorder.wait_for_counts(lambda c: c[topics.TAKEOVER_REQUEST] == 1, DELIVERY_TIMEOUT_S)
+    with RosRuntime() as ros, Recorder(ros, tmp_path / 'all', topics=None, storage='sqlite3') as recorder:
+        talker = ros.add(Talker(context=ros.context))   # after the recorder started
+        assert recorder.wait_for_topics([topics.TRAJECTORY, topics.TAKEOVER_REQUEST], DISCOVERY_TIMEOUT_S)
+        assert talker.matched['takeover'].wait(DISCOVERY_TIMEOUT_S)
+        talker.takeover.publish(takeover_to_msg(1, 'WAITING', []))
+        assert recorder.wait_for_counts(lambda c: c[topics.TAKEOVER_REQUEST] == 1, DELIVERY_TIMEOUT_S)
     messages, connections = read_back(tmp_path / 'all')
     assert [deserialize(data, 'diagnostic_msgs/msg/DiagnosticArray') for data in messages[topics.TAKEOVER_REQUEST]] \
         == [takeover_to_msg(1, 'WAITING', [])]
@@ -200,7 +200,7 @@ def plan_bag(path: Path) -> tuple[Path, list[bytes], list[int]]:
         writer.add_topic(topics.ODOMETRY, 'nav_msgs/msg/Odometry', [SENSOR_QOS])
         writer.add_topic(topics.TRAJECTORY, 'nav_msgs/msg/Path', [PLAN_QOS])
         writer.write(topics.ODOMETRY, START_NS, serialize(Odometry(), 'nav_msgs/msg/Odometry'))
-        for log_ns, data in zip(log_times, plans):
+        for log_ns, data in zip(log_times, plans, strict=True):
             writer.write(topics.TRAJECTORY, log_ns, data)
     return path, plans, log_times
 
@@ -230,15 +230,15 @@ def test_replay_publishes_recorded_bytes_and_its_clock_drives_sim_time_across_a_
     arrived = read_back(tmp_path / 'wall')[0]
     assert arrived[topics.TRAJECTORY][:2 * PLAYED_PLANS] == plans * 2   # the recorded bytes, in order, twice
     clock = [stamp_to_ns(deserialize(d, 'rosgraph_msgs/msg/Clock').clock) for d in arrived[topics.CLOCK]]
-    assert START_NS <= min(clock) and max(clock) <= log_times[-1]
-    jumps_back = [b - a for a, b in zip(clock, clock[1:]) if b < a]
+    assert min(clock) >= START_NS and max(clock) <= log_times[-1]
+    jumps_back = [b - a for a, b in pairwise(clock) if b < a]
     assert jumps_back and min(jumps_back) <= -(log_times[-1] - log_times[0]) // 2, 'no loop in /clock'
 
     # The sim-time recorder's receipts are bag times (the bag's epoch, not today), each near its message's
     # log time (a receipt racing the loop's jump back may read either side's clock).
     with Reader(tmp_path / 'sim') as reader:
         received = [(t, bytes(d)) for c, t, d in reader.messages() if c.topic == topics.TRAJECTORY]
-    logged = dict(zip(plans, log_times))
+    logged = dict(zip(plans, log_times, strict=True))
     assert all(START_NS <= t <= log_times[-1] + 1_000_000_000 for t, _ in received)
     offsets_s = [(t - logged[d]) / 1e9 for t, d in received]
     # A second of bag time (half of one at rate 2) covers a loaded machine's /clock lag; wall time would be

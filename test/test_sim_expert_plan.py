@@ -79,7 +79,7 @@ def test_a_car_ahead_brakes_hard_for_a_while_and_the_expert_stays_clear():
         env.step(np.zeros(2, np.float32))
     lead, (cruise, _) = braking.car, braking._saved
     assert lead is not None and lead.target_speed <= 0.5 * lead.speed + 1e-9
-    ego_speed, lead_speed = ego.speed, lead.speed
+    lead_speed = lead.speed
     for _ in range(10):                                       # 1 s
         braking.step(road, ego)
         env.step(np.zeros(2, np.float32))

@@ -4,7 +4,6 @@ import json
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from avstack.bag import BagWriter, serialize

@@ -31,9 +31,11 @@ def fatal_line(result: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.parametrize('module, parameters, expected', [
     ('critic_monitor.critic_node', {'timer_hz': 5.0}, "'timer_hz' = 5.0 is invalid: expected number in [20.0, 1000.0]"),
-    ('critic_monitor.critic_node', {'checks': {'staleness': {'max_age': 1.0}}}, 'unknown parameter(s) checks.staleness.max_age'),
+    ('critic_monitor.critic_node', {'checks': {'staleness': {'max_age': 1.0}}},
+     'unknown parameter(s) checks.staleness.max_age'),
     ('planner.planner_node', {'dtype': 'float8'}, "'dtype' = 'float8' is invalid: expected string one of"),
-    ('perception_llm.perception_node', {'sync': {'slop_s': 'soon'}}, "'sync.slop_s' = 'soon' is invalid: expected number"),
+    ('perception_llm.perception_node', {'sync': {'slop_s': 'soon'}},
+     "'sync.slop_s' = 'soon' is invalid: expected number"),
 ])
 def test_bad_parameters_stop_the_node_naming_the_key_and_the_allowed_values(tmp_path, module, parameters, expected):
     assert expected in fatal_line(run_node(module, tmp_path, parameters))

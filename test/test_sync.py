@@ -1,6 +1,7 @@
 """Approximate-time sync: right pairs under jitter and reordering, masked sensors on timeout, counted drops."""
 
 import random
+from itertools import pairwise
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -52,7 +53,7 @@ def test_pairs_the_right_messages_under_30ms_jitter_and_reordered_arrival():
     rng = random.Random(3)
     # lidar stamps +-30 ms around the camera's; arrival latency 0..90 ms reorders the sensors freely
     messages = stream(300, (CAMERA, LIDAR), rng, jitter_ms=30, latency_ms=(0, 90))
-    assert any(a[1] == LIDAR and b[1] == CAMERA and a[3] == b[3] for a, b in zip(messages, messages[1:]))
+    assert any(a[1] == LIDAR and b[1] == CAMERA and a[3] == b[3] for a, b in pairwise(messages))
     sync = make_sync()
     sets = [s for _, s in replay(sync, messages)]
     complete = [s for s in sets if not s.missing]

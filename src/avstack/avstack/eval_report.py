@@ -103,7 +103,7 @@ def open_loop_errors(track: OdometryTrack, plans: list[PlannedPath], horizons_s=
                 continue
             cos, sin = np.cos(origin_yaw[0]), np.sin(origin_yaw[0])
             to_base = np.array([[cos, sin], [-sin, cos]])
-            for h, label in zip(horizons_s, labels):
+            for h, label in zip(horizons_s, labels, strict=True):
                 if h > plan.t_s[-1] + 1e-9:
                     continue
                 times = np.concatenate([plan.t_s[plan.t_s < h - 1e-9], [h]])

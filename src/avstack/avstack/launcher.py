@@ -19,6 +19,7 @@ fall silent. Without a monitor among the nodes (``--nodes``), a dead node
 stops the stack at once.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -193,10 +194,8 @@ class Launcher:
                     pass
             deadline = time.monotonic() + timeout
             for entry in alive:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     entry.process.wait(max(deadline - time.monotonic(), 0.0))
-                except subprocess.TimeoutExpired:
-                    pass
 
     def _log(self, text: str) -> None:
         if self.output is not None:

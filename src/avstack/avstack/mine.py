@@ -73,7 +73,7 @@ def score(moments: list[Moment]) -> list[Moment]:
     novelty = np.array([m.novelty for m in moments])
     z = (novelty - novelty.mean()) / (novelty.std() or 1.0)
     tag_counts = Counter(t for m in moments for t in m.tags)
-    for moment, novelty_z in zip(moments, z):
+    for moment, novelty_z in zip(moments, z, strict=True):
         doubt = 1.0 - moment.plan_score
         rarity = max((-math.log(tag_counts[t] / len(moments)) for t in moment.tags), default=0.0)
         moment.score = float(max(novelty_z, 0.0) + 2.0 * doubt + rarity)

@@ -1,5 +1,6 @@
 """In-process ROS nodes spun on a background thread (for the CLI's own helper nodes and tests)."""
 
+import contextlib
 import threading
 
 import rclpy
@@ -32,10 +33,8 @@ class RosRuntime:
         return node
 
     def _spin(self) -> None:
-        try:
+        with contextlib.suppress(ExternalShutdownException):
             self.executor.spin()
-        except ExternalShutdownException:
-            pass
 
     def __enter__(self) -> 'RosRuntime':
         self._thread.start()

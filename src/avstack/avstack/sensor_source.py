@@ -24,7 +24,7 @@ from stack_common.image import rgb_to_image_msg
 from stack_common.odometry import ego_to_odometry
 from stack_common.pointcloud import array_to_cloud
 from stack_common.qos import SENSOR_QOS
-from stack_common.timeutil import ns_to_stamp, stamp_to_ns
+from stack_common.timeutil import ns_to_stamp
 
 
 class SyntheticSensorSource(Node):

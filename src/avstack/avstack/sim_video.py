@@ -107,7 +107,8 @@ def write_videos(bag_path: Path, out_dir: Path, camera: dict, camera_topic: str)
             frame.banner = f'TAKEOVER: {recent[-1]}'
     written = []
     for scenario in dict.fromkeys((f.status or {}).get('scenario') for f in ordered):
-        chosen = [f for f in ordered if (f.status or {}).get('scenario') == scenario][:int(MAX_SECONDS_PER_SCENARIO * FPS)]
+        chosen = [f for f in ordered if (f.status or {}).get('scenario') == scenario]
+        chosen = chosen[:int(MAX_SECONDS_PER_SCENARIO * FPS)]
         if not chosen:
             continue
         path = out_dir / f'{scenario or "run"}.mp4'

@@ -58,9 +58,10 @@ class SyntheticBagSpec:
     custom_types: tuple[tuple[str, str], ...] = ()
 
 
-def write_synthetic_bag(out: Path, spec: SyntheticBagSpec = SyntheticBagSpec(),
+def write_synthetic_bag(out: Path, spec: SyntheticBagSpec | None = None,
                         scene: SyntheticScene | None = None) -> Path:
-    """Write the bag directory ``out``; returns it."""
+    """Write the bag directory ``out`` (the default :class:`SyntheticBagSpec` without ``spec``); returns it."""
+    spec = spec or SyntheticBagSpec()
     if spec.distro not in DISTROS:
         raise ValueError(f'distro {spec.distro!r}: expected one of {DISTROS}')
     scene = scene or SyntheticScene()

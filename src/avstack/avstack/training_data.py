@@ -77,7 +77,8 @@ def cache_key(bag: Bag, config: OfflineConfig, model_cfg: ModelConfig, mapping: 
     perception = {k: v for k, v in config.perception.items() if k not in ('checkpoint', 'num_threads')}
     return {'files': files, 'perception': perception, 'labels': LABELS_VERSION,
             'horizon': model_cfg.horizon, 'dt_s': model_cfg.dt_s, 'scene_tags': list(model_cfg.scene_tags),
-            'score_terms': list(model_cfg.score_terms), 'outcome_rules': OutcomeRules.from_critic(config.critic).to_dict(),
+            'score_terms': list(model_cfg.score_terms),
+            'outcome_rules': OutcomeRules.from_critic(config.critic).to_dict(),
             'map': mapping}
 
 

@@ -4,9 +4,10 @@ Parameters: ``sim_bridge/schema/bridge_node.schema.json``. Publishes ``/clock``,
 lidar, ``/sim/scene_info`` and ``/sim/status`` for every step, and with ``relabel`` the expert's plan from
 that state on ``/sim/expert_plan``; subscribes to the planner's trajectory and the critic's takeover state.
 With ``driver: expert-plans`` the bridge is the planner too: the expert's plan goes out on
-``/planner/trajectory`` with an assessment, and comes back like any plan. The simulation runs on a worker thread (:class:`SimulationCore` does the work):
-in lockstep it publishes a step, waits until the trajectory stamped with that step arrived (or the
-deadline expired: a miss), then steps. This node runs on wall time: it is the source of sim time.
+``/planner/trajectory`` with an assessment, and comes back like any plan. The simulation runs on a worker thread
+(:class:`SimulationCore` does the work): in lockstep it publishes a step, waits until the trajectory stamped with
+that step arrived (or the deadline expired: a miss), then steps. This node runs on wall time: it is the source of
+sim time.
 """
 
 import json
@@ -77,7 +78,8 @@ class BridgeNode(Node):
                                  guard('takeover_request', self.on_takeover_request), LATCHED_QOS)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
 
-        self.results_file = open(config['results_path'], 'a') if config['results_path'] else None
+        # open while the node runs (appended to after each episode), closed in destroy_node
+        self.results_file = open(config['results_path'], 'a') if config['results_path'] else None  # noqa: SIM115
         self.plan_arrived = threading.Condition()
         self.first_plan_seen = False
         self.plan_waits_ms: list[float] = []

@@ -30,7 +30,7 @@ def trajectory_to_path(trajectory: Trajectory) -> Path:
     msg = Path()
     msg.header.stamp = ns_to_stamp(trajectory.stamp_ns)
     msg.header.frame_id = trajectory.frame_id
-    for t, (x, y), yaw in zip(trajectory.t_s, trajectory.xy, trajectory.heading):
+    for t, (x, y), yaw in zip(trajectory.t_s, trajectory.xy, trajectory.heading, strict=True):
         pose = PoseStamped()
         pose.header.frame_id = trajectory.frame_id
         pose.header.stamp = ns_to_stamp(trajectory.stamp_ns + round(float(t) * NS_PER_S))

@@ -231,8 +231,9 @@ def dds_reaction(duration_s: float, watchdog_trials: int, realtime_priority: int
                 before = len(observer.takeovers)
                 time.sleep(1.0)   # plans flowing, critic nominal
                 planner.enabled.clear()
-                if observer.wait_for(lambda o: any(r.check == 'trajectory_timeout' for t in o.takeovers[before:]
-                                                   for r in t.reasons), 5.0):
+                if observer.wait_for(lambda o, before=before: any(r.check == 'trajectory_timeout'
+                                                                  for t in o.takeovers[before:] for r in t.reasons),
+                                     5.0):
                     event = next(t for t in observer.takeovers[before:]
                                  if any(r.check == 'trajectory_timeout' for r in t.reasons))
                     silence = next(r.value for r in event.reasons if r.check == 'trajectory_timeout')
@@ -247,8 +248,8 @@ def node_measurements(node: dict, suffix: str) -> list[Measurement]:
     for key, label in (('reaction_p50_ms', 'p50'), ('reaction_p99_ms', 'p99'), ('reaction_max_ms', 'max')):
         out.append(Measurement(f'node receipt -> takeover published {label}{suffix}',
                                float(node[key]) if key in node else None, 'ms',
-                               f'critic_node process ({node.get("scheduling", "?")}), n={node.get("reaction_count", 0)},'
-                               f' DDS input at 10 Hz'))
+                               f'critic_node process ({node.get("scheduling", "?")}), '
+                               f'n={node.get("reaction_count", 0)}, DDS input at 10 Hz'))
     return out
 
 

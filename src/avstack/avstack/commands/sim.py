@@ -65,8 +65,8 @@ def register(subparsers) -> None:
                         help='with --driver expert: rate of events in which the expert cruises at 0.3-1.2x its '
                              'cruise speed for 1.5-4 s, so the data shows recoveries to cruise (e.g. 0.1)')
     parser.add_argument('--lead-brake', type=float, default=None, metavar='HZ',
-                        help='rate of events in which a car ahead of the ego (or one cutting in) brakes hard for 2-5 s, '
-                             'so the recorded data shows the answer to a braking lead car (e.g. 0.2)')
+                        help='rate of events in which a car ahead of the ego (or one cutting in) brakes hard for '
+                             '2-5 s, so the recorded data shows the answer to a braking lead car (e.g. 0.2)')
     parser.add_argument('--relabel', action='store_true',
                         help='record the expert\'s plan from every state on /sim/expert_plan (the driver label '
                              'of DAgger and of disturbed expert data; training prefers it to the logged future)')
