@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from avstack.cli import SUBCOMMANDS, build_parser, main
-from avstack.commands.options import EXIT_USAGE
 from avstack.commands.sim import SCENARIOS
+from stack_common.constants import EXIT_USAGE
 
 HEAVY = ('torch', 'rclpy', 'highway_env', 'cv2')
 

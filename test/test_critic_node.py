@@ -37,7 +37,8 @@ from stack_common.odometry import EgoState, ego_to_odometry
 from stack_common.pointcloud import array_to_cloud
 from stack_common.qos import HEARTBEAT_DEADLINE_S, LATCHED_QOS, PLAN_QOS, SENSOR_QOS, STATUS_QOS
 from stack_common.takeover import msg_to_takeover, msg_waiting_for
-from stack_common.timeutil import NS_PER_S, ns_to_stamp
+from stack_common.constants import NS_PER_S
+from stack_common.timeutil import ns_to_stamp
 from stack_common.trajectory import Trajectory, trajectory_to_path
 
 from test_critic_checks import box_points

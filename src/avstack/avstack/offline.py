@@ -37,10 +37,11 @@ from planner.planning import Plan
 from stack_common.boundary import ConversionError
 from stack_common.camera_info import Intrinsics, camera_info_to_intrinsics
 from stack_common.config import load_node_config
+from stack_common.constants import NS_PER_S
 from stack_common.intake import parse_cloud, parse_compressed_image, parse_image
 from stack_common.odometry import EgoState, odometry_to_ego
 from stack_common.pointcloud import LIDAR_CHANNELS, point_channels
-from stack_common.timeutil import NS_PER_S, stamp_to_ns
+from stack_common.timeutil import stamp_to_ns
 from stack_common.tokens import TokenSet
 
 STAGES = ('decode', 'perception', 'planner', 'critic')

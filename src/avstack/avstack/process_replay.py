@@ -33,13 +33,14 @@ from pathlib import Path
 import numpy as np
 
 from avstack.bag import deserialize, open_bag
-from avstack.commands.options import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandParser
+from avstack.commands.options import CommandParser
 from avstack.evaluate import OUTPUT_BAG, evaluate
 from avstack.offline import OfflineConfig
 from avstack.paths import default_config
 from avstack.synthetic import Box, SyntheticScene
 from avstack.synthetic_bag import START_NS, SyntheticBagSpec, write_synthetic_bag
 from stack_common import topics
+from stack_common.constants import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from stack_common.takeover import msg_to_takeover
 from stack_common.tokens import Modality, cloud_to_tokens
 from stack_common.trajectory import path_to_trajectory

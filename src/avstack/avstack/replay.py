@@ -22,8 +22,9 @@ from rosgraph_msgs.msg import Clock
 from avstack.bag import BagError, message_class, open_bag, publishing_qos
 from avstack.ros_runtime import RosRuntime
 from stack_common import topics
+from stack_common.constants import NS_PER_S
 from stack_common.qos import STATUS_QOS
-from stack_common.timeutil import NS_PER_S, ns_to_stamp
+from stack_common.timeutil import ns_to_stamp
 
 DEFAULT_CLOCK_HZ = 100.0
 

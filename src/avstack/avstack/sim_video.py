@@ -19,9 +19,10 @@ import numpy as np
 from avstack.bag import deserialize, open_bag
 from sim_bridge.camera import TopDownView
 from stack_common import topics
+from stack_common.constants import NS_PER_S
 from stack_common.image import image_msg_to_rgb
 from stack_common.takeover import msg_to_takeover
-from stack_common.timeutil import NS_PER_S, stamp_to_ns
+from stack_common.timeutil import stamp_to_ns
 from stack_common.trajectory import path_to_trajectory
 
 FPS = 10

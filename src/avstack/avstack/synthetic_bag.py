@@ -25,11 +25,11 @@ from rosbags.typesys import get_types_from_msg
 from avstack.bag import BagWriter, CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, METADATA_FILE, ODOMETRY_TYPE
 from avstack.synthetic import SyntheticScene
 from stack_common import topics
+from stack_common.constants import NS_PER_S
 from stack_common.image import rgb_to_compressed_msg, rgb_to_image_msg
 from stack_common.odometry import ego_to_odometry
 from stack_common.pointcloud import array_to_cloud
 from stack_common.qos import SENSOR_QOS
-from stack_common.timeutil import NS_PER_S
 
 DISTROS = ('humble', 'jazzy', 'kilted')
 METADATA_VERSIONS = {'humble': 5, 'jazzy': 8, 'kilted': 9}

@@ -24,8 +24,9 @@ from std_msgs.msg import Bool, String
 
 from sim_bridge.simulation import EXPERT_PLANS, MODEL, SimulationCore
 from stack_common import topics
-from stack_common.boundary import BoundaryGuard
 from stack_common.assessment import Assessment, assessment_to_msg
+from stack_common.boundary import BoundaryGuard
+from stack_common.constants import DIAGNOSTICS_PERIOD_S, WARN_THROTTLE_S
 from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
 from stack_common.image import rgb_to_image_msg
 from stack_common.node_main import run_node
@@ -37,8 +38,6 @@ from stack_common.takeover import msg_to_takeover
 from stack_common.timeutil import ns_to_stamp
 from stack_common.trajectory import path_to_trajectory, trajectory_to_path
 
-DIAGNOSTICS_PERIOD_S = 1.0
-WARN_THROTTLE_S = 5.0
 STARTUP_RESTAMP_NS = 1_000_000
 
 

@@ -11,7 +11,8 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
 
-from stack_common.timeutil import NS_PER_S, ns_to_stamp, stamp_to_ns
+from stack_common.constants import NS_PER_S
+from stack_common.timeutil import ns_to_stamp, stamp_to_ns
 
 
 @dataclass

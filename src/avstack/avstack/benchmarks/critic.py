@@ -41,12 +41,12 @@ from critic_monitor.monitor import CriticCore
 from critic_monitor.state_machine import TakeoverState
 from stack_common import topics
 from stack_common.config import load_schema, validate
-from stack_common.odometry import EgoState
+from stack_common.constants import NS_PER_S
 from stack_common.intake import parse_cloud
+from stack_common.odometry import EgoState
 from stack_common.pointcloud import array_to_cloud, points_xyz
 from stack_common.qos import PLAN_QOS, SENSOR_QOS, STATUS_QOS
 from stack_common.takeover import TakeoverReason, takeover_to_msg
-from stack_common.timeutil import NS_PER_S
 from stack_common.trajectory import Trajectory, path_to_trajectory, trajectory_to_path
 
 CRITIC = NodeSpec('critic_node', 'critic_monitor', 'critic_monitor.critic_node')

@@ -21,8 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from avstack.commands.options import (
-    EXIT_OK, UsageError, add_command, add_config, add_duration, add_out, config_files,
+    UsageError, add_command, add_config, add_duration, add_out, config_files,
 )
+from stack_common.constants import EXIT_OK
+
 ROUND_SEED_STRIDE = 100      # model round r drives env seeds round_seed + (r - 1) * stride ...
 
 EPILOG = """examples:

@@ -7,7 +7,7 @@
 * ``--map ROLE=TOPIC`` (:func:`add_map`) names a sensor's topic; ``--remap FROM:=TO`` (:func:`add_remap`)
   renames a topic as ROS remapping does.
 * ``--config FILE``... (:func:`add_config`) laid over the shipped config/stack.yaml unless ``--no-defaults``.
-* Exit codes: :data:`EXIT_OK`, :data:`EXIT_FAILURE` (raise :class:`Failure`), :data:`EXIT_USAGE` (raise
+* Exit codes (``stack_common.constants``): ``EXIT_OK``, ``EXIT_FAILURE`` (raise :class:`Failure`), ``EXIT_USAGE`` (raise
   :class:`UsageError`; configuration, checkpoint and bag errors count as such too).
 
 This module and every command module import nothing heavy at the top (no torch, rclpy, highway_env, cv2):
@@ -24,9 +24,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from stack_common.constants import EXIT_FAILURE, EXIT_USAGE
 from stack_common.state import state_directory
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 BAG_FILES = ('metadata.yaml', '*.mcap', '*.db3')   # what a rosbag2 directory holds
 
 

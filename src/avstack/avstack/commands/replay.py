@@ -46,7 +46,7 @@ def run(args) -> int:
     from avstack.replay import BagPlayer
     from avstack.ros_runtime import RosRuntime
     from stack_common import topics
-    from stack_common.timeutil import NS_PER_S
+    from stack_common.constants import NS_PER_S
 
     stop = stop_on_signals()
     with RosRuntime() as ros:

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 from avstack.commands.options import (
-    EXIT_FAILURE, EXIT_OK, UsageError, add_command, add_config, add_duration, add_out, config_files, replace_bag,
+    UsageError, add_command, add_config, add_duration, add_out, config_files, replace_bag,
 )
 from sim_bridge.scenarios import SCENARIOS, scenario_id
+from stack_common.constants import EXIT_FAILURE, EXIT_OK
 
 EPILOG = """examples:
   avstack sim --scenario highway-v0 --episodes 3 --seed 1 -o out/sim/highway

@@ -12,9 +12,10 @@ one whose rates fell improved. A regression in one family while another improved
 import json
 from pathlib import Path
 
-from avstack.commands.options import EXIT_FAILURE, EXIT_OK, UsageError, add_command, add_out
+from avstack.commands.options import UsageError, add_command, add_out
 from avstack.commands.sim import SCENARIOS, add_run_arguments, execute, options_from
 from avstack.sim_report import Tolerance
+from stack_common.constants import EXIT_FAILURE, EXIT_OK
 
 SUITE_SEED = 1000
 SUITE_EPISODES = 2
