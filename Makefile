@@ -53,7 +53,7 @@ soak: $(STAMP)
 
 # After a change that alters the stack's outputs on purpose (e.g. a new checkpoint): commit the new references.
 update-refs: $(STAMP)
-	$(PY) -m avstack.process_replay update test/references/process_replay.json
+	$(PY) -m avstack.offline.process_replay update test/references/process_replay.json
 
 clean:
 	rm -rf $(VENV) build install log .pytest_cache

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from avstack.synthetic import SyntheticScene
-from avstack.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
+from avstack.synthetic.scene import SyntheticScene
+from avstack.synthetic.bag import SyntheticBagSpec, write_synthetic_bag
 
 # A small rig for format tests (fast to render and to read); eval tests use the full-size scene.
 SMALL_SCENE = SyntheticScene(image_width=320, image_height=180, focal_px=200.0, rings=16, azimuths=512)

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from std_srvs.srv import Trigger
 
-from avstack.observer import StackObserver
+from avstack.runtime.observer import StackObserver
 from stack_common.config import merge_documents, read_params_file
 
 from conftest import STACK_CONFIG

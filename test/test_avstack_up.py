@@ -21,9 +21,9 @@ import pytest
 from rclpy.node import Node
 from std_msgs.msg import Bool
 
-from avstack.observer import StackObserver
-from avstack.ros_runtime import RosRuntime
-from avstack.sensor_source import SyntheticSensorSource
+from avstack.runtime.observer import StackObserver
+from avstack.runtime.ros import RosRuntime
+from avstack.synthetic.sensor_source import SyntheticSensorSource
 from stack_common import topics
 from stack_common.config import load_node_config
 from stack_common.qos import LATCHED_QOS

@@ -10,11 +10,11 @@ import yaml
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Reader
 
-from avstack.bag import (
+from avstack.bag.rosbag import (
     BagError, BagWriter, canonical_cdr, deserialize, from_bag_qos, open_bag, resolve_sensor_topics,
     serialize,
 )
-from avstack.offline import DecodeFailure, SensorInput, decoded_inputs
+from avstack.offline.stack import DecodeFailure, SensorInput, decoded_inputs
 from stack_common import topics
 from stack_common.config import load_node_config
 from stack_common.image import rgb_to_image_msg

@@ -21,9 +21,9 @@ from rosbags.typesys import Stores, get_typestore
 from std_msgs.msg import String
 
 from avstack import cli
-from avstack.bag import BagWriter, deserialize, open_bag, serialize
-from avstack.replay import BagPlayer
-from avstack.ros_runtime import RosRuntime
+from avstack.bag.rosbag import BagWriter, deserialize, open_bag, serialize
+from avstack.bag.player import BagPlayer
+from avstack.runtime.ros import RosRuntime
 from stack_common import topics
 
 from bagtools import storage_file

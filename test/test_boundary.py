@@ -16,8 +16,8 @@ from rclpy.context import Context
 from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2, PointField
 
-from avstack.launcher import STACK_NODES, Launcher
-from avstack.ros_runtime import RosRuntime
+from avstack.runtime.launcher import STACK_NODES, Launcher
+from avstack.runtime.ros import RosRuntime
 from stack_common import topics
 from stack_common.boundary import BoundaryGuard, ConversionError
 from stack_common.pointcloud import cloud_to_array, points_xyz_intensity

@@ -15,10 +15,10 @@ from rclpy.node import Node
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Reader
 
-from avstack.bag import open_bag
+from avstack.bag.rosbag import open_bag
 from avstack.cli import main
-from avstack.observer import StackObserver
-from avstack.ros_runtime import RosRuntime
+from avstack.runtime.observer import StackObserver
+from avstack.runtime.ros import RosRuntime
 from stack_common import topics
 from stack_common.qos import PLAN_QOS
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from avstack.launcher import STACK_NODES, check_config
+from avstack.runtime.launcher import STACK_NODES, check_config
 from stack_common.config import ConfigError, flatten, load_node_config, load_schema, node_section, validate
 
 from conftest import STACK_CONFIG

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from avstack.synthetic import Box, SyntheticScene
+from avstack.synthetic.scene import Box, SyntheticScene
 from critic_monitor.collision import Footprint, LidarFilter, Sweep, first_contact, sweep_poses
 from critic_monitor.geometry import PlanPath
 from critic_monitor.monitor import CriticCore

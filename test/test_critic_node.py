@@ -24,11 +24,11 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from avstack.benchmarks.critic import CRITIC, PlannerStandIn, lane_plan
-from avstack.launcher import Launcher
-from avstack.observer import StackObserver
-from avstack.ros_runtime import RosRuntime
-from avstack.sensor_source import SyntheticSensorSource
-from avstack.synthetic import SyntheticScene
+from avstack.runtime.launcher import Launcher
+from avstack.runtime.observer import StackObserver
+from avstack.runtime.ros import RosRuntime
+from avstack.synthetic.sensor_source import SyntheticSensorSource
+from avstack.synthetic.scene import SyntheticScene
 from critic_monitor.monitor import PLAN_CHECKS
 from perception_llm.calibration import sensor_to_base, transform_points
 from stack_common import topics

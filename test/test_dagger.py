@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from avstack.bag import deserialize, open_bag
+from avstack.bag.rosbag import deserialize, open_bag
 from avstack.cli import main
 from planner.checkpoint import load_model
 from stack_common import topics

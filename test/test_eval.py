@@ -10,9 +10,9 @@ from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Reader
 
 from avstack import cli
-from avstack.bag import deserialize
-from avstack.eval_report import OdometryTrack, PlannedPath, constant_velocity_plans, open_loop_errors
-from avstack.synthetic_bag import START_NS, SyntheticBagSpec, write_synthetic_bag
+from avstack.bag.rosbag import deserialize
+from avstack.offline.report import OdometryTrack, PlannedPath, constant_velocity_plans, open_loop_errors
+from avstack.synthetic.bag import START_NS, SyntheticBagSpec, write_synthetic_bag
 from stack_common import topics
 from stack_common.camera_info import Intrinsics, intrinsics_to_camera_info
 from stack_common.config import merge_documents, read_params_file

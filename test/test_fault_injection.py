@@ -29,10 +29,10 @@ import time
 
 import pytest
 
-from avstack.launcher import DEFAULT_LAYOUT, LAYOUTS, STACK_NODES, Launcher
-from avstack.observer import StackObserver
-from avstack.ros_runtime import RosRuntime
-from avstack.sensor_source import SyntheticSensorSource
+from avstack.runtime.launcher import DEFAULT_LAYOUT, LAYOUTS, STACK_NODES, Launcher
+from avstack.runtime.observer import StackObserver
+from avstack.runtime.ros import RosRuntime
+from avstack.synthetic.sensor_source import SyntheticSensorSource
 from stack_common import topics
 from stack_common.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
 from stack_common.config import load_node_config

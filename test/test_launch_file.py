@@ -7,7 +7,7 @@ import importlib.util
 
 import pytest
 
-from avstack.launcher import DEFAULT_LAYOUT, LAYOUTS, MONITOR
+from avstack.runtime.launcher import DEFAULT_LAYOUT, LAYOUTS, MONITOR
 
 from conftest import REPO
 

@@ -5,8 +5,8 @@ import json
 from rosbags.rosbag2 import Reader
 
 from avstack.cli import main
-from avstack.mine import Moment, score, select
-from avstack.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
+from avstack.offline.mining import Moment, score, select
+from avstack.synthetic.bag import SyntheticBagSpec, write_synthetic_bag
 
 from bagtools import SMALL_SCENE
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from avstack.synthetic import SyntheticScene
+from avstack.synthetic.scene import SyntheticScene
 from perception_llm.camera_encoder import CameraEncoder, prepare_image
 from perception_llm.fusion import EncoderConfig, SensorEncoders
 

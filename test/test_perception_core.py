@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from avstack.synthetic import SyntheticScene
+from avstack.synthetic.scene import SyntheticScene
 from perception_llm.ego import EGO_FEATURE_SCALE, EgoHistory
 from perception_llm.pipeline import PerceptionCore
 from stack_common.config import ConfigError, load_node_config

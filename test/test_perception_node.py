@@ -18,9 +18,9 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 
-from avstack.launcher import STACK_NODES, Launcher
-from avstack.ros_runtime import RosRuntime
-from avstack.synthetic import SyntheticScene
+from avstack.runtime.launcher import STACK_NODES, Launcher
+from avstack.runtime.ros import RosRuntime
+from avstack.synthetic.scene import SyntheticScene
 from perception_llm.pipeline import PerceptionCore
 from perception_llm.weights import load_encoders
 from stack_common import topics

@@ -10,8 +10,8 @@ every state as the reference) and go through PerceptionCore and PlannerCore, the
 import numpy as np
 import pytest
 
-from avstack.offline import OfflineConfig
-from avstack.paths import default_config
+from avstack.offline.stack import OfflineConfig
+from avstack.runtime.paths import default_config
 from perception_llm.pipeline import PerceptionCore
 from perception_llm.weights import load_encoders
 from planner.loading import load_planner

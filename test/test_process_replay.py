@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from avstack import process_replay
-from avstack.process_replay import compare, digest
+from avstack.offline import process_replay
+from avstack.offline.process_replay import compare, digest
 from stack_common import topics
 
 from conftest import REPO

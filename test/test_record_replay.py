@@ -30,14 +30,14 @@ from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image
 
 from avstack import cli
-from avstack.bag import BagWriter, deserialize, serialize
-from avstack.record import Recorder
-from avstack.replay import BagPlayer, PlaybackClock
-from avstack.ros_runtime import RosRuntime
-from avstack.synthetic import SyntheticScene
-from avstack.launcher import DEFAULT_LAYOUT, LAYOUTS, Launcher
-from avstack.observer import StackObserver
-from avstack.synthetic_bag import START_NS, SyntheticBagSpec, write_synthetic_bag
+from avstack.bag.rosbag import BagWriter, deserialize, serialize
+from avstack.bag.recorder import Recorder
+from avstack.bag.player import BagPlayer, PlaybackClock
+from avstack.runtime.ros import RosRuntime
+from avstack.synthetic.scene import SyntheticScene
+from avstack.runtime.launcher import DEFAULT_LAYOUT, LAYOUTS, Launcher
+from avstack.runtime.observer import StackObserver
+from avstack.synthetic.bag import START_NS, SyntheticBagSpec, write_synthetic_bag
 from stack_common import topics
 from stack_common.image import rgb_to_image_msg
 from stack_common.qos import LATCHED_QOS, PLAN_QOS, SENSOR_QOS

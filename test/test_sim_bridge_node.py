@@ -20,9 +20,9 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Bool, String
 
-from avstack.launcher import Launcher
-from avstack.ros_runtime import RosRuntime
-from avstack.sim_run import BRIDGE_NODE, SIM_ENV
+from avstack.runtime.launcher import Launcher
+from avstack.runtime.ros import RosRuntime
+from avstack.sim.run import BRIDGE_NODE, SIM_ENV
 from stack_common import topics
 from stack_common.odometry import odometry_to_ego
 from stack_common.qos import LATCHED_QOS, PLAN_QOS, STATUS_QOS

@@ -1,6 +1,6 @@
 """A simulation run keeps to its own DDS domain unless the user chose one."""
 
-from avstack.sim_run import PRIVATE_DOMAINS, own_domain
+from avstack.sim.run import PRIVATE_DOMAINS, own_domain
 
 
 def test_a_run_takes_a_private_domain_when_none_is_set(monkeypatch):

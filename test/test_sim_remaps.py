@@ -9,7 +9,7 @@ lidar the same way; the camera's intrinsics come from the simulator's or Autowar
 import pytest
 import yaml
 
-from avstack.launcher import STACK_NODES, check_config
+from avstack.runtime.launcher import STACK_NODES, check_config
 from stack_common.config import load_node_config, read_params_files
 
 from conftest import REPO, STACK_CONFIG

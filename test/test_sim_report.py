@@ -2,7 +2,7 @@
 
 import pytest
 
-from avstack.sim_report import Tolerance, build_report, compare, comparison_table
+from avstack.sim.report import Tolerance, build_report, compare, comparison_table
 from avstack.commands.sim_suite import gate_exit_code
 from sim_bridge.metrics import EpisodeRecord, summarize
 

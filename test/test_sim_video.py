@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 from std_msgs.msg import String
 
-from avstack.bag import BagWriter, serialize
-from avstack.sim_video import write_videos
+from avstack.bag.rosbag import BagWriter, serialize
+from avstack.sim.video import write_videos
 from stack_common import topics
 from stack_common.image import rgb_to_image_msg
 from stack_common.takeover import TakeoverReason, takeover_to_msg

@@ -15,10 +15,10 @@ import time
 
 import pytest
 
-from avstack.launcher import Launcher
-from avstack.observer import StackObserver
-from avstack.ros_runtime import RosRuntime
-from avstack.sensor_source import SyntheticSensorSource
+from avstack.runtime.launcher import Launcher
+from avstack.runtime.observer import StackObserver
+from avstack.runtime.ros import RosRuntime
+from avstack.synthetic.sensor_source import SyntheticSensorSource
 from stack_common.config import load_node_config
 
 from conftest import STACK_CONFIG

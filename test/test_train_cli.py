@@ -3,7 +3,7 @@
 import json
 
 from avstack.cli import main
-from avstack.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
+from avstack.synthetic.bag import SyntheticBagSpec, write_synthetic_bag
 
 from bagtools import SMALL_SCENE
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
-from avstack.offline import OfflineConfig
-from avstack.synthetic import SyntheticScene
+from avstack.offline.stack import OfflineConfig
+from avstack.synthetic.scene import SyntheticScene
 from perception_llm.pipeline import PerceptionCore
 from planner.model import SCORE_TERMS
 from planner.presets import preset_configs

@@ -32,11 +32,11 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import PointCloud2
 
 from avstack.benchmarks import Measurement
-from avstack.launcher import Launcher, NodeSpec
-from avstack.observer import StackObserver
-from avstack.ros_runtime import RosRuntime
-from avstack.sensor_source import SyntheticSensorSource
-from avstack.synthetic import Box, SyntheticScene
+from avstack.runtime.launcher import Launcher, NodeSpec
+from avstack.runtime.observer import StackObserver
+from avstack.runtime.ros import RosRuntime
+from avstack.synthetic.sensor_source import SyntheticSensorSource
+from avstack.synthetic.scene import Box, SyntheticScene
 from critic_monitor.monitor import CriticCore
 from critic_monitor.state_machine import TakeoverState
 from stack_common import topics

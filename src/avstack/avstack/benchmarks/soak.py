@@ -19,10 +19,10 @@ import numpy as np
 from avstack.benchmarks import Measurement
 from avstack.benchmarks.stack import resident_mb, source_process
 from avstack.commands.sensors import STAMPS_FILE
-from avstack.launcher import Launcher
-from avstack.observer import StackObserver
-from avstack.paths import default_config
-from avstack.ros_runtime import RosRuntime
+from avstack.runtime.launcher import Launcher
+from avstack.runtime.observer import StackObserver
+from avstack.runtime.paths import default_config
+from avstack.runtime.ros import RosRuntime
 
 RATE_HZ = 10.0
 WINDOW_S = 60.0

@@ -27,8 +27,8 @@ def register(subparsers) -> None:
 
 
 def run_reindex(args) -> int:
-    from avstack.bag import BagError
-    from avstack.bag_recovery import reindex
+    from avstack.bag.rosbag import BagError
+    from avstack.bag.recovery import reindex
     from avstack.commands.options import replace_bag
 
     replace_bag(args.out)

@@ -98,10 +98,10 @@ def closed_loop(report: dict) -> dict:
 
 def run(args) -> int:
     # heavy imports here: `avstack --help` must not load torch or rclpy
-    from avstack.offline import OfflineConfig
+    from avstack.offline.stack import OfflineConfig
     from avstack.commands.sim import execute
-    from avstack.sim_run import SimOptions, run_parameters
-    from avstack.training_data import cache_logs
+    from avstack.sim.run import SimOptions, run_parameters
+    from avstack.offline.training_logs import cache_logs
     from perception_llm.fusion import EncoderConfig
     from planner.presets import preset_configs
     from planner.training.labels import OutcomeRules

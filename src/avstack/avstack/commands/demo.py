@@ -42,7 +42,7 @@ def register(subparsers) -> None:
 
 
 def status_line(observer, elapsed_s: float) -> str:
-    """The live line of the synthetic demo, from an avstack.observer.StackObserver."""
+    """The live line of the synthetic demo, from an avstack.runtime.observer.StackObserver."""
     import numpy as np
     now = time.monotonic()
     recent = observer.latencies_ms(since_monotonic_s=now - 2.0)
@@ -56,7 +56,7 @@ def run(args) -> int:
     if args.synthetic:
         return run_synthetic(args)
     from avstack.commands.sim import execute
-    from avstack.sim_run import SimOptions
+    from avstack.sim.run import SimOptions
 
     options = SimOptions(out=args.out, scenarios=[args.scenario], duration_s=args.duration or SIM_DURATION_S,
                          checkpoint=args.checkpoint, config=config_files(args), realtime=args.realtime)
@@ -67,10 +67,10 @@ def run_synthetic(args) -> int:
     import numpy as np
 
     from avstack.commands.up import params_file
-    from avstack.launcher import Launcher, check_config
-    from avstack.observer import StackObserver
-    from avstack.ros_runtime import RosRuntime
-    from avstack.sensor_source import SyntheticSensorSource
+    from avstack.runtime.launcher import Launcher, check_config
+    from avstack.runtime.observer import StackObserver
+    from avstack.runtime.ros import RosRuntime
+    from avstack.synthetic.sensor_source import SyntheticSensorSource
 
     duration_s = args.duration or SYNTHETIC_DURATION_S
     config = params_file(args, args.out)

@@ -177,7 +177,7 @@ def add_config(parser) -> None:
 
 def config_files(args) -> list[Path]:
     """The parameter files of ``args``, in layering order."""
-    from avstack.paths import default_config, find_config
+    from avstack.runtime.paths import default_config, find_config
     files = ([] if args.no_defaults else [default_config()]) + [find_config(p) for p in args.config]
     if not files:
         raise UsageError('--no-defaults needs at least one --config FILE')
@@ -211,7 +211,7 @@ def exit_code(error: BaseException) -> int | None:
         return EXIT_USAGE
     if not isinstance(error, Exception):
         return None
-    from avstack.bag import BagError
+    from avstack.bag.rosbag import BagError
     from stack_common.checkpoint import CheckpointError
     from stack_common.config import ConfigError
     return EXIT_USAGE if isinstance(error, (BagError, CheckpointError, ConfigError)) else None

@@ -76,7 +76,7 @@ def register(subparsers) -> None:
 
 def options_from(args, scenarios: list[str], driver: str, out: Path, checkpoint: Path | None,
                  realtime: bool = False):
-    from avstack.sim_run import SimOptions
+    from avstack.sim.run import SimOptions
     return SimOptions(out=out, scenarios=scenarios, episodes=args.episodes, seed=args.seed, driver=driver,
                       realtime=realtime, duration_s=args.duration, density=args.density, checkpoint=checkpoint,
                       expert_noise_rad=getattr(args, 'expert_noise', None),
@@ -139,7 +139,7 @@ def print_summary(report: dict, stream=None) -> None:   # None: the current sys.
 
 def execute(options, command: str = 'sim') -> tuple[int, dict | None]:
     """Run ``options`` (a SimOptions) with a status line and a summary; returns (exit code, report)."""
-    from avstack.sim_run import BAG_NAME, RESULTS_NAME, SimRun, SimRunError
+    from avstack.sim.run import BAG_NAME, RESULTS_NAME, SimRun, SimRunError
     from stack_common.checkpoint import CheckpointError
     from stack_common.config import ConfigError
 

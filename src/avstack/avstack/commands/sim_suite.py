@@ -14,7 +14,7 @@ from pathlib import Path
 
 from avstack.commands.options import UsageError, add_command, add_out
 from avstack.commands.sim import SCENARIOS, add_run_arguments, execute, options_from
-from avstack.sim_report import Tolerance
+from avstack.sim.report import Tolerance
 from stack_common.constants import EXIT_FAILURE, EXIT_OK
 
 SUITE_SEED = 1000
@@ -56,7 +56,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.episodes < 1 or args.tolerance < 0 or args.tolerance_per_km < 0:
         raise UsageError('--episodes must be >= 1 and tolerances >= 0')
-    from avstack.sim_report import checks_table, compare, comparison_table, takeovers_per_check
+    from avstack.sim.report import checks_table, compare, comparison_table, takeovers_per_check
 
     reference_name = 'baseline' if args.baseline else args.reference
     plan = [] if args.reference_only else [('current', 'model', args.checkpoint)]

@@ -23,8 +23,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from avstack.bag import STORAGES
-    from avstack.synthetic_bag import DISTROS, SyntheticBagSpec, write_synthetic_bag
+    from avstack.bag.rosbag import STORAGES
+    from avstack.synthetic.bag import DISTROS, SyntheticBagSpec, write_synthetic_bag
 
     if args.storage not in STORAGES or args.distro not in DISTROS:
         raise UsageError(f'--storage: one of {", ".join(STORAGES)}; --distro: one of {", ".join(DISTROS)}')

@@ -50,8 +50,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from avstack.offline import OfflineConfig
-    from avstack.training_data import cache_logs, find_bags
+    from avstack.offline.stack import OfflineConfig
+    from avstack.offline.training_logs import cache_logs, find_bags
     from perception_llm.fusion import EncoderConfig
     from planner.presets import preset_configs
     from planner.training.labels import OutcomeRules

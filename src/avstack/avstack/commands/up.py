@@ -59,7 +59,7 @@ def params_file(args, out: Path) -> Path:
 
 
 def run(args) -> int:
-    from avstack.launcher import LAYOUTS, Launcher, check_config
+    from avstack.runtime.launcher import LAYOUTS, Launcher, check_config
 
     layout = LAYOUTS[args.layout]
     unknown = sorted(set(args.nodes or ()) - {n.name for n in layout})

@@ -4,7 +4,7 @@ Owns: the report document built from the bridge's episode records (per scenario:
 takeovers with reasons, km per takeover, collisions, collisions per km, mean speed, deadline misses), the
 plots (ego path with takeover and collision points; speed over time), the per-family comparison of a run
 against a reference (deltas of the per-km rates, regressions, improvements) and the seesaw verdict.
-Does not own: running anything (avstack.sim_run), the per-episode accounting (sim_bridge.metrics).
+Does not own: running anything (avstack.sim.run), the per-episode accounting (sim_bridge.metrics).
 """
 
 import json

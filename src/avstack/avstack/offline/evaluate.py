@@ -1,6 +1,6 @@
 """``avstack eval``: the stack over a rosbag, offline, deterministic, as fast as the CPU allows.
 
-Reads the bag in log-time order, runs :class:`~avstack.offline.OfflineStack`
+Reads the bag in log-time order, runs :class:`~avstack.offline.stack.OfflineStack`
 (perception, planner and critic cores in this process, bag time as their
 clock) and writes to ``--out``:
 
@@ -12,7 +12,7 @@ clock) and writes to ``--out``:
   recorded (a few GB for a minute of full-size camera and lidar);
 * ``report.json``: frames, trajectories, distance, takeovers, km per
   takeover, open-loop error against the logged ego future, compute time per
-  stage (see :mod:`avstack.eval_report`);
+  stage (see :mod:`avstack.offline.report`);
 * ``paths.png``, ``takeovers.png``, ``latency.png``.
 
 Everything but the compute times is a function of bag, config and
@@ -34,12 +34,12 @@ import xxhash
 from std_msgs.msg import String
 from tqdm import tqdm
 
-from avstack.bag import BagWriter, open_bag, resolve_sensor_topics, serialize
-from avstack.eval_report import (
+from avstack.bag.rosbag import BagWriter, open_bag, resolve_sensor_topics, serialize
+from avstack.offline.report import (
     OdometryTrack, PlannedPath, constant_velocity_plans, latency_summary, open_loop_errors, plot_latency, plot_paths,
     plot_takeover_timeline,
 )
-from avstack.offline import (
+from avstack.offline.stack import (
     STAGES, DecodeFailure, FrameResult, OfflineConfig, OfflineStack, Passthrough, decoded_inputs,
 )
 from critic_monitor.state_machine import TakeoverState, Transition

@@ -19,8 +19,8 @@ from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 
-from avstack.bag import BagError, message_class, open_bag, publishing_qos
-from avstack.ros_runtime import RosRuntime
+from avstack.bag.rosbag import BagError, message_class, open_bag, publishing_qos
+from avstack.runtime.ros import RosRuntime
 from stack_common import topics
 from stack_common.constants import NS_PER_S
 from stack_common.qos import STATUS_QOS

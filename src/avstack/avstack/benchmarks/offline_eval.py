@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from avstack.benchmarks import Measurement
-from avstack.evaluate import evaluate
-from avstack.offline import OfflineConfig
-from avstack.paths import default_config
-from avstack.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
+from avstack.offline.evaluate import evaluate
+from avstack.offline.stack import OfflineConfig
+from avstack.runtime.paths import default_config
+from avstack.synthetic.bag import SyntheticBagSpec, write_synthetic_bag
 
 TARGET_REAL_TIME_FACTOR = 8.0
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from avstack.bag import BagWriter, open_bag, resolve_sensor_topics
-from avstack.offline import FrameResult, OfflineConfig, OfflineStack, decoded_inputs
+from avstack.bag.rosbag import BagWriter, open_bag, resolve_sensor_topics
+from avstack.offline.stack import FrameResult, OfflineConfig, OfflineStack, decoded_inputs
 
 TAG_THRESHOLD = 0.5
 

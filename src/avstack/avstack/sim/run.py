@@ -3,8 +3,8 @@
 Owns: the run's parameter file (config/stack.yaml with config/sim.yaml merged over it, then the run's
 options, written to ``<out>/params.yaml`` so the run can be repeated), starting the bridge (on wall time:
 it is the clock) and, with the model driving, perception, planner and critic (on sim time) with
-:class:`~avstack.launcher.Launcher`, recording the run to ``<out>/run_mcap`` with
-:class:`~avstack.record.Recorder`, following ``/sim/status`` until every episode is done, and writing
+:class:`~avstack.runtime.launcher.Launcher`, recording the run to ``<out>/run_mcap`` with
+:class:`~avstack.bag.recorder.Recorder`, following ``/sim/status`` until every episode is done, and writing
 ``report.json`` and the plots. Used by ``avstack sim``, ``avstack sim-suite``, ``avstack demo`` and the
 ``sim`` benchmark.
 """
@@ -23,12 +23,12 @@ from rclpy.logging import LoggingSeverity
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from avstack.launcher import CRITIC_NODE, DEFAULT_LAYOUT, LAYOUTS, STACK_NODES, Launcher, NodeSpec, check_config
-from avstack.paths import default_config, share_directory
-from avstack.record import Recorder
-from avstack.ros_runtime import RosRuntime
-from avstack.sim_report import build_report, plot_episodes, write_report
-from avstack.sim_video import write_videos
+from avstack.runtime.launcher import CRITIC_NODE, DEFAULT_LAYOUT, LAYOUTS, STACK_NODES, Launcher, NodeSpec, check_config
+from avstack.runtime.paths import default_config, share_directory
+from avstack.bag.recorder import Recorder
+from avstack.runtime.ros import RosRuntime
+from avstack.sim.report import build_report, plot_episodes, write_report
+from avstack.sim.video import write_videos
 from stack_common import topics
 from stack_common.config import PARAMS_KEY, read_params_files
 from stack_common.qos import STATUS_QOS

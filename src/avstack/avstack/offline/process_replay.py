@@ -16,8 +16,8 @@ shows the new digests), and the comparison is a tolerance comparison, so a
 digest that differs by a rounding boundary alone still passes. Deterministic
 on one machine: eval runs every core in stamp order with one torch thread.
 
-    python -m avstack.process_replay check test/references/process_replay.json
-    python -m avstack.process_replay update test/references/process_replay.json   (make update-refs)
+    python -m avstack.offline.process_replay check test/references/process_replay.json
+    python -m avstack.offline.process_replay update test/references/process_replay.json   (make update-refs)
 
 Exit codes: 0 outputs match (or references written), 1 outputs differ, 2 usage or an unreadable reference.
 """
@@ -32,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from avstack.bag import deserialize, open_bag
+from avstack.bag.rosbag import deserialize, open_bag
 from avstack.commands.options import CommandParser
-from avstack.evaluate import OUTPUT_BAG, evaluate
-from avstack.offline import OfflineConfig
-from avstack.paths import default_config
-from avstack.synthetic import Box, SyntheticScene
-from avstack.synthetic_bag import START_NS, SyntheticBagSpec, write_synthetic_bag
+from avstack.offline.evaluate import OUTPUT_BAG, evaluate
+from avstack.offline.stack import OfflineConfig
+from avstack.runtime.paths import default_config
+from avstack.synthetic.scene import Box, SyntheticScene
+from avstack.synthetic.bag import START_NS, SyntheticBagSpec, write_synthetic_bag
 from stack_common import topics
 from stack_common.constants import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from stack_common.takeover import msg_to_takeover
@@ -229,7 +229,7 @@ def current_document() -> dict:
 
 def main(argv=None) -> int:
     parser = CommandParser(
-        prog='python -m avstack.process_replay',
+        prog='python -m avstack.offline.process_replay',
         description='Run the stack over the generated reference bag with the shipped config and checkpoint and '
                     'hold its tokens, trajectories and takeover requests against stored references.',
         epilog='After a change that alters outputs on purpose (a new checkpoint), `make update-refs` rewrites the '

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from rclpy.serialization import serialize_message
 
-from avstack.paths import default_config
-from avstack.synthetic import SyntheticScene
+from avstack.runtime.paths import default_config
+from avstack.synthetic.scene import SyntheticScene
 from critic_monitor.monitor import CriticCore
 from perception_llm.camera_encoder import camera_rgb
 from perception_llm.pipeline import PerceptionCore

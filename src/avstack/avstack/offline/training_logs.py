@@ -2,8 +2,8 @@
 
 The tools' half of :mod:`planner.training.cache`: for each bag, the odometry track, the simulator's scene info
 and expert plans and the route commands (when the bag has them) are read for the log's labels, and every
-sensor message goes through :func:`avstack.offline.decoded_inputs` and the perception half of
-:class:`avstack.offline.OfflineStack`, whose preprocessed :class:`FrameInputs` (what the live node would have
+sensor message goes through :func:`avstack.offline.stack.decoded_inputs` and the perception half of
+:class:`avstack.offline.stack.OfflineStack`, whose preprocessed :class:`FrameInputs` (what the live node would have
 encoded) :func:`planner.training.cache.write_frame_cache` turns into a cache keyed by the bag's files and the
 preprocessing config, so a second run (or epoch) decodes nothing.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from avstack.bag import Bag, SensorTopics, deserialize, open_bag, resolve_sensor_topics
-from avstack.offline import OfflineConfig, OfflineStack, decoded_inputs
+from avstack.bag.rosbag import Bag, SensorTopics, deserialize, open_bag, resolve_sensor_topics
+from avstack.offline.stack import OfflineConfig, OfflineStack, decoded_inputs
 from perception_llm.pipeline import FrameInputs
 from planner.model import ModelConfig
 from planner.training.cache import (

@@ -13,7 +13,7 @@ PACKAGE = 'avstack'
 
 def share_directory() -> Path:
     # The source tree first: in an editable install it is what users edit.
-    candidates = [Path(__file__).resolve().parents[3]]
+    candidates = [Path(__file__).resolve().parents[4]]
     candidates += [Path(prefix) / 'share' / PACKAGE
                    for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if prefix]
     candidates.append(Path(sys.prefix) / 'share' / PACKAGE)

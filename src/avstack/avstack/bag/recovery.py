@@ -18,7 +18,7 @@ from mcap.records import Channel, Message, Schema
 from mcap.stream_reader import StreamReader
 from rosbags.rosbag2.metadata import parse_qos
 
-from avstack.bag import METADATA_FILE, BagError, BagWriter, open_bag
+from avstack.bag.rosbag import METADATA_FILE, BagError, BagWriter, open_bag
 
 
 @dataclass

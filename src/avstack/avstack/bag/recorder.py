@@ -22,8 +22,8 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from avstack.bag import BURST_DEPTH, BagError, BagWriter, message_class
-from avstack.ros_runtime import RosRuntime
+from avstack.bag.rosbag import BURST_DEPTH, BagError, BagWriter, message_class
+from avstack.runtime.ros import RosRuntime
 
 DISCOVERY_PERIOD_S = 0.2
 DRAIN_QUIET_S = 0.3       # stop once no message arrived for this long ...

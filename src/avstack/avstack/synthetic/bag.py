@@ -1,7 +1,7 @@
 """Rosbags of the synthetic scene, as a driver and ``ros2 bag record`` would have written them.
 
 For tests and the eval benchmark: camera (raw bgr8 or jpeg), lidar and
-odometry from :class:`~avstack.synthetic.SyntheticScene`, with header stamps
+odometry from :class:`~avstack.synthetic.scene.SyntheticScene`, with header stamps
 at capture and log times a few milliseconds later (the transport), in either
 storage, in the on-disk layout of humble, jazzy or kilted:
 
@@ -22,8 +22,8 @@ import yaml
 from rclpy.serialization import serialize_message
 from rosbags.typesys import get_types_from_msg
 
-from avstack.bag import BagWriter, CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, METADATA_FILE, ODOMETRY_TYPE
-from avstack.synthetic import SyntheticScene
+from avstack.bag.rosbag import BagWriter, CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, METADATA_FILE, ODOMETRY_TYPE
+from avstack.synthetic.scene import SyntheticScene
 from stack_common import topics
 from stack_common.constants import NS_PER_S
 from stack_common.image import rgb_to_compressed_msg, rgb_to_image_msg

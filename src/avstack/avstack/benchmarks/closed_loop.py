@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from avstack.benchmarks import Measurement
-from avstack.sim_run import SimOptions, SimRun
+from avstack.sim.run import SimOptions, SimRun
 from sim_bridge.simulation import SimulationCore
 from stack_common.config import load_schema, validate
 

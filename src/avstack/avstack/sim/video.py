@@ -6,7 +6,7 @@ run recorded it (``--relabel``, thin white), who drives (a green or orange frame
 time, and each takeover (a red banner with the critic's reasons for two seconds). Frames play at the
 simulator's rate (10 steps per second: real time). The geometry of the overlay is the camera's own
 (:class:`sim_bridge.camera.TopDownView`).
-Does not own: running the simulation, the report or the plots (avstack.sim_report).
+Does not own: running the simulation, the report or the plots (avstack.sim.report).
 """
 
 import json
@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avstack.bag import deserialize, open_bag
+from avstack.bag.rosbag import deserialize, open_bag
 from sim_bridge.camera import TopDownView
 from stack_common import topics
 from stack_common.constants import NS_PER_S

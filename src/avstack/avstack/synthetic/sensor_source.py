@@ -18,7 +18,7 @@ from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import Image, PointCloud2
 
-from avstack.synthetic import SyntheticScene
+from avstack.synthetic.scene import SyntheticScene
 from stack_common import topics
 from stack_common.image import rgb_to_image_msg
 from stack_common.odometry import ego_to_odometry
