@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from avstack.cli import SUBCOMMANDS, build_parser, main
-from avstack.commands.sim import SCENARIOS
+from sim_bridge.scenarios import SCENARIOS
 from stack_common.constants import EXIT_USAGE
 
 HEAVY = ('torch', 'rclpy', 'highway_env', 'cv2')

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from avstack.bag.files import replace_bag
 from avstack.commands.options import add_command, add_out
 
 
@@ -29,7 +30,6 @@ def register(subparsers) -> None:
 def run_reindex(args) -> int:
     from avstack.bag.rosbag import BagError
     from avstack.bag.recovery import reindex
-    from avstack.commands.options import replace_bag
 
     replace_bag(args.out)
     recovery = reindex(args.bag, args.out)

@@ -99,7 +99,7 @@ def closed_loop(report: dict) -> dict:
 def run(args) -> int:
     # heavy imports here: `avstack --help` must not load torch or rclpy
     from avstack.offline.stack import OfflineConfig
-    from avstack.commands.sim import execute
+    from avstack.sim.console import execute
     from avstack.sim.run import SimOptions, run_parameters
     from avstack.offline.training_logs import cache_logs
     from perception_llm.fusion import EncoderConfig

@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from avstack.commands.options import Failure, add_command, add_config, add_duration, add_out, config_files
+from avstack.commands.options import (
+    Failure, add_command, add_config, add_duration, add_out, config_files, params_file,
+)
 from sim_bridge.scenarios import SCENARIOS, scenario_id
 from stack_common.state import STATISTICS_FILE
 
@@ -55,7 +57,7 @@ def status_line(observer, elapsed_s: float) -> str:
 def run(args) -> int:
     if args.synthetic:
         return run_synthetic(args)
-    from avstack.commands.sim import execute
+    from avstack.sim.console import execute
     from avstack.sim.run import SimOptions
 
     options = SimOptions(out=args.out, scenarios=[args.scenario], duration_s=args.duration or SIM_DURATION_S,
@@ -66,7 +68,6 @@ def run(args) -> int:
 def run_synthetic(args) -> int:
     import numpy as np
 
-    from avstack.commands.up import params_file
     from avstack.runtime.launcher import Launcher, check_config
     from avstack.runtime.observer import StackObserver
     from avstack.runtime.ros import RosRuntime

@@ -8,8 +8,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from avstack.bag.files import replace_bag
 from avstack.commands.options import (
-    Failure, UsageError, add_command, add_config, add_duration, add_map, add_out, replace_bag, write_params,
+    Failure, UsageError, add_command, add_config, add_duration, add_map, add_out, write_params,
 )
 
 INDEX = 'index.json'

@@ -25,9 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stack_common.constants import EXIT_FAILURE, EXIT_USAGE
-from stack_common.state import state_directory
+from stack_common.state import STATISTICS_FILE, state_directory
 
-BAG_FILES = ('metadata.yaml', '*.mcap', '*.db3')   # what a rosbag2 directory holds
 
 
 class UsageError(Exception):
@@ -110,13 +109,6 @@ def output_directory(path: Path, force: bool):
         raise
 
 
-def replace_bag(path: Path) -> None:
-    """Remove the rosbag2 files an earlier run left in ``path`` (with --force), so a new bag can go there."""
-    for pattern in BAG_FILES:
-        for entry in Path(path).glob(pattern):
-            entry.unlink()
-
-
 # ------------------------------------------------------------------------------------------- options
 
 def seconds(text: str) -> float:
@@ -195,6 +187,20 @@ def write_params(args, path: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------- running
 
+def params_file(args, out: Path) -> Path:
+    """The layered configuration in ``out/params.yaml``, the critic's statistics under ``args.out`` if given."""
+    import yaml
+
+    from stack_common.config import PARAMS_KEY
+    path = write_params(args, out / 'params.yaml')
+    if args.out is not None:
+        document = yaml.safe_load(path.read_text())
+        critic = document.setdefault('critic_node', {PARAMS_KEY: {}})[PARAMS_KEY]
+        critic['statistics_path'] = str(args.out / STATISTICS_FILE)
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
 def stop_on_signals() -> threading.Event:
     """An event set by Ctrl-C or SIGTERM, so a tool can finish its files instead of dying mid-write."""
     stop = threading.Event()
@@ -238,3 +244,32 @@ def run(args) -> int:
             raise
         print(f'{name}: {error}', file=sys.stderr)
         return code
+
+
+# ------------------------------------------------------------------------------------ simulation runs
+
+def add_sim_arguments(parser) -> None:
+    """Options shared by ``sim``, ``sim-suite`` and ``demo``."""
+    parser.add_argument('--episodes', type=int, default=1, help='episodes per scenario (default 1)')
+    parser.add_argument('--seed', type=int, default=0, help='env seed of episode 0; episode k uses seed + k')
+    add_duration(parser, 'sim seconds per episode (default: config/sim.yaml, 40)')
+    parser.add_argument('--density', type=float, default=None, help='traffic density multiplier (default 1)')
+    add_config(parser)
+    parser.add_argument('--sim-config', type=Path, default=None,
+                        help='bridge parameters and stack overrides laid over the --config files '
+                             '(default config/sim.yaml)')
+    parser.add_argument('--no-record', action='store_true', help='do not write the MCAP of the run')
+
+
+def sim_options(args, scenarios: list[str], driver: str, out: Path, checkpoint: Path | None,
+                realtime: bool = False):
+    """The run of the simulation options ``args`` (:func:`add_sim_arguments`) ask for."""
+    from avstack.sim.run import SimOptions
+
+    return SimOptions(out=out, scenarios=scenarios, episodes=args.episodes, seed=args.seed, driver=driver,
+                      realtime=realtime, duration_s=args.duration, density=args.density, checkpoint=checkpoint,
+                      expert_noise_rad=getattr(args, 'expert_noise', None),
+                      expert_speed_noise_hz=getattr(args, 'expert_speed_noise', None),
+                      lead_brake_hz=getattr(args, 'lead_brake', None),
+                      relabel=getattr(args, 'relabel', False),
+                      config=config_files(args), sim_config=args.sim_config, record=not args.no_record)

@@ -2,8 +2,9 @@
 
 import sys
 
+from avstack.bag.files import replace_bag
 from avstack.commands.options import (
-    UsageError, add_command, add_duration, add_out, replace_bag, stop_on_signals,
+    UsageError, add_command, add_duration, add_out, stop_on_signals,
 )
 
 

@@ -1,6 +1,7 @@
 """``avstack synthetic-bag``: a bag of the synthetic scene, as a driver and ``ros2 bag record`` write them."""
 
-from avstack.commands.options import UsageError, add_command, add_duration, add_out, replace_bag
+from avstack.bag.files import replace_bag
+from avstack.commands.options import UsageError, add_command, add_duration, add_out
 
 
 def register(subparsers) -> None:
