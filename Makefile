@@ -34,11 +34,11 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest test
 
-# The property tests (those using conftest.examples) with FUZZ_FACTOR x as many random examples as CI's fixed ones;
+# The property tests (those using support.examples) with FUZZ_FACTOR x as many random examples as CI's fixed ones;
 # a failing example is printed as a regression test to paste. FUZZ_FACTOR=50 make fuzz digs deeper.
 FUZZ_FACTOR ?= 10
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz FUZZ_FACTOR=$(FUZZ_FACTOR) $(PY) -m pytest -q $(shell grep -l 'from conftest import.*examples' test/test_*.py)
+	HYPOTHESIS_PROFILE=fuzz FUZZ_FACTOR=$(FUZZ_FACTOR) $(PY) -m pytest -q $(shell grep -rl 'from support import.*examples' test --include='test_*.py')
 
 # mutmut over the critic's checks, collision sweep and state machine, the planner's mode selection and the
 # stack_common conversions, each against its fast unit tests; prints killed / total per module (docs/testing.md).

@@ -10,7 +10,7 @@ from std_srvs.srv import Trigger
 from avstack.runtime.observer import StackObserver
 from stack_common.config import merge_documents, read_params_file
 
-from conftest import STACK_CONFIG
+from support import STACK_CONFIG
 
 STARTUP_TIMEOUT_S = 90.0
 

@@ -28,7 +28,7 @@ from stack_common import topics
 from stack_common.config import load_node_config
 from stack_common.qos import LATCHED_QOS
 
-from conftest import STACK_CONFIG
+from support import STACK_CONFIG
 from stack_helpers import (LOADED_MACHINE_STARTUP_GRACE_S, NEVER_HEARD, STARTUP_TIMEOUT_S, shipped_critic,
                            stack_config, takeover_reasons, wait_until_nominal)
 

@@ -22,7 +22,7 @@ from stack_common.qos import SENSOR_QOS
 from stack_common.takeover import TakeoverReason, takeover_to_msg
 
 from bagtools import SMALL_SCENE, small_bag, storage_file
-from conftest import STACK_CONFIG
+from support import STACK_CONFIG
 
 PERCEPTION = load_node_config('perception_llm', 'perception_node', STACK_CONFIG)
 

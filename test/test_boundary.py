@@ -23,7 +23,7 @@ from stack_common.boundary import BoundaryGuard, ConversionError
 from stack_common.pointcloud import cloud_to_array, points_xyz_intensity
 from stack_common.qos import SENSOR_QOS, STATUS_QOS
 
-from conftest import STACK_CONFIG
+from support import STACK_CONFIG
 
 STARTUP_TIMEOUT_S = 90.0
 CRITIC_AND_PERCEPTION = tuple(n for n in STACK_NODES if n.name in ('critic_node', 'perception_node'))

@@ -23,7 +23,7 @@ from stack_common import topics
 from stack_common.qos import PLAN_QOS
 
 from bagtools import small_bag, storage_file
-from conftest import SHARED_DATA
+from support import SHARED_DATA
 from stack_helpers import STARTUP_TIMEOUT_S, shipped_critic
 from test_avstack_up import Up
 

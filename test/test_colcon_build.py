@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from support import REPO
 
 COLCON = Path(sys.executable).with_name('colcon')
 

@@ -9,7 +9,7 @@ import yaml
 from avstack.runtime.launcher import STACK_NODES, check_config
 from stack_common.config import ConfigError, flatten, load_node_config, load_schema, node_section, validate
 
-from conftest import STACK_CONFIG
+from support import STACK_CONFIG
 
 
 @pytest.mark.parametrize('node', STACK_NODES, ids=lambda n: n.name)

@@ -9,7 +9,7 @@ from stack_common.image import (
     ImageDecodeError, compressed_msg_to_rgb, decode_raw, image_msg_to_rgb, rgb_to_compressed_msg,
     rgb_to_image_msg)
 
-from conftest import examples
+from support import examples
 
 
 def random_rgb(height=7, width=5, seed=0) -> np.ndarray:

@@ -12,7 +12,7 @@ from stack_common.pointcloud import (
     MAX_POINTS, CloudDecodeError, array_to_cloud, cloud_dtype, cloud_to_array, decode_cloud, points_xyz,
     points_xyz_intensity)
 
-from conftest import examples
+from support import examples
 
 OPTIONAL_FIELDS = {'intensity': '<f4', 'ring': '<u2', 'time': '<f8', 'label': 'u1', 't_ns': '<u4'}
 

@@ -13,7 +13,7 @@ from planner.loading import load_planner, seeded_model
 from stack_common.checkpoint import DEFAULT_CHECKPOINT
 from stack_common.config import load_node_config, merge_documents, read_params_file
 
-from conftest import REPO, STACK_CONFIG
+from support import REPO, STACK_CONFIG
 
 SIM_CONFIG = REPO / 'config' / 'sim.yaml'
 

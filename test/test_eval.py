@@ -21,7 +21,7 @@ from stack_common.tokens import Modality, cloud_to_tokens
 from stack_common.trajectory import path_to_trajectory
 
 from bagtools import small_bag
-from conftest import STACK_CONFIG
+from support import STACK_CONFIG
 
 OUTPUT_TOPICS = {topics.FUSED_TOKENS, topics.TRAJECTORY, topics.ASSESSMENT, topics.TAKEOVER_REQUEST,
                  topics.EVAL_INPUT_BAG}

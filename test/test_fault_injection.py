@@ -37,7 +37,7 @@ from stack_common import topics
 from stack_common.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
 from stack_common.config import load_node_config
 
-from conftest import STACK_CONFIG
+from support import STACK_CONFIG
 from stack_helpers import (LOADED_MACHINE_STARTUP_GRACE_S, STARTUP_TIMEOUT_S, reset, shipped_critic, stack_config,
                            wait_until_nominal)
 

@@ -33,7 +33,7 @@ from stack_common.timeutil import ns_to_stamp
 from stack_common.tokens import Modality, TokenSet, tokens_to_cloud
 from stack_common.trajectory import Trajectory, trajectory_to_path
 
-from conftest import STACK_CONFIG, examples
+from support import STACK_CONFIG, examples
 
 FUZZ = examples(40)   # x FUZZ_FACTOR random ones under make fuzz (conftest.py)
 CAMERA, LIDAR = topics.camera_topic('front'), topics.lidar_topic('top')

@@ -20,7 +20,7 @@ from stack_common.image import ImageDecodeError, compressed_msg_to_rgb, image_ms
 from stack_common.intake import jpeg_size, parse_cloud, parse_compressed_image, parse_image
 from stack_common.pointcloud import CloudDecodeError, array_to_cloud, cloud_to_array
 
-from conftest import examples
+from support import examples
 
 ENCODINGS = ['rgb8', 'bgr8', 'mono8', 'rgba8', 'bgra8']
 STAMP_NS = 1_700_000_123_456_789_012

@@ -9,7 +9,7 @@ import pytest
 
 from avstack.runtime.launcher import DEFAULT_LAYOUT, LAYOUTS, MONITOR
 
-from conftest import REPO
+from support import REPO
 
 LAUNCH_FILE = REPO / 'launch' / 'stack.launch.py'
 

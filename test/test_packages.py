@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from catkin_pkg.package import parse_package
 
-from conftest import REPO
+from support import REPO
 
 PACKAGES = sorted(p.parent for p in (REPO / 'src').glob('*/package.xml'))
 NODE_EXECUTABLES = {'perception_llm': 'perception_node', 'planner': 'planner_node', 'critic_monitor': 'critic_node'}

@@ -12,7 +12,7 @@ from stack_common.odometry import EgoState
 from stack_common.pointcloud import points_xyz_intensity
 from stack_common.tokens import Modality
 
-from conftest import STACK_CONFIG
+from support import STACK_CONFIG
 
 MS = 1_000_000
 PERIOD = 100 * MS

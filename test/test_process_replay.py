@@ -13,7 +13,7 @@ from avstack.offline import process_replay
 from avstack.offline.process_replay import compare, digest
 from stack_common import topics
 
-from conftest import REPO
+from support import REPO
 
 REFERENCE = REPO / 'test' / 'references' / 'process_replay.json'
 

@@ -45,7 +45,7 @@ from stack_common.takeover import TakeoverReason, takeover_to_msg
 from stack_common.timeutil import stamp_to_ns
 from stack_common.trajectory import Trajectory, trajectory_to_path
 
-from conftest import STACK_CONFIG
+from support import STACK_CONFIG
 
 DISCOVERY_TIMEOUT_S = 30.0
 DELIVERY_TIMEOUT_S = 20.0

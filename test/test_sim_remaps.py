@@ -12,7 +12,7 @@ import yaml
 from avstack.runtime.launcher import STACK_NODES, check_config
 from stack_common.config import load_node_config, read_params_files
 
-from conftest import REPO, STACK_CONFIG
+from support import REPO, STACK_CONFIG
 
 REMAPS = {
     'carla_ros_bridge.yaml': ('/carla/ego_vehicle/rgb_front/image', '/carla/ego_vehicle/rgb_front/camera_info',

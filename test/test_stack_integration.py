@@ -21,7 +21,7 @@ from avstack.runtime.ros import RosRuntime
 from avstack.synthetic.sensor_source import SyntheticSensorSource
 from stack_common.config import load_node_config
 
-from conftest import STACK_CONFIG
+from support import STACK_CONFIG
 from stack_helpers import STARTUP_TIMEOUT_S, shipped_critic, wait_until_nominal
 
 WINDOW_FRAMES = 30

@@ -12,7 +12,7 @@ from planner.checkpoint import save_model
 from planner.loading import seeded_model
 from perception_llm.fusion import EncoderConfig, SensorEncoders
 
-from conftest import STACK_CONFIG
+from support import STACK_CONFIG
 
 
 def run_node(module: str, tmp_path, parameters: dict, extra=()) -> subprocess.CompletedProcess:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from perception_llm.sync import ApproximateTimeSync
 
-from conftest import examples
+from support import examples
 
 MS = 1_000_000
 PERIOD = 100 * MS

@@ -25,7 +25,7 @@ from sim_bridge.simulation import SimulationCore
 from stack_common.config import load_node_config, load_schema, merge_documents, read_params_file, validate
 from stack_common.odometry import EgoState
 
-from conftest import REPO, STACK_CONFIG
+from support import REPO, STACK_CONFIG
 
 T_S = np.arange(1, 9) * 0.5
 RULES = OutcomeRules.from_critic(load_node_config('critic_monitor', 'critic_node', STACK_CONFIG))
