@@ -189,7 +189,7 @@ def test_a_stack_that_leaves_the_road_is_taken_over_by_the_safety_driver():
 
 
 def test_the_shipped_sim_config_is_valid():
-    from conftest import REPO
+    from support import REPO
     config = load_node_config('sim_bridge', 'bridge_node', REPO / 'config' / 'sim.yaml')
     assert config['lockstep'] is True and config['driver'] == 'model'
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO.parent / 'shared' / 'data'
 REAL_SAMPLE = SHARED_DATA / 'real_urban_sample'
 RECORDED_BAGS = SHARED_DATA / 'rosbag2_recorded'

@@ -183,7 +183,7 @@ def test_replay_warns_about_a_topic_a_live_node_publishes_and_can_leave_the_stac
 
 @pytest.mark.timeout(400)
 def test_the_readme_examples_run_from_any_directory_and_write_only_under_their_out(tmp_path):
-    from conftest import REPO
+    from support import REPO
     readme = (REPO / 'README.md').read_text()
     block = readme.split('For example, from any directory:')[1].split('```bash\n')[1].split('```')[0]
     commands = [shlex.split(line.split('#')[0].replace('/tmp/try', str(tmp_path / 'try')))
