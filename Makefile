@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 export SDL_VIDEODRIVER ?= dummy
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo lint test fuzz mutation bench soak update-refs colcon-build clean
+.PHONY: setup demo lint test test-fast fuzz mutation bench soak update-refs colcon-build clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest test
+
+# The unit tests only (marker `unit`: no DDS, no simulator, nothing slow; test/conftest.py assigns the markers).
+test-fast: lint
+	$(PY) -m pytest -q -m unit test
 
 # The property tests (those using support.examples) with FUZZ_FACTOR x as many random examples as CI's fixed ones;
 # a failing example is printed as a regression test to paste. FUZZ_FACTOR=50 make fuzz digs deeper.

@@ -14,6 +14,28 @@ import pytest
 from stack_common.transport import configure_dds_transport
 from support import REAL_SAMPLE, RECORDED_BAGS, REPO
 
+# Markers (pytest.ini registers them); `make test-fast` runs `-m unit`. Assigned here, so no test is left
+# without one: test/integration/ is `slow` and `dds` (or `sim`: it drives highway-env); a test elsewhere
+# that joins a DDS domain (it uses the ros_domain fixture) is `dds`; the rest is `unit`, except the modules
+# below, slower than a unit test should be (seconds to minutes each, measured with --durations).
+SIM_MODULES = {'test_sim_run', 'test_planner_behaviour', 'test_sim_expert_noise'}
+INTEGRATION = REPO / 'test' / 'integration'
+SLOW_MODULES = {'test_planner_behaviour', 'test_sim_expert_noise', 'test_training', 'test_train_cli', 'test_dagger',
+                'test_colcon_build'}
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.path.stem
+        if module in SIM_MODULES:
+            item.add_marker(pytest.mark.sim)
+        if module in SLOW_MODULES or INTEGRATION in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+        if (INTEGRATION in item.path.parents and module not in SIM_MODULES) or 'ros_domain' in item.fixturenames:
+            item.add_marker(pytest.mark.dds)
+        if not any(item.get_closest_marker(name) for name in ('dds', 'sim', 'slow')):
+            item.add_marker(pytest.mark.unit)
+
+
 # Parallel test runs on one machine must not hear each other: a domain per test,
 # starting from a per-process offset. Fast DDS supports domain ids 0..232.
 _domains = itertools.count(random.Random(os.getpid()).randrange(1, 200))
