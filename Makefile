@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 export SDL_VIDEODRIVER ?= dummy
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test fuzz mutation bench soak update-refs colcon-build clean
+.PHONY: setup demo lint test test-fast fuzz mutation bench soak update-refs colcon-build clean
 
 setup: $(STAMP)
 
@@ -27,14 +27,22 @@ $(STAMP): requirements.txt Makefile $(SETUP_FILES)
 demo: $(STAMP)
 	$(VENV)/bin/avstack demo
 
-test: $(STAMP)
+# ruff.toml's rules over src/ and test/; `make test` stops on any finding before running a test.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest test
 
-# The property tests (those using conftest.examples) with FUZZ_FACTOR x as many random examples as CI's fixed ones;
+# The unit tests only (marker `unit`: no DDS, no simulator, nothing slow; test/conftest.py assigns the markers).
+test-fast: lint
+	$(PY) -m pytest -q -m unit test
+
+# The property tests (those using support.examples) with FUZZ_FACTOR x as many random examples as CI's fixed ones;
 # a failing example is printed as a regression test to paste. FUZZ_FACTOR=50 make fuzz digs deeper.
 FUZZ_FACTOR ?= 10
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz FUZZ_FACTOR=$(FUZZ_FACTOR) $(PY) -m pytest -q $(shell grep -l 'from conftest import.*examples' test/test_*.py)
+	HYPOTHESIS_PROFILE=fuzz FUZZ_FACTOR=$(FUZZ_FACTOR) $(PY) -m pytest -q $(shell grep -rl 'from support import.*examples' test --include='test_*.py')
 
 # mutmut over the critic's checks, collision sweep and state machine, the planner's mode selection and the
 # stack_common conversions, each against its fast unit tests; prints killed / total per module (docs/testing.md).
@@ -49,7 +57,7 @@ soak: $(STAMP)
 
 # After a change that alters the stack's outputs on purpose (e.g. a new checkpoint): commit the new references.
 update-refs: $(STAMP)
-	$(PY) -m avstack.process_replay update test/references/process_replay.json
+	$(PY) -m avstack.offline.process_replay update test/references/process_replay.json
 
 clean:
 	rm -rf $(VENV) build install log .pytest_cache

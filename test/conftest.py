@@ -1,8 +1,5 @@
-"""Shared fixtures: an isolated ROS domain per test, the paths of shared data, and the Hypothesis profiles.
-
-Hypothesis profiles (``HYPOTHESIS_PROFILE``): ``ci``, the default, is derandomised, so every run of
-``make test`` draws the same examples; ``fuzz`` (``make fuzz``) draws ``FUZZ_FACTOR`` times as many random
-ones and prints each failing example as a regression test to paste into the test's file.
+"""Shared fixtures: an isolated ROS domain per test, the shared data (skipped where it is missing), and failing
+Hypothesis examples printed as regression tests. What tests import (paths, ``examples``) is in ``support.py``.
 """
 
 import itertools
@@ -13,28 +10,30 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 from stack_common.transport import configure_dds_transport
+from support import REAL_SAMPLE, RECORDED_BAGS, REPO
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / 'shared' / 'data'
-REAL_SAMPLE = SHARED_DATA / 'real_urban_sample'
-RECORDED_BAGS = SHARED_DATA / 'rosbag2_recorded'
-STACK_CONFIG = REPO / 'config' / 'stack.yaml'
+# Markers (pytest.ini registers them); `make test-fast` runs `-m unit`. Assigned here, so no test is left
+# without one: test/integration/ is `slow` and `dds` (or `sim`: it drives highway-env); a test elsewhere
+# that joins a DDS domain (it uses the ros_domain fixture) is `dds`; the rest is `unit`, except the modules
+# below, slower than a unit test should be (seconds to minutes each, measured with --durations).
+SIM_MODULES = {'test_sim_run', 'test_planner_behaviour', 'test_sim_expert_noise'}
+INTEGRATION = REPO / 'test' / 'integration'
+SLOW_MODULES = {'test_planner_behaviour', 'test_sim_expert_noise', 'test_training', 'test_train_cli', 'test_dagger',
+                'test_colcon_build'}
 
-_HYPOTHESIS = dict(deadline=None, database=None, print_blob=True,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-settings.register_profile('ci', derandomize=True, **_HYPOTHESIS)
-settings.register_profile('fuzz', derandomize=False, **_HYPOTHESIS)
-PROFILE = os.environ.get('HYPOTHESIS_PROFILE', 'ci')
-settings.load_profile(PROFILE)
-FUZZ_FACTOR = int(os.environ.get('FUZZ_FACTOR', '10')) if PROFILE == 'fuzz' else 1
-
-
-def examples(ci_count: int) -> settings:
-    """A property test's settings: ``ci_count`` examples in CI, ``FUZZ_FACTOR`` times as many under make fuzz."""
-    return settings(max_examples=ci_count * FUZZ_FACTOR)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.path.stem
+        if module in SIM_MODULES:
+            item.add_marker(pytest.mark.sim)
+        if module in SLOW_MODULES or INTEGRATION in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+        if (INTEGRATION in item.path.parents and module not in SIM_MODULES) or 'ros_domain' in item.fixturenames:
+            item.add_marker(pytest.mark.dds)
+        if not any(item.get_closest_marker(name) for name in ('dds', 'sim', 'slow')):
+            item.add_marker(pytest.mark.unit)
 
 
 # Parallel test runs on one machine must not hear each other: a domain per test,

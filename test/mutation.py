@@ -20,17 +20,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WORKSPACE = REPO / 'build' / 'mutation'
 PACKAGES = ('stack_common', 'critic_monitor', 'perception_llm', 'planner', 'avstack')
-CRITIC_TESTS = ['test/test_critic_checks.py', 'test/test_critic_validity.py', 'test/test_critic_collision.py',
-                'test/test_state_machine.py']
-CONVERSION_TESTS = ['test/test_contracts_pointcloud.py', 'test/test_contracts_image.py',
-                    'test/test_contracts_messages.py', 'test/test_boundary.py']
+CRITIC_TESTS = ['test/critic_monitor/test_critic_checks.py', 'test/critic_monitor/test_critic_validity.py',
+                'test/critic_monitor/test_critic_collision.py', 'test/critic_monitor/test_state_machine.py']
+CONVERSION_TESTS = ['test/stack_common/test_contracts_pointcloud.py', 'test/stack_common/test_contracts_image.py',
+                    'test/stack_common/test_contracts_messages.py', 'test/stack_common/test_boundary.py']
 # module -> (mutant names it owns, the fast unit tests that must kill them)
 MODULES = {
     'critic_monitor/checks.py': ('critic_monitor.checks.*', CRITIC_TESTS),
     'critic_monitor/collision.py': ('critic_monitor.collision.*', CRITIC_TESTS),
     'critic_monitor/state_machine.py': ('critic_monitor.state_machine.*', CRITIC_TESTS),
-    'planner/planning.py': ('planner.planning.*', ['test/test_planner_model.py']),
-    'planner/model.py': ('planner.model.x_choose_mode__mutmut_*', ['test/test_planner_model.py']),
+    'planner/planning.py': ('planner.planning.*', ['test/planner/test_planner_model.py']),
+    'planner/model.py': ('planner.model.x_choose_mode__mutmut_*', ['test/planner/test_planner_model.py']),
     'stack_common/pointcloud.py': ('stack_common.pointcloud.*', CONVERSION_TESTS),
     'stack_common/image.py': ('stack_common.image.*', CONVERSION_TESTS),
     'stack_common/tokens.py': ('stack_common.tokens.*', CONVERSION_TESTS),
@@ -49,11 +49,12 @@ def lay_out(modules: list[str]) -> None:
                         ignore=shutil.ignore_patterns('__pycache__'))
     for folder in ('test', 'config'):
         shutil.copytree(REPO / folder, WORKSPACE / folder, ignore=shutil.ignore_patterns('__pycache__'))
+    shutil.copy(REPO / 'pytest.ini', WORKSPACE)   # the tests' import paths and markers
     tests = sorted({test for module in modules for test in MODULES[module][1]})
     (WORKSPACE / 'pyproject.toml').write_text(
         '[tool.mutmut]\n'
         f'source_paths = {json.dumps([f"src/{m}" for m in modules])}\n'
-        f'also_copy = {json.dumps(["src", "test", "config"])}\n'
+        f'also_copy = {json.dumps(["src", "test", "config", "pytest.ini"])}\n'
         f'pytest_add_cli_args = {json.dumps(["-p", "no:cacheprovider", "-q", "-k", NOT_UNIT])}\n'
         f'pytest_add_cli_args_test_selection = {json.dumps(tests)}\n'
         'process_isolation = "forkserver"\n')

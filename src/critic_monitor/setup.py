@@ -15,7 +15,8 @@ setup(
     zip_safe=False,
     maintainer='avstack maintainers',
     maintainer_email='maintainers@avstack.dev',
-    description='Independent safety monitor: trajectory checks, watchdogs and a takeover state machine. Never imports torch or the planner.',
+    description=('Independent safety monitor: trajectory checks, watchdogs and a takeover state machine. Never'
+                 ' imports torch or the planner.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

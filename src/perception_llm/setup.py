@@ -15,7 +15,8 @@ setup(
     zip_safe=False,
     maintainer='avstack maintainers',
     maintainer_email='maintainers@avstack.dev',
-    description='Perception front end of the driving model: decodes and time-syncs camera, lidar and odometry, encodes them into fused tokens.',
+    description=('Perception front end of the driving model: decodes and time-syncs camera, lidar and odometry,'
+                 ' encodes them into fused tokens.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

@@ -15,7 +15,8 @@ setup(
     zip_safe=False,
     maintainer='avstack maintainers',
     maintainer_email='maintainers@avstack.dev',
-    description='The driving foundation model (driver, critic and analyst roles): transformer planner node, training and checkpoints.',
+    description=('The driving foundation model (driver, critic and analyst roles): transformer planner node,'
+                 ' training and checkpoints.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

@@ -38,7 +38,8 @@ from critic_monitor.state_machine import TakeoverState, Transition
 from critic_monitor.statistics import LatencyWindow
 from stack_common import topics
 from stack_common.assessment import msg_to_assessment
-from stack_common.boundary import WARN_THROTTLE_S, BoundaryGuard, ConversionError
+from stack_common.boundary import BoundaryGuard, ConversionError
+from stack_common.constants import DIAGNOSTICS_PERIOD_S, WARN_THROTTLE_S
 from stack_common.diagnostics import ERROR, OK, STALE, WARN, diagnostic_array, make_status
 from stack_common.intake import parse_cloud
 from stack_common.node_main import run_node
@@ -52,7 +53,6 @@ from stack_common.state import state_path
 from stack_common.takeover import TakeoverReason, takeover_to_msg
 from stack_common.trajectory import path_to_trajectory
 
-DIAGNOSTICS_PERIOD_S = 1.0
 HARDWARE_ID = 'critic_monitor'
 ACK_TIMEOUT_S = 1.0   # at stop, how long the last request may take to reach the subscribers matched then
 

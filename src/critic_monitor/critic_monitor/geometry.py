@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import transforms3d
 
+from stack_common.constants import NS_PER_S
 from stack_common.odometry import EgoState
-from stack_common.timeutil import NS_PER_S
 from stack_common.trajectory import Trajectory
 
 # A plan whose first waypoint is this close to its stamp already contains its start.

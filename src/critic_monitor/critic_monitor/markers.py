@@ -34,7 +34,7 @@ def collision_markers(stamp_ns: int, frame_id: str, sweep: Sweep, footprint: Foo
     corners = sweep.footprints(footprint)[:last + 1]
     chosen = np.unique(np.linspace(0, len(corners) - 1, min(len(corners), MAX_OUTLINES)).round().astype(int))
     for box in corners[chosen]:
-        for a, b in zip(box, np.roll(box, -1, axis=0)):
+        for a, b in zip(box, np.roll(box, -1, axis=0), strict=True):
             outline.points += [Point(x=float(a[0]), y=float(a[1])), Point(x=float(b[0]), y=float(b[1]))]
     point = Marker(ns=NAMESPACE_CONTACT, id=0, type=Marker.SPHERE, lifetime=LIFETIME)
     point.header = outline.header

@@ -48,7 +48,7 @@ from stack_common.assessment import Assessment
 from stack_common.config import ConfigError
 from stack_common.frames import FramePolicy, default_sensor_frame
 from stack_common.odometry import EgoState
-from stack_common.timeutil import NS_PER_S
+from stack_common.constants import NS_PER_S
 from stack_common.trajectory import Trajectory
 
 TIME_JUMP_NS = NS_PER_S

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from critic_monitor.checks import CRITICAL, CheckResult
-
-NS_PER_S = 1_000_000_000
+from stack_common.constants import NS_PER_S
 
 
 class TakeoverState(str, Enum):

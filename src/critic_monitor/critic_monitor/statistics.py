@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stack_common.constants import NS_PER_S
 from stack_common.odometry import EgoState
-from stack_common.timeutil import NS_PER_S
 
 # Consecutive odometry messages further apart than this are a gap, not a step.
 MAX_STEP_GAP_S = 1.0

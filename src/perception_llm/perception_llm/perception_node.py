@@ -30,6 +30,7 @@ from perception_llm.weights import load_encoders
 from stack_common import topics
 from stack_common.boundary import BoundaryGuard, ConversionError
 from stack_common.camera_info import camera_info_to_intrinsics
+from stack_common.constants import DIAGNOSTICS_PERIOD_S, WARN_THROTTLE_S
 from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
 from stack_common.intake import parse_cloud, parse_compressed_image, parse_image
 from stack_common.node_main import run_node
@@ -40,8 +41,6 @@ from stack_common.ros_params import declare_node_config
 from stack_common.tokens import TokenSet, tokens_to_cloud
 
 POLL_PERIOD_S = 0.02
-DIAGNOSTICS_PERIOD_S = 1.0
-WARN_THROTTLE_S = 5.0
 STATUS_NAME = 'perception/sensors'
 
 

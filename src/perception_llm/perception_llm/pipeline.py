@@ -33,10 +33,10 @@ from perception_llm.sensors import camera_specs, lidar_specs
 from perception_llm.sync import ApproximateTimeSync, SyncedSet
 from stack_common.camera_info import Intrinsics
 from stack_common.config import ConfigError
+from stack_common.constants import NS_PER_S
 from stack_common.odometry import EgoState
 from stack_common.tokens import TokenSet
 
-NS_PER_S = 1_000_000_000
 ODOMETRY = 'odometry'
 TIME_JUMP_NS = NS_PER_S  # stamps this far behind the newest one mean time was reset
 IDENTITY = np.eye(4)

@@ -84,6 +84,12 @@ class ModelConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+def check_token_count(count: int, max_tokens: int) -> None:
+    """Raises ValueError when a frame's ``count`` real tokens do not fit the model's ``max_tokens``."""
+    if count > max_tokens:
+        raise ValueError(f'{count} tokens exceed the model input of {max_tokens} (more sensors than it was built for?)')
+
+
 def pack_tokens(tokens: torch.Tensor, anchors: torch.Tensor, mask: torch.Tensor, modality: torch.Tensor,
                 max_tokens: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The one place tokens become model input, for serving and training alike.
@@ -98,8 +104,7 @@ def pack_tokens(tokens: torch.Tensor, anchors: torch.Tensor, mask: torch.Tensor,
         return tokens, anchors, mask, modality
     counts = mask.sum(1)
     most = int(counts.max()) if b else 0
-    if most > max_tokens:
-        raise ValueError(f'{most} tokens exceed the model input of {max_tokens} (more sensors than it was built for?)')
+    check_token_count(most, max_tokens)
     order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices[:, :max(most, 1)]
 
     def take(x: torch.Tensor) -> torch.Tensor:

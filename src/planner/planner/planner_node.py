@@ -22,6 +22,7 @@ from planner.loading import load_planner
 from stack_common import topics
 from stack_common.assessment import assessment_to_msg
 from stack_common.boundary import BoundaryGuard
+from stack_common.constants import DIAGNOSTICS_PERIOD_S, WARN_THROTTLE_S
 from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
 from stack_common.node_main import run_node
 from stack_common.qos import PLAN_QOS, STATUS_QOS, TOKENS_QOS
@@ -29,8 +30,6 @@ from stack_common.ros_params import declare_node_config
 from stack_common.tokens import TokenSet, cloud_to_tokens
 from stack_common.trajectory import trajectory_to_path
 
-DIAGNOSTICS_PERIOD_S = 1.0
-WARN_THROTTLE_S = 5.0
 
 
 class PlannerNode(Node):

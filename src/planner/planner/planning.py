@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from planner.model import DrivingModel, choose_mode
+from planner.model import DrivingModel, check_token_count, choose_mode
 from stack_common.assessment import Assessment
 from stack_common.tokens import TokenSet
 from stack_common.trajectory import Trajectory
@@ -48,9 +48,7 @@ class PlannerCore:
             raise ValueError(f'tokens have D={tokens.dim}, the model expects {cfg.token_dim}')
         if not np.isfinite(tokens.embedding).all():
             raise ValueError('token embeddings hold NaN or inf')
-        if len(tokens) > cfg.max_tokens:
-            raise ValueError(f'{len(tokens)} tokens exceed the model input of {cfg.max_tokens} '
-                             '(more sensors than it was built for?)')
+        check_token_count(len(tokens), cfg.max_tokens)   # before the forward pass (pack_tokens checks in training)
         start = time.perf_counter()
         out = self.forward(
             torch.from_numpy(tokens.embedding)[None].to(self.device, self.dtype),

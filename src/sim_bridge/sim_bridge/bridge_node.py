@@ -4,9 +4,10 @@ Parameters: ``sim_bridge/schema/bridge_node.schema.json``. Publishes ``/clock``,
 lidar, ``/sim/scene_info`` and ``/sim/status`` for every step, and with ``relabel`` the expert's plan from
 that state on ``/sim/expert_plan``; subscribes to the planner's trajectory and the critic's takeover state.
 With ``driver: expert-plans`` the bridge is the planner too: the expert's plan goes out on
-``/planner/trajectory`` with an assessment, and comes back like any plan. The simulation runs on a worker thread (:class:`SimulationCore` does the work):
-in lockstep it publishes a step, waits until the trajectory stamped with that step arrived (or the
-deadline expired: a miss), then steps. This node runs on wall time: it is the source of sim time.
+``/planner/trajectory`` with an assessment, and comes back like any plan. The simulation runs on a worker thread
+(:class:`SimulationCore` does the work): in lockstep it publishes a step, waits until the trajectory stamped with
+that step arrived (or the deadline expired: a miss), then steps. This node runs on wall time: it is the source of
+sim time.
 """
 
 import json
@@ -23,8 +24,9 @@ from std_msgs.msg import Bool, String
 
 from sim_bridge.simulation import EXPERT_PLANS, MODEL, SimulationCore
 from stack_common import topics
-from stack_common.boundary import BoundaryGuard
 from stack_common.assessment import Assessment, assessment_to_msg
+from stack_common.boundary import BoundaryGuard
+from stack_common.constants import DIAGNOSTICS_PERIOD_S, WARN_THROTTLE_S
 from stack_common.diagnostics import OK, WARN, diagnostic_array, make_status
 from stack_common.image import rgb_to_image_msg
 from stack_common.node_main import run_node
@@ -36,8 +38,6 @@ from stack_common.takeover import msg_to_takeover
 from stack_common.timeutil import ns_to_stamp
 from stack_common.trajectory import path_to_trajectory, trajectory_to_path
 
-DIAGNOSTICS_PERIOD_S = 1.0
-WARN_THROTTLE_S = 5.0
 STARTUP_RESTAMP_NS = 1_000_000
 
 
@@ -77,7 +77,8 @@ class BridgeNode(Node):
                                  guard('takeover_request', self.on_takeover_request), LATCHED_QOS)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
 
-        self.results_file = open(config['results_path'], 'a') if config['results_path'] else None
+        # open while the node runs (appended to after each episode), closed in destroy_node
+        self.results_file = open(config['results_path'], 'a') if config['results_path'] else None  # noqa: SIM115
         self.plan_arrived = threading.Condition()
         self.first_plan_seen = False
         self.plan_waits_ms: list[float] = []

@@ -24,10 +24,10 @@ from sim_bridge.lidar import lidar_points
 from sim_bridge.metrics import EpisodeRecord
 from sim_bridge.scenarios import scenario_id
 from sim_bridge.scene_info import TagRules, route_command, scene_info
+from stack_common.constants import NS_PER_S
 from stack_common.odometry import EgoState
 from stack_common.trajectory import Trajectory
 
-NS_PER_S = 1_000_000_000
 START_STAMP_NS = NS_PER_S        # sim time 0 means "no clock yet" to ROS nodes
 POSE_HISTORY = 100               # steps of poses kept to place late plans
 OFF_ROAD_REASON = 'safety_driver:off_road'

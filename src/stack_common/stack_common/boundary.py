@@ -15,7 +15,8 @@ import traceback
 from collections import Counter
 from typing import Callable
 
-WARN_THROTTLE_S = 5.0
+from stack_common.constants import WARN_THROTTLE_S
+
 INTERNAL_ERROR = 'internal_error'
 
 

@@ -39,10 +39,10 @@ from rclpy.signals import SignalHandlerOptions
 
 from stack_common.checkpoint import CheckpointError
 from stack_common.config import ConfigError
+from stack_common.constants import EXIT_USAGE
 from stack_common.memory import reuse_large_allocations
 from stack_common.transport import configure_dds_transport
 
-EXIT_CONFIG_ERROR = 2
 SPIN_PERIOD_S = 0.05   # how often a node with last words looks for a stop signal
 
 
@@ -70,7 +70,7 @@ def run_node(make_nodes: Callable[[], Node | Sequence[Node]], args=None, last_wo
             executor.spin()
     except (ConfigError, CheckpointError) as error:
         print(f'[FATAL] {error}', file=sys.stderr, flush=True)
-        return EXIT_CONFIG_ERROR
+        return EXIT_USAGE
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:

@@ -6,7 +6,7 @@ sensor -> tokens -> trajectory unchanged (float seconds would round it).
 
 from builtin_interfaces.msg import Time
 
-NS_PER_S = 1_000_000_000
+from stack_common.constants import NS_PER_S
 
 
 def stamp_to_ns(stamp: Time) -> int:

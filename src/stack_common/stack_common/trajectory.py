@@ -11,7 +11,8 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
 
-from stack_common.timeutil import NS_PER_S, ns_to_stamp, stamp_to_ns
+from stack_common.constants import NS_PER_S
+from stack_common.timeutil import ns_to_stamp, stamp_to_ns
 
 
 @dataclass
@@ -30,7 +31,7 @@ def trajectory_to_path(trajectory: Trajectory) -> Path:
     msg = Path()
     msg.header.stamp = ns_to_stamp(trajectory.stamp_ns)
     msg.header.frame_id = trajectory.frame_id
-    for t, (x, y), yaw in zip(trajectory.t_s, trajectory.xy, trajectory.heading):
+    for t, (x, y), yaw in zip(trajectory.t_s, trajectory.xy, trajectory.heading, strict=True):
         pose = PoseStamped()
         pose.header.frame_id = trajectory.frame_id
         pose.header.stamp = ns_to_stamp(trajectory.stamp_ns + round(float(t) * NS_PER_S))

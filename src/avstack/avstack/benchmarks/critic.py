@@ -32,21 +32,21 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import PointCloud2
 
 from avstack.benchmarks import Measurement
-from avstack.launcher import Launcher, NodeSpec
-from avstack.observer import StackObserver
-from avstack.ros_runtime import RosRuntime
-from avstack.sensor_source import SyntheticSensorSource
-from avstack.synthetic import Box, SyntheticScene
+from avstack.runtime.launcher import Launcher, NodeSpec
+from avstack.runtime.observer import StackObserver
+from avstack.runtime.ros import RosRuntime
+from avstack.synthetic.sensor_source import SyntheticSensorSource
+from avstack.synthetic.scene import Box, SyntheticScene
 from critic_monitor.monitor import CriticCore
 from critic_monitor.state_machine import TakeoverState
 from stack_common import topics
 from stack_common.config import load_schema, validate
-from stack_common.odometry import EgoState
+from stack_common.constants import NS_PER_S
 from stack_common.intake import parse_cloud
+from stack_common.odometry import EgoState
 from stack_common.pointcloud import array_to_cloud, points_xyz
 from stack_common.qos import PLAN_QOS, SENSOR_QOS, STATUS_QOS
 from stack_common.takeover import TakeoverReason, takeover_to_msg
-from stack_common.timeutil import NS_PER_S
 from stack_common.trajectory import Trajectory, path_to_trajectory, trajectory_to_path
 
 CRITIC = NodeSpec('critic_node', 'critic_monitor', 'critic_monitor.critic_node')
@@ -231,8 +231,9 @@ def dds_reaction(duration_s: float, watchdog_trials: int, realtime_priority: int
                 before = len(observer.takeovers)
                 time.sleep(1.0)   # plans flowing, critic nominal
                 planner.enabled.clear()
-                if observer.wait_for(lambda o: any(r.check == 'trajectory_timeout' for t in o.takeovers[before:]
-                                                   for r in t.reasons), 5.0):
+                if observer.wait_for(lambda o, before=before: any(r.check == 'trajectory_timeout'
+                                                                  for t in o.takeovers[before:] for r in t.reasons),
+                                     5.0):
                     event = next(t for t in observer.takeovers[before:]
                                  if any(r.check == 'trajectory_timeout' for r in t.reasons))
                     silence = next(r.value for r in event.reasons if r.check == 'trajectory_timeout')
@@ -247,8 +248,8 @@ def node_measurements(node: dict, suffix: str) -> list[Measurement]:
     for key, label in (('reaction_p50_ms', 'p50'), ('reaction_p99_ms', 'p99'), ('reaction_max_ms', 'max')):
         out.append(Measurement(f'node receipt -> takeover published {label}{suffix}',
                                float(node[key]) if key in node else None, 'ms',
-                               f'critic_node process ({node.get("scheduling", "?")}), n={node.get("reaction_count", 0)},'
-                               f' DDS input at 10 Hz'))
+                               f'critic_node process ({node.get("scheduling", "?")}), '
+                               f'n={node.get("reaction_count", 0)}, DDS input at 10 Hz'))
     return out
 
 

@@ -19,8 +19,8 @@ import torch
 from tqdm import tqdm
 
 from avstack.benchmarks import Measurement
-from avstack.paths import default_config
-from avstack.synthetic import SyntheticScene
+from avstack.runtime.paths import default_config
+from avstack.synthetic.scene import SyntheticScene
 from perception_llm.pipeline import PerceptionCore
 from stack_common.config import load_node_config
 from stack_common.image import image_msg_to_rgb, rgb_to_image_msg

@@ -5,6 +5,7 @@ so start-up allocations do not count), dropped frames, and the drift of the
 end-to-end latency p99 between the first and the last minute.
 """
 
+import contextlib
 import json
 import os
 import random
@@ -18,10 +19,10 @@ import numpy as np
 from avstack.benchmarks import Measurement
 from avstack.benchmarks.stack import resident_mb, source_process
 from avstack.commands.sensors import STAMPS_FILE
-from avstack.launcher import Launcher
-from avstack.observer import StackObserver
-from avstack.paths import default_config
-from avstack.ros_runtime import RosRuntime
+from avstack.runtime.launcher import Launcher
+from avstack.runtime.observer import StackObserver
+from avstack.runtime.paths import default_config
+from avstack.runtime.ros import RosRuntime
 
 RATE_HZ = 10.0
 WINDOW_S = 60.0
@@ -43,10 +44,8 @@ def run(options) -> list[Measurement]:
             memory.append((time.monotonic() - start, resident_mb(launcher)))
             print(f'soak: {time.monotonic() - start:5.0f} s, {len(observer.trajectories)} trajectories, '
                   f'rss {", ".join(f"{k} {v:.0f} MiB" for k, v in memory[-1][1].items())}', flush=True)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):   # still running: sample again
                 source.wait(SAMPLE_PERIOD_S)
-            except subprocess.TimeoutExpired:
-                pass   # still running: sample again
         time.sleep(1.0)   # the last frames' trajectories are still on their way
         published = json.loads((source_out / STAMPS_FILE).read_text())
         received = {r.stamp_ns: r for r in observer.trajectories}

@@ -13,7 +13,7 @@ the sensor stamp to the trajectory's receipt in this process; a frame is
 dropped when no trajectory of its stamp came back; CPU time is divided by the frames that were planned. The
 overhead ratio divides
 the end-to-end p50 by the sum of the in-process stage p50s
-(:mod:`avstack.stage_timing`, measured as the nodes work: their thread counts,
+(:mod:`avstack.benchmarks.stage_timing`, measured as the nodes work: their thread counts,
 the copy of each raw take included).
 """
 
@@ -33,11 +33,11 @@ import psutil
 
 from avstack.benchmarks import Measurement
 from avstack.commands.sensors import STAMPS_FILE
-from avstack.launcher import LAYOUTS, Launcher
-from avstack.observer import StackObserver
-from avstack.paths import default_config
-from avstack.ros_runtime import RosRuntime
-from avstack.stage_timing import stage_times_ms
+from avstack.runtime.launcher import LAYOUTS, Launcher
+from avstack.runtime.observer import StackObserver
+from avstack.runtime.paths import default_config
+from avstack.runtime.ros import RosRuntime
+from avstack.benchmarks.stage_timing import stage_times_ms
 
 NOMINAL_HZ = 10.0
 HIGHER_RATES_HZ = (15.0, 20.0, 30.0)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from avstack.bag.files import replace_bag
 from avstack.commands.options import add_command, add_out
 
 
@@ -27,9 +28,8 @@ def register(subparsers) -> None:
 
 
 def run_reindex(args) -> int:
-    from avstack.bag import BagError
-    from avstack.bag_recovery import reindex
-    from avstack.commands.options import replace_bag
+    from avstack.bag.rosbag import BagError
+    from avstack.bag.recovery import reindex
 
     replace_bag(args.out)
     recovery = reindex(args.bag, args.out)

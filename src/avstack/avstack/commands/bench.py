@@ -13,10 +13,10 @@ from avstack.commands.options import add_command, add_duration, add_out
 BENCHMARKS = {
     'critic': 'avstack.benchmarks.critic',
     'stack': 'avstack.benchmarks.stack',
-    'model': 'avstack.benchmarks.model',
+    'model': 'avstack.benchmarks.model_forward',
     'perception': 'avstack.benchmarks.perception',
-    'sim': 'avstack.benchmarks.sim',
-    'eval': 'avstack.benchmarks.eval',
+    'sim': 'avstack.benchmarks.closed_loop',
+    'eval': 'avstack.benchmarks.offline_eval',
 }
 SOAK = 'avstack.benchmarks.soak'   # not in the table: `make soak` runs it alone
 

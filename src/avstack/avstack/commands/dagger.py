@@ -21,8 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from avstack.commands.options import (
-    EXIT_OK, UsageError, add_command, add_config, add_duration, add_out, config_files,
+    UsageError, add_command, add_config, add_duration, add_out, config_files,
 )
+from stack_common.constants import EXIT_OK
+
 ROUND_SEED_STRIDE = 100      # model round r drives env seeds round_seed + (r - 1) * stride ...
 
 EPILOG = """examples:
@@ -96,10 +98,10 @@ def closed_loop(report: dict) -> dict:
 
 def run(args) -> int:
     # heavy imports here: `avstack --help` must not load torch or rclpy
-    from avstack.offline import OfflineConfig
-    from avstack.commands.sim import execute
-    from avstack.sim_run import SimOptions, run_parameters
-    from avstack.training_data import cache_logs
+    from avstack.offline.stack import OfflineConfig
+    from avstack.sim.console import execute
+    from avstack.sim.run import SimOptions, run_parameters
+    from avstack.offline.training_logs import cache_logs
     from perception_llm.fusion import EncoderConfig
     from planner.presets import preset_configs
     from planner.training.labels import OutcomeRules

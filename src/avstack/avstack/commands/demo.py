@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from avstack.commands.options import Failure, add_command, add_config, add_duration, add_out, config_files
+from avstack.commands.options import (
+    Failure, add_command, add_config, add_duration, add_out, config_files, params_file,
+)
 from sim_bridge.scenarios import SCENARIOS, scenario_id
 from stack_common.state import STATISTICS_FILE
 
@@ -42,7 +44,7 @@ def register(subparsers) -> None:
 
 
 def status_line(observer, elapsed_s: float) -> str:
-    """The live line of the synthetic demo, from an avstack.observer.StackObserver."""
+    """The live line of the synthetic demo, from an avstack.runtime.observer.StackObserver."""
     import numpy as np
     now = time.monotonic()
     recent = observer.latencies_ms(since_monotonic_s=now - 2.0)
@@ -55,8 +57,8 @@ def status_line(observer, elapsed_s: float) -> str:
 def run(args) -> int:
     if args.synthetic:
         return run_synthetic(args)
-    from avstack.commands.sim import execute
-    from avstack.sim_run import SimOptions
+    from avstack.sim.console import execute
+    from avstack.sim.run import SimOptions
 
     options = SimOptions(out=args.out, scenarios=[args.scenario], duration_s=args.duration or SIM_DURATION_S,
                          checkpoint=args.checkpoint, config=config_files(args), realtime=args.realtime)
@@ -66,11 +68,10 @@ def run(args) -> int:
 def run_synthetic(args) -> int:
     import numpy as np
 
-    from avstack.commands.up import params_file
-    from avstack.launcher import Launcher, check_config
-    from avstack.observer import StackObserver
-    from avstack.ros_runtime import RosRuntime
-    from avstack.sensor_source import SyntheticSensorSource
+    from avstack.runtime.launcher import Launcher, check_config
+    from avstack.runtime.observer import StackObserver
+    from avstack.runtime.ros import RosRuntime
+    from avstack.synthetic.sensor_source import SyntheticSensorSource
 
     duration_s = args.duration or SYNTHETIC_DURATION_S
     config = params_file(args, args.out)

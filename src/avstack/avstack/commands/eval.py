@@ -1,4 +1,4 @@
-"""``avstack eval``: the stack over a rosbag, offline; see :mod:`avstack.evaluate`."""
+"""``avstack eval``: the stack over a rosbag, offline; see :mod:`avstack.offline.evaluate`."""
 
 import json
 import sys
@@ -38,8 +38,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from avstack.evaluate import evaluate
-    from avstack.offline import OfflineConfig
+    from avstack.offline.evaluate import evaluate
+    from avstack.offline.stack import OfflineConfig
 
     config = OfflineConfig.load(write_params(args, args.out / 'params.yaml'), args.checkpoint)
     report = evaluate(args.bag, args.out, config, dict(args.map), plots=not args.no_plots,
@@ -49,7 +49,7 @@ def run(args) -> int:
 
 
 def summary(report: dict, out: Path) -> str:
-    from avstack.evaluate import OUTPUT_BAG, REPORT
+    from avstack.offline.evaluate import OUTPUT_BAG, REPORT
     compute = report['compute_ms']
     ade, fde = report['ade_m'], report['fde_m']
     return '\n'.join([

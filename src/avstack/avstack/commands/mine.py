@@ -1,12 +1,16 @@
-"""``avstack mine``: cut clips around the most novel, doubtful or rare moments of bags; see :mod:`avstack.mine`."""
+"""``avstack mine``: cut clips around the most novel, doubtful or rare moments of bags.
+
+See :mod:`avstack.offline.mining`.
+"""
 
 import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from avstack.bag.files import replace_bag
 from avstack.commands.options import (
-    Failure, UsageError, add_command, add_config, add_duration, add_map, add_out, replace_bag, write_params,
+    Failure, UsageError, add_command, add_config, add_duration, add_map, add_out, write_params,
 )
 
 INDEX = 'index.json'
@@ -31,8 +35,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.top < 1:
         raise UsageError('--top must be at least 1')
-    from avstack.mine import assess, cut, score, select
-    from avstack.offline import OfflineConfig
+    from avstack.offline.mining import assess, cut, score, select
+    from avstack.offline.stack import OfflineConfig
 
     config = OfflineConfig.load(write_params(args, args.out / 'params.yaml'), args.checkpoint)
     moments = [m for bag in args.bags for m in assess(bag, config, dict(args.map), sys.stderr.isatty())]

@@ -7,7 +7,7 @@
 * ``--map ROLE=TOPIC`` (:func:`add_map`) names a sensor's topic; ``--remap FROM:=TO`` (:func:`add_remap`)
   renames a topic as ROS remapping does.
 * ``--config FILE``... (:func:`add_config`) laid over the shipped config/stack.yaml unless ``--no-defaults``.
-* Exit codes: :data:`EXIT_OK`, :data:`EXIT_FAILURE` (raise :class:`Failure`), :data:`EXIT_USAGE` (raise
+* Exit codes (``stack_common.constants``): ``EXIT_OK``, ``EXIT_FAILURE`` (raise :class:`Failure`), ``EXIT_USAGE`` (raise
   :class:`UsageError`; configuration, checkpoint and bag errors count as such too).
 
 This module and every command module import nothing heavy at the top (no torch, rclpy, highway_env, cv2):
@@ -24,10 +24,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from stack_common.state import state_directory
+from stack_common.constants import EXIT_FAILURE, EXIT_USAGE
+from stack_common.state import STATISTICS_FILE, state_directory
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-BAG_FILES = ('metadata.yaml', '*.mcap', '*.db3')   # what a rosbag2 directory holds
 
 
 class UsageError(Exception):
@@ -110,13 +109,6 @@ def output_directory(path: Path, force: bool):
         raise
 
 
-def replace_bag(path: Path) -> None:
-    """Remove the rosbag2 files an earlier run left in ``path`` (with --force), so a new bag can go there."""
-    for pattern in BAG_FILES:
-        for entry in Path(path).glob(pattern):
-            entry.unlink()
-
-
 # ------------------------------------------------------------------------------------------- options
 
 def seconds(text: str) -> float:
@@ -177,7 +169,7 @@ def add_config(parser) -> None:
 
 def config_files(args) -> list[Path]:
     """The parameter files of ``args``, in layering order."""
-    from avstack.paths import default_config, find_config
+    from avstack.runtime.paths import default_config, find_config
     files = ([] if args.no_defaults else [default_config()]) + [find_config(p) for p in args.config]
     if not files:
         raise UsageError('--no-defaults needs at least one --config FILE')
@@ -195,6 +187,20 @@ def write_params(args, path: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------- running
 
+def params_file(args, out: Path) -> Path:
+    """The layered configuration in ``out/params.yaml``, the critic's statistics under ``args.out`` if given."""
+    import yaml
+
+    from stack_common.config import PARAMS_KEY
+    path = write_params(args, out / 'params.yaml')
+    if args.out is not None:
+        document = yaml.safe_load(path.read_text())
+        critic = document.setdefault('critic_node', {PARAMS_KEY: {}})[PARAMS_KEY]
+        critic['statistics_path'] = str(args.out / STATISTICS_FILE)
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
 def stop_on_signals() -> threading.Event:
     """An event set by Ctrl-C or SIGTERM, so a tool can finish its files instead of dying mid-write."""
     stop = threading.Event()
@@ -211,7 +217,7 @@ def exit_code(error: BaseException) -> int | None:
         return EXIT_USAGE
     if not isinstance(error, Exception):
         return None
-    from avstack.bag import BagError
+    from avstack.bag.rosbag import BagError
     from stack_common.checkpoint import CheckpointError
     from stack_common.config import ConfigError
     return EXIT_USAGE if isinstance(error, (BagError, CheckpointError, ConfigError)) else None
@@ -238,3 +244,32 @@ def run(args) -> int:
             raise
         print(f'{name}: {error}', file=sys.stderr)
         return code
+
+
+# ------------------------------------------------------------------------------------ simulation runs
+
+def add_sim_arguments(parser) -> None:
+    """Options shared by ``sim``, ``sim-suite`` and ``demo``."""
+    parser.add_argument('--episodes', type=int, default=1, help='episodes per scenario (default 1)')
+    parser.add_argument('--seed', type=int, default=0, help='env seed of episode 0; episode k uses seed + k')
+    add_duration(parser, 'sim seconds per episode (default: config/sim.yaml, 40)')
+    parser.add_argument('--density', type=float, default=None, help='traffic density multiplier (default 1)')
+    add_config(parser)
+    parser.add_argument('--sim-config', type=Path, default=None,
+                        help='bridge parameters and stack overrides laid over the --config files '
+                             '(default config/sim.yaml)')
+    parser.add_argument('--no-record', action='store_true', help='do not write the MCAP of the run')
+
+
+def sim_options(args, scenarios: list[str], driver: str, out: Path, checkpoint: Path | None,
+                realtime: bool = False):
+    """The run of the simulation options ``args`` (:func:`add_sim_arguments`) ask for."""
+    from avstack.sim.run import SimOptions
+
+    return SimOptions(out=out, scenarios=scenarios, episodes=args.episodes, seed=args.seed, driver=driver,
+                      realtime=realtime, duration_s=args.duration, density=args.density, checkpoint=checkpoint,
+                      expert_noise_rad=getattr(args, 'expert_noise', None),
+                      expert_speed_noise_hz=getattr(args, 'expert_speed_noise', None),
+                      lead_brake_hz=getattr(args, 'lead_brake', None),
+                      relabel=getattr(args, 'relabel', False),
+                      config=config_files(args), sim_config=args.sim_config, record=not args.no_record)

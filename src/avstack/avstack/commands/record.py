@@ -2,8 +2,9 @@
 
 import sys
 
+from avstack.bag.files import replace_bag
 from avstack.commands.options import (
-    UsageError, add_command, add_duration, add_out, replace_bag, stop_on_signals,
+    UsageError, add_command, add_duration, add_out, stop_on_signals,
 )
 
 
@@ -30,9 +31,9 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if bool(args.topics) == args.all:
         raise UsageError('give TOPIC... or --all (not both)')
-    from avstack.bag import STORAGES
-    from avstack.record import Recorder
-    from avstack.ros_runtime import RosRuntime
+    from avstack.bag.rosbag import STORAGES
+    from avstack.bag.recorder import Recorder
+    from avstack.runtime.ros import RosRuntime
 
     if args.storage not in STORAGES:
         raise UsageError(f'--storage {args.storage}: expected one of {", ".join(STORAGES)}')

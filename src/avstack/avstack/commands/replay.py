@@ -42,11 +42,11 @@ def run(args) -> int:
         raise UsageError('--rate and --clock must be > 0, --start-offset >= 0')
     from tqdm import tqdm
 
-    from avstack.bag import BagError
-    from avstack.replay import BagPlayer
-    from avstack.ros_runtime import RosRuntime
+    from avstack.bag.rosbag import BagError
+    from avstack.bag.player import BagPlayer
+    from avstack.runtime.ros import RosRuntime
     from stack_common import topics
-    from stack_common.timeutil import NS_PER_S
+    from stack_common.constants import NS_PER_S
 
     stop = stop_on_signals()
     with RosRuntime() as ros:

@@ -21,7 +21,7 @@ def run(args) -> int:
     from rclpy.node import Node
     from std_srvs.srv import Trigger
 
-    from avstack.ros_runtime import RosRuntime
+    from avstack.runtime.ros import RosRuntime
 
     service = args.node.rstrip('/') + '/reset'
     with RosRuntime() as ros:

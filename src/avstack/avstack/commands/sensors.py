@@ -30,8 +30,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if not args.rate > 0 or args.replay_frames < 0:
         raise UsageError('--rate must be > 0 and --replay-frames >= 0')
-    from avstack.ros_runtime import RosRuntime
-    from avstack.sensor_source import SyntheticSensorSource
+    from avstack.runtime.ros import RosRuntime
+    from avstack.synthetic.sensor_source import SyntheticSensorSource
 
     stop = stop_on_signals()
     with RosRuntime() as ros:

@@ -12,9 +12,10 @@ one whose rates fell improved. A regression in one family while another improved
 import json
 from pathlib import Path
 
-from avstack.commands.options import EXIT_FAILURE, EXIT_OK, UsageError, add_command, add_out
-from avstack.commands.sim import SCENARIOS, add_run_arguments, execute, options_from
-from avstack.sim_report import Tolerance
+from avstack.commands.options import UsageError, add_command, add_out, add_sim_arguments, sim_options
+from avstack.sim.report import Tolerance
+from sim_bridge.scenarios import SCENARIOS
+from stack_common.constants import EXIT_FAILURE, EXIT_OK
 
 SUITE_SEED = 1000
 SUITE_EPISODES = 2
@@ -48,21 +49,22 @@ def register(subparsers) -> None:
     parser.add_argument('--tolerance-per-km', type=float, default=Tolerance.per_km,
                         help=f'absolute change per km that counts as well (default {Tolerance.per_km})')
     add_out(parser, help='where OUT/current/, OUT/baseline/ (or OUT/expert/) and OUT/suite.json go')
-    add_run_arguments(parser)
+    add_sim_arguments(parser)
     parser.set_defaults(seed=SUITE_SEED, episodes=SUITE_EPISODES, duration=SUITE_DURATION_S)
 
 
 def run(args) -> int:
     if args.episodes < 1 or args.tolerance < 0 or args.tolerance_per_km < 0:
         raise UsageError('--episodes must be >= 1 and tolerances >= 0')
-    from avstack.sim_report import checks_table, compare, comparison_table, takeovers_per_check
+    from avstack.sim.console import execute
+    from avstack.sim.report import checks_table, compare, comparison_table, takeovers_per_check
 
     reference_name = 'baseline' if args.baseline else args.reference
     plan = [] if args.reference_only else [('current', 'model', args.checkpoint)]
     plan.append((reference_name, 'model' if args.baseline else args.reference, args.baseline))
     runs = {}
     for name, driver, checkpoint in plan:
-        code, report = execute(options_from(args, list(SCENARIOS), driver, args.out / name, checkpoint),
+        code, report = execute(sim_options(args, list(SCENARIOS), driver, args.out / name, checkpoint),
                                command='sim-suite')
         if code != EXIT_OK:
             return code

@@ -1,6 +1,7 @@
 """``avstack synthetic-bag``: a bag of the synthetic scene, as a driver and ``ros2 bag record`` write them."""
 
-from avstack.commands.options import UsageError, add_command, add_duration, add_out, replace_bag
+from avstack.bag.files import replace_bag
+from avstack.commands.options import UsageError, add_command, add_duration, add_out
 
 
 def register(subparsers) -> None:
@@ -23,8 +24,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from avstack.bag import STORAGES
-    from avstack.synthetic_bag import DISTROS, SyntheticBagSpec, write_synthetic_bag
+    from avstack.bag.rosbag import STORAGES
+    from avstack.synthetic.bag import DISTROS, SyntheticBagSpec, write_synthetic_bag
 
     if args.storage not in STORAGES or args.distro not in DISTROS:
         raise UsageError(f'--storage: one of {", ".join(STORAGES)}; --distro: one of {", ".join(DISTROS)}')

@@ -50,8 +50,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from avstack.offline import OfflineConfig
-    from avstack.training_data import cache_logs, find_bags
+    from avstack.offline.stack import OfflineConfig
+    from avstack.offline.training_logs import cache_logs, find_bags
     from perception_llm.fusion import EncoderConfig
     from planner.presets import preset_configs
     from planner.training.labels import OutcomeRules
@@ -73,7 +73,8 @@ def run(args) -> int:
     try:
         summary = train(caches, args.out, model_cfg, encoder_cfg, options, rules, args.device,
                         extra={'data': [str(p) for p in find_bags(args.data)],
-                               'validation_data': [str(p) for p in find_bags(args.val_data or [])], 'preset': args.preset,
+                               'validation_data': [str(p) for p in find_bags(args.val_data or [])],
+                               'preset': args.preset,
                                'init': str(args.init) if args.init else None, 'outcome_rules': rules.to_dict(),
                                'command': ' '.join(['avstack', 'train', *sys.argv[2:]])},
                         init=args.init, validation_caches=validation)

@@ -4,7 +4,7 @@ import tempfile
 from pathlib import Path
 
 from avstack.commands.options import (
-    UsageError, add_command, add_config, add_out, add_remap, stop_on_signals, write_params,
+    UsageError, add_command, add_config, add_out, add_remap, params_file, stop_on_signals,
 )
 from stack_common.state import STATISTICS_FILE
 
@@ -44,22 +44,8 @@ def register(subparsers) -> None:
                              'perception_node, planner_node, critic_node (split)')
 
 
-def params_file(args, out: Path) -> Path:
-    """The layered configuration in ``out/params.yaml``, the critic's statistics under ``args.out`` if given."""
-    import yaml
-
-    from stack_common.config import PARAMS_KEY
-    path = write_params(args, out / 'params.yaml')
-    if args.out is not None:
-        document = yaml.safe_load(path.read_text())
-        critic = document.setdefault('critic_node', {PARAMS_KEY: {}})[PARAMS_KEY]
-        critic['statistics_path'] = str(args.out / STATISTICS_FILE)
-        path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
-
-
 def run(args) -> int:
-    from avstack.launcher import LAYOUTS, Launcher, check_config
+    from avstack.runtime.launcher import LAYOUTS, Launcher, check_config
 
     layout = LAYOUTS[args.layout]
     unknown = sorted(set(args.nodes or ()) - {n.name for n in layout})

@@ -24,8 +24,8 @@ from perception_llm.pipeline import FrameInputs
 from planner.model import ModelConfig
 from planner.training.dataset import MAX_LANE_POINTS, MAX_OBSTACLES, MAX_VEHICLES
 from planner.training.labels import OutcomeRules, future_poses, score_candidates
+from stack_common.constants import NS_PER_S
 from stack_common.odometry import EgoState
-from stack_common.timeutil import NS_PER_S
 
 LABELS_VERSION = 5   # part of every cache key: caches built with other label rules are rebuilt
 # A log's odometry track is cut where it jumps (a simulator episode ends, localisation resets) or stops:

@@ -1,17 +1,9 @@
-"""Joint training of encoders and planner: the whole model as one module, the losses of the three roles.
-
-``DrivingStack`` is the whole model (perception encoders + planner) as one
-module, so DDP and the optimiser see one set of weights, the same weights the
-nodes load from the checkpoint. Its tokens come from the same
-``SensorEncoders.fuse`` as the live perception output, and reach the planner
-through the same :func:`planner.model.pack_tokens`.
-"""
+"""Joint training of encoders and planner (:class:`planner.driving_stack.DrivingStack`): the losses of the three
+roles."""
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from perception_llm.fusion import SensorEncoders
 from planner.model import DrivingModel, ModelOutput
 
 # relative weights of the loss terms
@@ -24,19 +16,6 @@ SMOOTH_L1_BETA_M = 0.25
 # frames whose expert stands still (waiting at a junction, stopped in a queue) teach little; they count less
 STANDSTILL_M = 0.5
 STANDSTILL_WEIGHT = 0.25
-
-
-class DrivingStack(nn.Module):
-    def __init__(self, encoders: SensorEncoders, model: DrivingModel):
-        super().__init__()
-        self.encoders, self.model = encoders, model
-
-    def forward(self, batch: dict) -> ModelOutput:
-        fused = self.encoders.fuse(batch['images'], batch['camera_present'], batch['bev'], batch['lidar_present'],
-                                   batch['ego'], batch['ego_present'], batch['camera_anchors'])
-        out = self.model(fused.embedding, fused.anchors, fused.mask, batch['route'], fused.modality)
-        out.extras['lane_pose'] = self.encoders.lane_pose(fused)
-        return out
 
 
 def frame_weights(batch: dict) -> torch.Tensor:

@@ -33,10 +33,11 @@ from tqdm import tqdm
 
 from perception_llm.fusion import EncoderConfig, SensorEncoders
 from planner.checkpoint import load_model, save_model
+from planner.driving_stack import DrivingStack
 from planner.model import GATES, SCORE_TERMS, DrivingModel, ModelConfig, choose_mode, init_weights
 from planner.training.dataset import CachedFrames
 from planner.training.labels import OutcomeRules, outcome_scores
-from planner.training.objectives import DrivingStack, losses
+from planner.training.objectives import losses
 
 HORIZONS_S = (1.0, 2.0, 3.0)
 # choose_mode's weights are searched over this grid on the validation frames (driver weight fixed at 1)

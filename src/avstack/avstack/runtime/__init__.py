@@ -1,0 +1,2 @@
+"""Running the stack: the launcher of its processes, an in-process ROS runtime, the observer of its outputs, where
+its shared files are."""
