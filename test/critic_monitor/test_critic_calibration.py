@@ -5,7 +5,6 @@ Each case is one cause of a false alarm found by driving the simulator's expert 
 stay caught.
 """
 
-import math
 
 import numpy as np
 import pytest

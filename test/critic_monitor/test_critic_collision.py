@@ -36,7 +36,8 @@ def test_lidar_filter_moves_points_to_base_link_and_drops_ground_overhead_and_ow
 
 
 def test_lidar_filter_applies_the_rotation_of_a_backward_facing_lidar():
-    kept, _, _ = lidar_filter(translation=(-1.0, 0.5, 1.0), rpy=(0.0, 0.0, math.pi))(np.array([[5.0, 1.0, 0.0]], np.float32))
+    backward = lidar_filter(translation=(-1.0, 0.5, 1.0), rpy=(0.0, 0.0, math.pi))
+    kept, _, _ = backward(np.array([[5.0, 1.0, 0.0]], np.float32))
     np.testing.assert_allclose(kept, [[-6.0, -0.5]], atol=1e-5)
 
 

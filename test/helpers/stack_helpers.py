@@ -92,7 +92,8 @@ def wait_until_nominal(observer: StackObserver, count: int = 10, clear_s: float 
                                  deadline - time.monotonic()), \
             f'the critic is {observer.critic_state}, never NOMINAL: {takeover_reasons(observer)}; nodes.log'
         seen, requests = len(observer.trajectories), len(observer.takeovers)
-        observer.wait_for(lambda o: len(o.trajectories) >= seen + count or len(o.takeovers) > requests, 10.0)
+        observer.wait_for(lambda o, seen=seen, requests=requests: len(o.trajectories) >= seen + count
+                          or len(o.takeovers) > requests, 10.0)
         if len(observer.takeovers) == requests and observer.critic_state == 'NOMINAL' \
                 and len(observer.trajectories) >= seen + count:
             return

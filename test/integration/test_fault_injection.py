@@ -58,7 +58,7 @@ def takeover_after(observer: StackObserver, since: float, check: str):
 def running_stack(tmp_path, config, nodes=STACK_NODES):
     """The stack on ``config``; split by default: these faults hit one node (the composed layout's own in
     test_avstack_up.py and below)."""
-    log = open(tmp_path / 'nodes.log', 'w')
+    log = open(tmp_path / 'nodes.log', 'w')   # noqa: SIM115 - the caller's `with log, ...` closes it
     launcher = Launcher(config, nodes, output=log)
     return log, launcher
 
@@ -161,7 +161,8 @@ def test_hung_sensor_inputs_are_taken_over_on_the_critics_clock_within_the_watch
             os.kill(source.pid, signal.SIGSTOP)
             for sensor in ('camera', 'lidar', 'odometry'):
                 check = f'{sensor}_timeout'
-                assert observer.wait_for(lambda o: takeover_after(o, stopped_at, check), 5.0), f'no {check}'
+                assert observer.wait_for(lambda o, check=check: takeover_after(o, stopped_at, check), 5.0), \
+                    f'no {check}'
                 event = takeover_after(observer, stopped_at, check)
                 silence_s = next(r.value for r in event.reasons if r.check == check)
                 assert silence_s <= watchdog_s(sensor) + MARGIN_S, f'the critic saw {silence_s:.3f} s of silence'
