@@ -153,6 +153,23 @@ def test_a_check_failing_anew_while_latched_is_published():
     assert [r.check for r in again[0].reasons if r.check == 'trajectory_timeout'] == ['trajectory_timeout']
 
 
+def test_an_outside_request_clears_by_itself_only_after_the_auto_clear_period():
+    m = machine(auto_clear_after_s=1.0)
+    m.update(T0, OK_RESULTS)                                    # passing for far longer than auto-clear
+    m.request(T0 + 10 * S, [failed('critic_stopped', CRITICAL, 'the critic stopped')])
+    assert m.update(T0 + 10 * S + PERIOD, OK_RESULTS, tick=True) == [] and m.takeover_active
+    assert states(m.update(T0 + 11 * S, OK_RESULTS, tick=True)) == [
+        (TakeoverState.TAKEOVER_REQUESTED, TakeoverState.NOMINAL)]
+
+
+def test_a_reason_requested_from_outside_is_not_new_when_the_checks_then_report_it():
+    m = machine()
+    m.update(T0, OK_RESULTS)
+    timeout = failed('trajectory_timeout', CRITICAL, 'no trajectory for 320 ms', 0.32, 0.3)
+    m.request(T0 + S, [timeout])
+    assert m.update(T0 + S + PERIOD, OK_RESULTS + [timeout]) == [], 'still failing: nothing new'
+
+
 def test_restart_goes_back_to_waiting():
     m = machine()
     m.update(T0, CRITICAL_FAILURE)
