@@ -129,6 +129,16 @@ def test_auto_clear_after_a_nominal_period_when_configured():
         (TakeoverState.TAKEOVER_REQUESTED, TakeoverState.NOMINAL)]
 
 
+def test_any_positive_auto_clear_period_clears_and_zero_never_does():
+    shortest = machine(auto_clear_after_s=1e-9)   # one nanosecond
+    shortest.update(T0, CRITICAL_FAILURE)
+    assert states(shortest.update(T0 + 1, OK_RESULTS, tick=True)) == [
+        (TakeoverState.TAKEOVER_REQUESTED, TakeoverState.NOMINAL)]
+    off = machine(auto_clear_after_s=0.0)
+    off.update(T0, CRITICAL_FAILURE)
+    assert off.update(T0 + 600 * S, OK_RESULTS, tick=True) == [] and off.takeover_active
+
+
 def test_a_check_failing_anew_while_latched_is_published():
     """E.g. the planner watchdog fired at start-up, recovered, and fires again when the planner dies."""
     m = machine()
@@ -141,6 +151,23 @@ def test_a_check_failing_anew_while_latched_is_published():
     m.update(T0 + 2 * S, OK_RESULTS)                  # recovered for longer than nominal_hold_s
     again = m.update(T0 + 4 * S, OK_RESULTS + [timeout])
     assert [r.check for r in again[0].reasons if r.check == 'trajectory_timeout'] == ['trajectory_timeout']
+
+
+def test_an_outside_request_clears_by_itself_only_after_the_auto_clear_period():
+    m = machine(auto_clear_after_s=1.0)
+    m.update(T0, OK_RESULTS)                                    # passing for far longer than auto-clear
+    m.request(T0 + 10 * S, [failed('critic_stopped', CRITICAL, 'the critic stopped')])
+    assert m.update(T0 + 10 * S + PERIOD, OK_RESULTS, tick=True) == [] and m.takeover_active
+    assert states(m.update(T0 + 11 * S, OK_RESULTS, tick=True)) == [
+        (TakeoverState.TAKEOVER_REQUESTED, TakeoverState.NOMINAL)]
+
+
+def test_a_reason_requested_from_outside_is_not_new_when_the_checks_then_report_it():
+    m = machine()
+    m.update(T0, OK_RESULTS)
+    timeout = failed('trajectory_timeout', CRITICAL, 'no trajectory for 320 ms', 0.32, 0.3)
+    m.request(T0 + S, [timeout])
+    assert m.update(T0 + S + PERIOD, OK_RESULTS + [timeout]) == [], 'still failing: nothing new'
 
 
 def test_restart_goes_back_to_waiting():
@@ -161,6 +188,14 @@ def test_a_log_line_names_the_reasons_that_changed_not_every_earlier_one():
         'TAKEOVER_REQUESTED -> TAKEOVER_REQUESTED (new: collision: hit [1 vs 0])'
     assert clear.describe_change([first, second]) == 'TAKEOVER_REQUESTED -> NOMINAL (cleared: staleness, collision)'
     assert 'again: staleness' in update.describe_change([first, second])
+    swap = Transition(3, TakeoverState.TAKEOVER_REQUESTED, TakeoverState.TAKEOVER_REQUESTED, [second])
+    assert swap.describe_change([first]) == \
+        'TAKEOVER_REQUESTED -> TAKEOVER_REQUESTED (new: collision: hit [1 vs 0]; cleared: staleness)'
+
+
+def test_a_log_line_without_reasons_names_only_the_states():
+    start = Transition(0, TakeoverState.WAITING, TakeoverState.NOMINAL, [])
+    assert start.describe_change([]) == 'WAITING -> NOMINAL'
 
 
 def test_every_transition_carries_the_time_it_happened():
@@ -173,6 +208,8 @@ def test_every_transition_carries_the_time_it_happened():
     assert stamps == [T0 + 1, T0 + 1, T0 + 2, T0 + 3, T0 + 3 + S]
     m.update(T0 + 4 * S, CRITICAL_FAILURE)
     assert [t.stamp_ns for t in m.reset(T0 + 5 * S, OK_RESULTS)[2]] == [T0 + 5 * S]
+    stopped = failed('critic_stopped', CRITICAL, 'the critic stopped')
+    assert [t.stamp_ns for t in m.request(T0 + 6 * S, [stopped])] == [T0 + 6 * S]     # from outside
 
 
 def test_reset_answers_name_the_failing_checks_or_say_it_cleared():

@@ -1,13 +1,14 @@
 """Image and CompressedImage <-> RGB: every supported encoding, any row padding, and clear errors."""
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from stack_common.image import (
-    ImageDecodeError, compressed_msg_to_rgb, decode_raw, image_msg_to_rgb, rgb_to_compressed_msg,
-    rgb_to_image_msg)
+    ImageDecodeError, compressed_msg_to_rgb, decode_compressed, decode_raw, encode_raw, image_msg_to_rgb,
+    pixels_to_rgb, raw_pixels, rgb_to_compressed_msg, rgb_to_image_msg)
 
 from support import examples
 
@@ -40,6 +41,28 @@ def test_mono8_decodes_to_grey_rgb():
     np.testing.assert_array_equal(decoded[..., 1], grey)
 
 
+def test_mono8_resized_before_the_colour_conversion_decodes_to_grey_rgb():
+    """OpenCV's resize drops the channel axis of one-channel pixels; the conversion takes them either way."""
+    grey = np.arange(24, dtype=np.uint8).reshape(4, 6)
+    pixels = raw_pixels(4, 6, 'mono8', 6, grey.tobytes())
+    resized = cv2.resize(pixels, (3, 2), interpolation=cv2.INTER_NEAREST)
+    assert resized.ndim == 2
+    decoded = pixels_to_rgb(resized, 'mono8')
+    assert decoded.shape == (2, 3, 3)
+    np.testing.assert_array_equal(decoded[..., 0], resized)
+
+
+def test_decoded_rgb8_with_row_padding_is_contiguous():
+    """rgb8 needs no conversion, so the padded rows are copied out, not handed on as a strided view."""
+    decoded = image_msg_to_rgb(rgb_to_image_msg(random_rgb(), 0, 'c', 'rgb8', row_padding=3))
+    assert decoded.flags['C_CONTIGUOUS']
+
+
+def test_encoding_without_padding_by_default_writes_bare_rows():
+    step, data = encode_raw(random_rgb(7, 5), 'bgr8')
+    assert (step, len(data)) == (15, 7 * 15)
+
+
 @given(height=st.integers(1, 20), width=st.integers(1, 20), padding=st.integers(0, 17),
        encoding=st.sampled_from(['rgb8', 'bgr8', 'rgba8', 'bgra8']), seed=st.integers(0, 1000))
 @examples(60)
@@ -65,6 +88,7 @@ def test_png_is_lossless_and_jpeg_is_close():
     (2, 0, 'rgb8', 6, 0, 'bad_size', 'image size 0x2 is empty or too large'),
     (100000, 100000, 'mono8', 100000, 10, 'bad_size', 'image size 100000x100000'),
     (8192, 8192, 'mono8', 8192, 10, 'truncated', 'image data has 10 bytes'),   # the largest size allowed
+    (8192, 8193, 'mono8', 8193, 10, 'bad_size', 'image size 8193x8192'),       # one column more
 ])
 def test_malformed_images_name_their_reason(height, width, encoding, step, size, reason, message):
     with pytest.raises(ImageDecodeError) as error:
@@ -89,6 +113,17 @@ def test_compressed_payloads_are_what_their_format_says():
     assert compressed_msg_to_rgb(msg).shape == (7, 5, 3)
 
 
+def test_the_default_compressed_format_is_jpeg():
+    msg = rgb_to_compressed_msg(random_rgb(), 0, 'c')
+    assert msg.format == 'jpeg' and bytes(msg.data[:2]) == b'\xff\xd8'
+
+
+def test_an_image_opencv_cannot_compress_is_named_with_its_format():
+    too_wide = np.zeros((1, 70_000, 3), np.uint8)   # JPEG's limit is 65,500 pixels a side
+    with pytest.raises(ValueError, match='OpenCV could not encode jpeg'):
+        rgb_to_compressed_msg(too_wide, 0, 'c', 'jpeg')
+
+
 def test_an_encoding_that_cannot_be_written_is_named():
     with pytest.raises(ValueError, match="cannot encode to 'yuv422'"):
         rgb_to_image_msg(random_rgb(), 0, 'c', 'yuv422')
@@ -105,3 +140,9 @@ def test_corrupt_and_unknown_compressed_payloads_are_rejected():
         compressed_msg_to_rgb(msg)
     assert error.value.reason == 'unknown_encoding'
     assert "unsupported compressed format 'tiff'; expected jpeg or png" in str(error.value)
+
+
+def test_an_empty_compressed_payload_is_corrupt():
+    with pytest.raises(ImageDecodeError) as error:
+        decode_compressed('png', b'')
+    assert error.value.reason == 'corrupt' and 'png payload of 0 bytes does not decode' in str(error.value)

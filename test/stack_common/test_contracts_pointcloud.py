@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from sensor_msgs.msg import PointCloud2, PointField
 
 from stack_common.pointcloud import (
-    MAX_POINTS, CloudDecodeError, array_to_cloud, cloud_dtype, cloud_to_array, decode_cloud, points_xyz,
-    points_xyz_intensity)
+    LIDAR_CHANNELS, MAX_POINTS, CloudDecodeError, array_to_cloud, cloud_dtype, cloud_to_array, decode_cloud,
+    point_channels, points_xyz, points_xyz_intensity)
 
 from support import examples
 
@@ -74,6 +74,20 @@ def test_organised_cloud_with_row_padding():
     msg = array_to_cloud(np.concatenate(rows), 0, 'l')
     decoded = decode_cloud(msg.fields, 12, row_step, 4, 3, False, data)
     np.testing.assert_array_equal(decoded['x'], np.repeat(np.arange(3), 4))
+
+
+def test_a_cloud_whose_row_step_was_left_unset_decodes_as_unpadded_rows():
+    dtype = np.dtype([('x', '<f4'), ('y', '<f4'), ('z', '<f4')])
+    points = np.array([(r, c, 0) for r in range(2) for c in range(3)], dtype)
+    decoded = decode_cloud(array_to_cloud(points, 0, 'l').fields, 12, 0, 3, 2, False, points.tobytes())
+    np.testing.assert_array_equal(decoded, points)
+
+
+def test_an_unpadded_cloud_is_mapped_without_copying():
+    data = bytearray(np.arange(12, dtype='<f4').tobytes())
+    decoded = decode_cloud([X], 4, 8, 2, 6, False, data)   # 6 rows of 2 points, no padding between rows
+    assert np.shares_memory(decoded, np.frombuffer(data, np.uint8))
+    np.testing.assert_array_equal(decoded['x'], np.arange(12))
 
 
 def test_big_endian_cloud():
@@ -166,4 +180,13 @@ def test_coordinates_come_as_float32_and_out_of_range_values_are_dropped_silentl
 def test_cloud_without_xyz_is_rejected():
     with pytest.raises(CloudDecodeError) as error:
         points_xyz(np.zeros(2, [('x', '<f4'), ('intensity', '<f4')]))
-    assert error.value.reason == 'missing_field'
+    assert error.value.reason == 'missing_field' and "cloud has no field(s) ['y', 'z']" in str(error.value)
+
+
+def test_every_lidar_channel_stays_aligned_with_its_points():
+    points = np.array([(1, 2, 3, 10, -1.5), (np.nan, 0, 0, 20, 2.5), (4, 5, 6, 30, 3.5)],
+                      [('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('intensity', '<f4'), ('radial_velocity', '<f4')])
+    xyz, channels = point_channels(points, LIDAR_CHANNELS)
+    np.testing.assert_array_equal(xyz, [[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(channels['intensity'], [10, 30])
+    np.testing.assert_array_equal(channels['radial_velocity'], [-1.5, 3.5])

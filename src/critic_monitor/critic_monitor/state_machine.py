@@ -142,7 +142,14 @@ class TakeoverStateMachine:
         return True, 'takeover request cleared', [self._go(now_ns, TakeoverState.NOMINAL, [])]
 
     def request(self, now_ns: int, reasons: list[CheckResult]) -> list[Transition]:
-        """Request a takeover for ``reasons`` from any state (added to the reasons of a latched request)."""
+        """Request a takeover for ``reasons`` from any state (added to the reasons of a latched request).
+
+        The reasons count as failing now, as a check's failure does: auto-clear waits its period from here, and
+        the same check reported failing next is not a new reason.
+        """
+        for reason in reasons:
+            self._failed_at[reason.check] = now_ns
+        self._last_failure_ns = now_ns
         if self.state != TakeoverState.TAKEOVER_REQUESTED:
             return [self._go(now_ns, TakeoverState.TAKEOVER_REQUESTED, reasons)]
         fresh = {r.check for r in reasons}
