@@ -1,7 +1,7 @@
 """Bad bags: each gives one line naming the file or topic and a non-zero exit, never a traceback.
 
 Run through ``avstack eval`` as a user would; the errors come from
-:mod:`avstack.bag.rosbag` before any model is loaded.
+:mod:`avstack.bag.reader` before any model is loaded.
 """
 
 import os

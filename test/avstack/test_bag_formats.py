@@ -10,10 +10,11 @@ import yaml
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Reader
 
-from avstack.bag.rosbag import (
-    BagError, BagWriter, canonical_cdr, deserialize, from_bag_qos, open_bag, resolve_sensor_topics,
-    serialize,
-)
+from avstack.bag.codec import BagError, canonical_cdr, deserialize, serialize
+from avstack.bag.qos import from_bag_qos
+from avstack.bag.reader import open_bag
+from avstack.bag.sensor_topics import resolve_sensor_topics
+from avstack.bag.writer import BagWriter
 from avstack.offline.stack import DecodeFailure, SensorInput, decoded_inputs
 from stack_common import topics
 from stack_common.config import load_node_config

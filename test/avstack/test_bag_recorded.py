@@ -21,7 +21,9 @@ from rosbags.typesys import Stores, get_typestore
 from std_msgs.msg import String
 
 from avstack import cli
-from avstack.bag.rosbag import BagWriter, deserialize, open_bag, serialize
+from avstack.bag.codec import deserialize, serialize
+from avstack.bag.reader import open_bag
+from avstack.bag.writer import BagWriter
 from avstack.bag.player import BagPlayer
 from avstack.runtime.ros import RosRuntime
 from stack_common import topics

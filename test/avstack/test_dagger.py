@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from avstack.bag.rosbag import deserialize, open_bag
+from avstack.bag.codec import deserialize
+from avstack.bag.reader import open_bag
 from avstack.cli import main
 from planner.checkpoint import load_model
 from stack_common import topics

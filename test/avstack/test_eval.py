@@ -10,7 +10,7 @@ from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Reader
 
 from avstack import cli
-from avstack.bag.rosbag import deserialize
+from avstack.bag.codec import deserialize
 from avstack.offline.report import OdometryTrack, PlannedPath, constant_velocity_plans, open_loop_errors
 from avstack.synthetic.bag import START_NS, SyntheticBagSpec, write_synthetic_bag
 from stack_common import topics

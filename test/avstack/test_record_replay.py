@@ -30,7 +30,8 @@ from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image
 
 from avstack import cli
-from avstack.bag.rosbag import BagWriter, deserialize, serialize
+from avstack.bag.codec import deserialize, serialize
+from avstack.bag.writer import BagWriter
 from avstack.bag.recorder import Recorder
 from avstack.bag.player import BagPlayer, PlaybackClock
 from avstack.runtime.ros import RosRuntime

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 from std_msgs.msg import String
 
-from avstack.bag.rosbag import BagWriter, serialize
+from avstack.bag.codec import serialize
+from avstack.bag.writer import BagWriter
 from avstack.sim.video import write_videos
 from stack_common import topics
 from stack_common.image import rgb_to_image_msg

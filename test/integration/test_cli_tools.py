@@ -15,7 +15,7 @@ from rclpy.node import Node
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Reader
 
-from avstack.bag.rosbag import open_bag
+from avstack.bag.reader import open_bag
 from avstack.cli import main
 from avstack.runtime.observer import StackObserver
 from avstack.runtime.ros import RosRuntime

@@ -19,7 +19,9 @@ from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 
-from avstack.bag.rosbag import BagError, message_class, open_bag, publishing_qos
+from avstack.bag.codec import BagError, message_class
+from avstack.bag.qos import publishing_qos
+from avstack.bag.reader import open_bag
 from avstack.runtime.ros import RosRuntime
 from stack_common import topics
 from stack_common.constants import NS_PER_S

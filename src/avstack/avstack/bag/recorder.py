@@ -22,7 +22,9 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from avstack.bag.rosbag import BURST_DEPTH, BagError, BagWriter, message_class
+from avstack.bag.codec import BagError, message_class
+from avstack.bag.qos import BURST_DEPTH
+from avstack.bag.writer import BagWriter
 from avstack.runtime.ros import RosRuntime
 
 DISCOVERY_PERIOD_S = 0.2

@@ -18,7 +18,9 @@ from mcap.records import Channel, Message, Schema
 from mcap.stream_reader import StreamReader
 from rosbags.rosbag2.metadata import parse_qos
 
-from avstack.bag.rosbag import METADATA_FILE, BagError, BagWriter, open_bag
+from avstack.bag.codec import BagError
+from avstack.bag.reader import METADATA_FILE, open_bag
+from avstack.bag.writer import BagWriter
 
 
 @dataclass

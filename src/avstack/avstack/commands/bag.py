@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
 
 def run_reindex(args) -> int:
-    from avstack.bag.rosbag import BagError
+    from avstack.bag.codec import BagError
     from avstack.bag.recovery import reindex
 
     replace_bag(args.out)

@@ -217,7 +217,7 @@ def exit_code(error: BaseException) -> int | None:
         return EXIT_USAGE
     if not isinstance(error, Exception):
         return None
-    from avstack.bag.rosbag import BagError
+    from avstack.bag.codec import BagError
     from stack_common.checkpoint import CheckpointError
     from stack_common.config import ConfigError
     return EXIT_USAGE if isinstance(error, (BagError, CheckpointError, ConfigError)) else None

@@ -31,7 +31,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if bool(args.topics) == args.all:
         raise UsageError('give TOPIC... or --all (not both)')
-    from avstack.bag.rosbag import STORAGES
+    from avstack.bag.writer import STORAGES
     from avstack.bag.recorder import Recorder
     from avstack.runtime.ros import RosRuntime
 

@@ -42,7 +42,7 @@ def run(args) -> int:
         raise UsageError('--rate and --clock must be > 0, --start-offset >= 0')
     from tqdm import tqdm
 
-    from avstack.bag.rosbag import BagError
+    from avstack.bag.codec import BagError
     from avstack.bag.player import BagPlayer
     from avstack.runtime.ros import RosRuntime
     from stack_common import topics

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from avstack.bag.rosbag import STORAGES
+    from avstack.bag.writer import STORAGES
     from avstack.synthetic.bag import DISTROS, SyntheticBagSpec, write_synthetic_bag
 
     if args.storage not in STORAGES or args.distro not in DISTROS:

@@ -34,7 +34,10 @@ import xxhash
 from std_msgs.msg import String
 from tqdm import tqdm
 
-from avstack.bag.rosbag import BagWriter, open_bag, resolve_sensor_topics, serialize
+from avstack.bag.codec import serialize
+from avstack.bag.reader import open_bag
+from avstack.bag.sensor_topics import resolve_sensor_topics
+from avstack.bag.writer import BagWriter
 from avstack.offline.report import (
     OdometryTrack, PlannedPath, constant_velocity_plans, latency_summary, open_loop_errors, plot_latency, plot_paths,
     plot_takeover_timeline,

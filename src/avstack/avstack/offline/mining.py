@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from avstack.bag.rosbag import BagWriter, open_bag, resolve_sensor_topics
+from avstack.bag.reader import open_bag
+from avstack.bag.sensor_topics import resolve_sensor_topics
+from avstack.bag.writer import BagWriter
 from avstack.offline.stack import FrameResult, OfflineConfig, OfflineStack, decoded_inputs
 
 TAG_THRESHOLD = 0.5

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from avstack.bag.rosbag import deserialize, open_bag
+from avstack.bag.codec import deserialize
+from avstack.bag.reader import open_bag
 from avstack.commands.options import CommandParser
 from avstack.offline.evaluate import OUTPUT_BAG, evaluate
 from avstack.offline.stack import OfflineConfig

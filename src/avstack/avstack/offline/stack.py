@@ -26,7 +26,9 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from avstack.bag.rosbag import Bag, BagMessage, SensorTopic, SensorTopics, deserialize
+from avstack.bag.codec import deserialize
+from avstack.bag.reader import Bag, BagMessage
+from avstack.bag.sensor_topics import SensorTopic, SensorTopics
 from critic_monitor.monitor import CriticCore, lidar_topics
 from critic_monitor.state_machine import Transition
 from perception_llm.camera_encoder import camera_rgb

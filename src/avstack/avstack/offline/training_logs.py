@@ -16,7 +16,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from avstack.bag.rosbag import Bag, SensorTopics, deserialize, open_bag, resolve_sensor_topics
+from avstack.bag.codec import deserialize
+from avstack.bag.reader import Bag, open_bag
+from avstack.bag.sensor_topics import SensorTopics, resolve_sensor_topics
 from avstack.offline.stack import OfflineConfig, OfflineStack, decoded_inputs
 from perception_llm.pipeline import FrameInputs
 from planner.model import ModelConfig

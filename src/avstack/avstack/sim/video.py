@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avstack.bag.rosbag import deserialize, open_bag
+from avstack.bag.codec import deserialize
+from avstack.bag.reader import open_bag
 from sim_bridge.camera import TopDownView
 from stack_common import topics
 from stack_common.constants import NS_PER_S

@@ -22,7 +22,9 @@ import yaml
 from rclpy.serialization import serialize_message
 from rosbags.typesys import get_types_from_msg
 
-from avstack.bag.rosbag import BagWriter, CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, METADATA_FILE, ODOMETRY_TYPE
+from avstack.bag.codec import CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, ODOMETRY_TYPE
+from avstack.bag.reader import METADATA_FILE
+from avstack.bag.writer import BagWriter
 from avstack.synthetic.scene import SyntheticScene
 from stack_common import topics
 from stack_common.constants import NS_PER_S
