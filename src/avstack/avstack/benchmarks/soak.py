@@ -18,7 +18,7 @@ import numpy as np
 
 from avstack.benchmarks import Measurement
 from avstack.benchmarks.stack import resident_mb, source_process
-from avstack.commands.sensors import STAMPS_FILE
+from avstack.synthetic import STAMPS_FILE
 from avstack.runtime.launcher import Launcher
 from avstack.runtime.observer import StackObserver
 from avstack.runtime.paths import default_config

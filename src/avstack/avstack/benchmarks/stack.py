@@ -32,7 +32,7 @@ import numpy as np
 import psutil
 
 from avstack.benchmarks import Measurement
-from avstack.commands.sensors import STAMPS_FILE
+from avstack.synthetic import STAMPS_FILE
 from avstack.runtime.launcher import LAYOUTS, Launcher
 from avstack.runtime.observer import StackObserver
 from avstack.runtime.paths import default_config

@@ -3,8 +3,7 @@
 import json
 
 from avstack.commands.options import UsageError, add_command, add_duration, add_out, stop_on_signals
-
-STAMPS_FILE = 'stamps.json'
+from avstack.synthetic import STAMPS_FILE
 
 
 def register(subparsers) -> None:
