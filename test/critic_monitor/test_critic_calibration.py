@@ -14,7 +14,7 @@ from critic_monitor.collision import Footprint, LidarFilter, along_axis_velocity
 from critic_monitor.geometry import PlanPath, Pose2D
 from stack_common.odometry import EgoState
 from stack_common.trajectory import Trajectory
-from test_critic_checks import S, profile_plan, reasons_of, started
+from critic_drive import S, profile_plan, reasons_of, started
 
 STOPPING = {'severity': 'warn', 'decel_mps2': 3.0, 'margin_m': 2.0, 'min_speed_mps': 0.28}
 START = {'severity': 'warn', 'max_lateral_m': 1.0, 'max_heading_rad': 0.5}

@@ -13,7 +13,7 @@ from critic_monitor.state_machine import TakeoverState
 from stack_common.odometry import EgoState
 from stack_common.pointcloud import points_xyz
 
-from test_critic_checks import CAMERA, PLAN_LATENCY_NS, S, T0, critic_config, profile_plan, reasons_of, started
+from critic_drive import CAMERA, PLAN_LATENCY_NS, S, T0, critic_config, profile_plan, reasons_of, started
 
 VEHICLE = {'length_m': 4.8, 'width_m': 1.9, 'rear_overhang_m': 1.0}
 BODY = Footprint.from_config(VEHICLE)

@@ -41,7 +41,7 @@ from stack_common.constants import NS_PER_S
 from stack_common.timeutil import ns_to_stamp
 from stack_common.trajectory import Trajectory, trajectory_to_path
 
-from test_critic_checks import box_points
+from critic_drive import box_points
 
 STARTUP_TIMEOUT_S = 60.0
 WATCHDOGS = ('trajectory_timeout', 'camera_timeout', 'lidar_timeout', 'odometry_timeout')

@@ -14,7 +14,7 @@ from critic_monitor.state_machine import TakeoverState
 from stack_common import topics
 from stack_common.odometry import EgoState
 
-from test_critic_checks import CAMERA, PLAN_LATENCY_NS, S, T0, TICK_NS, critic_config, profile_plan
+from critic_drive import CAMERA, PLAN_LATENCY_NS, S, T0, TICK_NS, critic_config, profile_plan
 
 LIDAR = topics.lidar_topic('top')
 INPUTS = ('camera', 'lidar', 'odometry', 'planner')

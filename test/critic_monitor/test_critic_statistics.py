@@ -8,7 +8,7 @@ import pytest
 from critic_monitor.statistics import LatencyWindow, TakeoverStatistics
 from stack_common.odometry import EgoState
 
-from test_critic_checks import S, T0, Drive, with_nan
+from critic_drive import S, T0, Drive, with_nan
 
 ODOMETRY_HZ = 20
 

@@ -9,7 +9,7 @@ from critic_monitor.checks import check_validity
 from critic_monitor.state_machine import TakeoverState
 from stack_common.trajectory import Trajectory
 
-from test_critic_checks import T0, Drive, critic_config, profile_plan
+from critic_drive import T0, Drive, critic_config, profile_plan
 
 VALIDITY = critic_config()['checks']['validity']
 

@@ -16,7 +16,7 @@ from stack_common.config import load_node_config, merge_documents, read_params_f
 from stack_common.frames import FramePolicy
 
 from support import REPO, STACK_CONFIG
-from test_critic_checks import Drive, box_points, profile_plan, reasons_of
+from critic_drive import Drive, box_points, profile_plan, reasons_of
 
 LIDAR_TRANSLATION, LIDAR_RPY = (1.2, -0.4, 1.9), (0.03, -0.04, 0.6)
 MS = 1_000_000
