@@ -1,9 +1,15 @@
 """Helpers of the tests that run the whole stack: the shipped critic config (and what a loaded machine and the
 shipped model on the synthetic road change in it), a stack seen NOMINAL, the reset service."""
 
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
+import psutil
 import yaml
 from std_srvs.srv import Trigger
 
@@ -103,3 +109,55 @@ def wait_until_nominal(observer: StackObserver, count: int = 10, clear_s: float 
 
 def takeover_reasons(observer: StackObserver) -> list[list[tuple[str, str]]]:
     return [[(r.check, r.message) for r in t.reasons] for t in observer.takeovers]
+
+
+PROCESSES = ('driving_process', 'critic_node')   # the composed layout, avstack up's default
+
+
+class Up:
+    """`avstack up` as a child process whose output lines are collected as they come."""
+
+    def __init__(self, *arguments: str):
+        self.process = subprocess.Popen([sys.executable, '-m', 'avstack.cli', 'up', *arguments],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        env=dict(os.environ, PYTHONUNBUFFERED='1'))
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait_for(self, predicate, timeout_s: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: predicate(self.lines), timeout_s)
+
+    def node_pid(self, name: str) -> int:
+        return next(c.pid for c in psutil.Process(self.process.pid).children()
+                    if any(name in part for part in c.cmdline()))
+
+    def wait_ready(self) -> None:
+        # every node has logged through the launcher's prefix once it is up
+        assert self.wait_for(lambda lines: all(any(line.startswith(f'[{n}]') for line in lines) for n in PROCESSES),
+                             STARTUP_TIMEOUT_S), ''.join(self.lines)
+
+    def log(self) -> str:
+        with self.changed:
+            return ''.join(self.lines[-40:])
+
+    def stop(self) -> int:
+        """Ctrl-C and wait for the exit code; what still runs after a minute is killed."""
+        if self.process.poll() is None:
+            nodes = psutil.Process(self.process.pid).children(recursive=True)
+            self.process.send_signal(signal.SIGINT)
+            try:
+                return self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                for process in [*nodes, self.process]:
+                    process.kill()
+        return self.process.wait(10)

@@ -11,8 +11,6 @@ shipped model's plans fail there off, staleness for a loaded machine). Sensors c
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -29,61 +27,11 @@ from stack_common.config import load_node_config
 from stack_common.qos import LATCHED_QOS
 
 from support import STACK_CONFIG
-from stack_helpers import (LOADED_MACHINE_STARTUP_GRACE_S, NEVER_HEARD, STARTUP_TIMEOUT_S, shipped_critic,
-                           stack_config, takeover_reasons, wait_until_nominal)
+from stack_helpers import (LOADED_MACHINE_STARTUP_GRACE_S, NEVER_HEARD, PROCESSES, STARTUP_TIMEOUT_S, Up,
+                           shipped_critic, stack_config, takeover_reasons, wait_until_nominal)
 
-PROCESSES = ('driving_process', 'critic_node')   # the composed layout, avstack up's default
 MARGIN_S = 0.1   # the critic's 50 Hz timer, scheduling and the DDS hop to this process
 LINGER_S = 3.0   # how long the stopped critic serves its last request to late joiners here
-
-
-class Up:
-    """`avstack up` as a child process whose output lines are collected as they come."""
-
-    def __init__(self, *arguments: str):
-        self.process = subprocess.Popen([sys.executable, '-m', 'avstack.cli', 'up', *arguments],
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        env=dict(os.environ, PYTHONUNBUFFERED='1'))
-        self.lines: list[str] = []
-        self.changed = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            with self.changed:
-                self.lines.append(line)
-                self.changed.notify_all()
-        with self.changed:
-            self.changed.notify_all()
-
-    def wait_for(self, predicate, timeout_s: float) -> bool:
-        with self.changed:
-            return self.changed.wait_for(lambda: predicate(self.lines), timeout_s)
-
-    def node_pid(self, name: str) -> int:
-        return next(c.pid for c in psutil.Process(self.process.pid).children()
-                    if any(name in part for part in c.cmdline()))
-
-    def wait_ready(self) -> None:
-        # every node has logged through the launcher's prefix once it is up
-        assert self.wait_for(lambda lines: all(any(line.startswith(f'[{n}]') for line in lines) for n in PROCESSES),
-                             STARTUP_TIMEOUT_S), ''.join(self.lines)
-
-    def log(self) -> str:
-        with self.changed:
-            return ''.join(self.lines[-40:])
-
-    def stop(self) -> int:
-        """Ctrl-C and wait for the exit code; what still runs after a minute is killed."""
-        if self.process.poll() is None:
-            nodes = psutil.Process(self.process.pid).children(recursive=True)
-            self.process.send_signal(signal.SIGINT)
-            try:
-                return self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                for process in [*nodes, self.process]:
-                    process.kill()
-        return self.process.wait(10)
 
 
 @pytest.fixture

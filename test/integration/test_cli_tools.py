@@ -25,7 +25,7 @@ from stack_common.qos import PLAN_QOS
 from bagtools import small_bag, storage_file
 from support import SHARED_DATA
 from stack_helpers import STARTUP_TIMEOUT_S, shipped_critic
-from test_avstack_up import Up
+from stack_helpers import Up
 
 RECORDED = SHARED_DATA / 'rosbag2_recorded'
 

@@ -13,7 +13,7 @@ from stack_common.camera_info import (
 )
 from stack_common.tokens import Modality
 
-from test_perception_core import feed_frame, stack_config
+from perception_frames import feed_frame, perception_config
 
 STACK_INTRINSICS = Intrinsics(800.0, 800.0, 640.0, 360.0, (), (1280, 720))
 
@@ -57,7 +57,7 @@ def camera_anchors(core: PerceptionCore, k: int):
 
 
 def test_a_camera_without_intrinsics_gets_them_from_camera_info_and_says_so_until_then():
-    config = stack_config()
+    config = perception_config()
     config['camera']['front']['intrinsics'] = []
     core = PerceptionCore(config)
     frame, anchors = camera_anchors(core, 0)
@@ -67,12 +67,12 @@ def test_a_camera_without_intrinsics_gets_them_from_camera_info_and_says_so_unti
     frame, anchors = camera_anchors(core, 1)
     assert frame.no_intrinsics == []
     # as with the same intrinsics from the config: the road just ahead at the bottom centre
-    _, configured = camera_anchors(PerceptionCore(stack_config()), 1)
+    _, configured = camera_anchors(PerceptionCore(perception_config()), 1)
     np.testing.assert_allclose(anchors, configured, atol=1e-4)
 
 
 def test_the_latest_camera_info_replaces_the_configured_intrinsics():
-    core = PerceptionCore(stack_config())
+    core = PerceptionCore(perception_config())
     _, before = camera_anchors(core, 0)
     zoomed = Intrinsics(1600.0, 1600.0, 640.0, 360.0, (), (1280, 720))   # twice the focal length
     core.set_intrinsics('front', zoomed)
@@ -84,7 +84,7 @@ def test_the_latest_camera_info_replaces_the_configured_intrinsics():
 
 def test_a_camera_info_for_another_image_size_is_flagged():
     warnings = []
-    core = PerceptionCore(stack_config(), warn=warnings.append)
+    core = PerceptionCore(perception_config(), warn=warnings.append)
     core.set_intrinsics('front', Intrinsics(800.0, 800.0, 960.0, 540.0, (), (1920, 1080)))
     feed_frame(core, 0)
     assert core.flagged['camera/front/intrinsics_size'] == 1
@@ -93,4 +93,4 @@ def test_a_camera_info_for_another_image_size_is_flagged():
 
 def test_intrinsics_for_an_unconfigured_camera_are_refused():
     with pytest.raises(KeyError, match='rear'):
-        PerceptionCore(stack_config()).set_intrinsics('rear', STACK_INTRINSICS)
+        PerceptionCore(perception_config()).set_intrinsics('rear', STACK_INTRINSICS)

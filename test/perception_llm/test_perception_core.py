@@ -4,42 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-from avstack.synthetic.scene import SyntheticScene
 from perception_llm.ego import EGO_FEATURE_SCALE, EgoHistory
 from perception_llm.pipeline import PerceptionCore
-from stack_common.config import ConfigError, load_node_config
+from stack_common.config import ConfigError
 from stack_common.odometry import EgoState
 from stack_common.pointcloud import points_xyz_intensity
 from stack_common.tokens import Modality
+from perception_frames import MS, PERIOD, SCENE, feed_frame, perception_config
 
-from support import STACK_CONFIG
-
-MS = 1_000_000
-PERIOD = 100 * MS
-SCENE = SyntheticScene()
-
-
-def stack_config() -> dict:
-    return load_node_config('perception_llm', 'perception_node', STACK_CONFIG)
-
-
-def feed_frame(core: PerceptionCore, k: int, camera=True, lidar=True, odometry=True, base_ns=10_000 * MS):
-    """Frame k of the synthetic scene at 10 Hz; returns the sets it completed."""
-    stamp = base_ns + k * PERIOD
-    ready = []
-    if odometry:
-        core.add_odometry(EgoState(stamp, SCENE.speed_mps * k / 10, 0.0, 0.0, SCENE.speed_mps))
-    if camera:
-        ready += core.add_camera('front', stamp, SCENE.camera(k / 10), stamp + 5 * MS)
-    if lidar:
-        points, intensity = points_xyz_intensity(SCENE.lidar(k / 10))
-        ready += core.add_lidar('top', stamp + 3 * MS, points, intensity, stamp + 20 * MS)
-    return ready
 
 
 @pytest.fixture(scope='module')
 def full_frame():
-    core = PerceptionCore(stack_config())
+    core = PerceptionCore(perception_config())
     [synced] = feed_frame(core, 0)
     return core, core.tokenize(synced)
 
@@ -52,7 +29,7 @@ def test_a_full_frame_has_every_token_with_the_camera_stamp(full_frame):
     assert tokens.count(Modality.CAMERA) == 32 and tokens.count(Modality.EGO) == 1 and tokens.dim == 64
     assert np.isfinite(tokens.embedding).all()
     # one BEV token per 4 m block that holds a return, none for empty blocks
-    inputs = core.preprocess(feed_frame(PerceptionCore(stack_config()), 0)[0])
+    inputs = core.preprocess(feed_frame(PerceptionCore(perception_config()), 0)[0])
     occupied = inputs.bev[0].reshape(20, 8, 15, 8).max(axis=(1, 3)).ravel() > 0
     assert 0 < tokens.count(Modality.LIDAR) == occupied.sum() < 300
     lidar = tokens.modality == Modality.LIDAR
@@ -77,7 +54,7 @@ def test_camera_tokens_are_anchored_on_the_lidar_returns_they_see(full_frame):
 
 
 def test_a_silent_lidar_gives_camera_and_ego_tokens_with_the_lidar_reported_missing(full_frame):
-    core = PerceptionCore(stack_config())
+    core = PerceptionCore(perception_config())
     assert feed_frame(core, 0, lidar=False) == []
     stamp = 10_000 * MS
     assert core.poll(stamp + 5 * MS + 149 * MS) == []
@@ -92,7 +69,7 @@ def test_a_silent_lidar_gives_camera_and_ego_tokens_with_the_lidar_reported_miss
 
 
 def test_without_recent_odometry_there_is_no_ego_token_and_odometry_is_missing():
-    core = PerceptionCore(stack_config())
+    core = PerceptionCore(perception_config())
     [synced] = feed_frame(core, 0, odometry=False)
     frame = core.tokenize(synced)
     assert frame.missing == ['odometry'] and frame.tokens.count(Modality.EGO) == 0
@@ -114,7 +91,7 @@ def test_the_ego_token_reads_speed_yaw_rate_and_acceleration():
 
 
 def test_time_going_back_clears_queues_and_history_and_never_raises():
-    core = PerceptionCore(stack_config())
+    core = PerceptionCore(perception_config())
     for k in range(5):
         feed_frame(core, k)
     feed_frame(core, 5, lidar=False)                          # a camera frame left waiting
@@ -129,7 +106,7 @@ def test_time_going_back_clears_queues_and_history_and_never_raises():
 
 
 def test_two_cameras_and_two_lidars_fill_the_static_layout_and_merge_the_lidars():
-    config = stack_config()
+    config = perception_config()
     config['cameras'], config['lidars'] = ['front', 'rear'], ['top', 'bumper']
     config['camera']['rear'] = dict(config['camera']['front'], topic='', rotation_rpy_rad=[-1.5707963, 0.0, 1.5707963])
     config['lidar']['bumper'] = dict(config['lidar']['top'], topic='', translation_m=[3.5, 0.0, 0.5])
@@ -153,7 +130,7 @@ def test_two_cameras_and_two_lidars_fill_the_static_layout_and_merge_the_lidars(
 
 
 def test_fuse_is_batchable_over_frames_and_equals_the_live_tokens():
-    core = PerceptionCore(stack_config())
+    core = PerceptionCore(perception_config())
     frames = [core.preprocess(feed_frame(core, k)[0]) for k in range(3)]
     frames[1].camera_present[:] = False                        # as if the camera was missing in frame 1
     batch = {key: torch.cat([f.batch()[key] for f in frames]) for key in frames[0].batch()}
@@ -169,17 +146,17 @@ def test_fuse_is_batchable_over_frames_and_equals_the_live_tokens():
 
 
 def test_sensor_configuration_errors_name_the_key():
-    config = stack_config()
+    config = perception_config()
     config['camera']['side'] = dict(config['camera']['front'])
     with pytest.raises(ConfigError, match=r'camera\.side .* not in cameras'):
         PerceptionCore(config)
-    config = stack_config()
+    config = perception_config()
     config['lidar']['top']['rotation_quat_xyzw'] = [0.0, 0.0, 0.0, 0.0]
     with pytest.raises(ConfigError, match=r'lidar\.top: quaternion'):
         PerceptionCore(config)
 
 
 def test_an_unconfigured_sensor_name_is_a_clear_error():
-    core = PerceptionCore(stack_config())
+    core = PerceptionCore(perception_config())
     with pytest.raises(KeyError, match="camera 'rear' is not configured"):
         core.add_camera('rear', 0, np.zeros((10, 10, 3), np.uint8), 0)

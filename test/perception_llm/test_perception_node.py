@@ -34,7 +34,7 @@ from stack_common.timeutil import stamp_to_ns
 from stack_common.tokens import Modality, cloud_to_tokens
 
 from support import STACK_CONFIG
-from test_perception_real_data import decoded, real_config, real_params, scene_messages
+from real_sample import decoded, real_config, real_params, scene_messages
 
 PERCEPTION = tuple(n for n in STACK_NODES if n.name == 'perception_node')
 STARTUP_TIMEOUT_S = 60.0
