@@ -12,7 +12,7 @@ import pytest
 
 from critic_monitor.checks import (
     CheckResult, SelfDoubt, check_kinematics, check_silence, check_staleness, check_start_deviation, check_stopping,
-    check_trajectory_shift, collision_result, plan_is_usable)
+    check_trajectory_shift, collision_result, kinematics, plan_is_usable)
 from critic_monitor.collision import CollisionResult
 from critic_monitor.geometry import PlanPath, Pose2D
 from critic_monitor.monitor import CriticCore
@@ -366,6 +366,8 @@ def test_staleness_reports_the_age_against_its_limit_and_an_age_at_the_limit_pas
     assert check_staleness(0.3, cfg).ok
     old = check_staleness(0.45, cfg)
     assert (old.ok, old.message, old.value, old.threshold) == (False, 'plan is 450 ms old at receipt', 0.45, 0.3)
+    assert check_staleness(2.0, cfg).message == 'plan is 2000 ms old at receipt'
+    assert check_staleness(0.25, {'severity': 'warn', 'max_age_s': 3.0}).message == '250 ms old at receipt'
 
 
 KINEMATICS = {check: {'enabled': True, 'severity': 'warn', key: limit} for check, key, limit in (
@@ -406,6 +408,15 @@ def test_a_kinematic_value_at_its_limit_passes_and_above_it_fails_with_the_limit
     assert above.message == 'point interval 4 m at t=0.25 s exceeds 3.5 m'
 
 
+def test_curvature_and_lateral_acceleration_of_a_circle_are_one_over_its_radius_and_v_squared_over_it():
+    angle = 8.0 * 0.5 * np.arange(1, 9) / 20.0   # 8 m/s around a circle of 20 m to the right
+    plan = Trajectory(0, 'base_link', 0.5 * np.arange(1, 9),
+                      np.stack([20.0 * np.sin(angle), -20.0 * (1 - np.cos(angle))], 1), -angle)
+    k = kinematics(PlanPath.from_trajectory(plan))
+    np.testing.assert_allclose(k.curvature_1pm, -1 / 20.0, rtol=1e-3)
+    np.testing.assert_allclose(k.lat_accel_mps2, -8.0 ** 2 / 20.0, rtol=1e-2)   # speeds along chords
+
+
 def test_a_plan_too_short_to_measure_its_curvature_passes_it_with_zero_and_says_nowhere():
     path = PlanPath.from_trajectory(profile_plan(0, speed=lambda t: 0.5))   # 2 m in 4 s: no 2 m on both sides
     curvature = {r.check: r for r in check_kinematics(path, KINEMATICS)}['curvature']
@@ -437,18 +448,26 @@ def heading_north(t_s, x_m, y_m) -> PlanPath:
 
 
 def test_trajectory_shift_splits_the_difference_along_the_previous_plans_heading_in_the_current_frame():
-    # the previous plan, 0.1 s older, drove along +x of its own frame, which is +y of the current one
+    # the previous plan, 0.1 s older, drove along +x of its own frame, which is 60 degrees left in the current one
     t_s = 0.5 * np.arange(1, 9)
     previous = PlanPath.from_trajectory(Trajectory(0, 'base_link', t_s, np.stack([10.0 * t_s, 0.0 * t_s], 1),
                                                    np.zeros(8)))
-    previous_in_current = Pose2D(0.0, -1.0, np.pi / 2)
-    # the current one 0.3 m to the right (+x) and behind, by 0.35 m at now (0.5 s after its stamp), less later
-    current = heading_north(t_s, lambda t: 0.3 + 0 * t, lambda t: -0.4 * (1 - t / 4))
+    yaw = np.radians(60.0)
+    previous_in_current = Pose2D(0.0, 0.0, yaw)
+
+    def along_previous(forward, right):
+        """A plan on the previous one's line, ``forward(t)`` ahead of it and ``right`` to its right."""
+        along = 10.0 * (t_s + 0.1) + forward(t_s)
+        xy = np.stack([along * np.cos(yaw) + right * np.sin(yaw), along * np.sin(yaw) - right * np.cos(yaw)], 1)
+        return PlanPath.from_trajectory(Trajectory(0, 'base_link', t_s, xy, np.full(8, yaw)))
+
+    # the current one 0.3 m to the right and behind, by 0.35 m at now (0.5 s after its stamp), less later
+    current = along_previous(lambda t: -0.4 * (1 - t / 4), 0.3)
     jumped = check_trajectory_shift(previous, current, previous_in_current, 0.1, 0.5, SHIFT)
     assert (jumped.ok, jumped.value, jumped.threshold) == (False, pytest.approx(0.35), 0.3)
     assert jumped.message == ('plan jumped backward 0.35 m against the previous one (limit 0.30 m; '
                               'lateral 0.30 m, forward 0.00 m, backward 0.35 m)')
-    ahead = check_trajectory_shift(previous, heading_north(t_s, lambda t: -0.2 + 0 * t, lambda t: 0.5 + 0 * t),
+    ahead = check_trajectory_shift(previous, along_previous(lambda t: 0.5 + 0 * t, -0.2),
                                    previous_in_current, 0.1, 0.5, SHIFT)
     assert ahead == CheckResult('trajectory_shift', True, 'warn', 'lateral 0.20 m, forward 0.50 m, backward 0.00 m',
                                 pytest.approx(0.2), 1.0)
@@ -483,6 +502,7 @@ def test_collision_result_says_why_it_passes_and_a_contact_at_the_horizon_fails(
 
 def test_self_doubt_counts_each_low_quantity_at_its_threshold_as_good_and_a_good_plan_restarts_the_run():
     doubt = SelfDoubt({'severity': 'warn', 'min_plan_score': 0.05, 'min_confidence': 0.2, 'consecutive_plans': 2})
+    assert SelfDoubt(doubt.cfg).update(Assessment(0, 0, plan_score=0.01, confidence=0.1)).ok, 'one low plan is not M'
     at_thresholds = doubt.update(Assessment(0, 0, plan_score=0.05, confidence=0.2))
     assert at_thresholds == CheckResult('self_doubt', True, 'warn', 'score 0.050, confidence 0.200', 0.05, 0.05)
     low = Assessment(0, 0, plan_score=0.6, confidence=0.1)
@@ -505,6 +525,8 @@ def test_a_watchdog_result_says_how_long_its_input_has_been_silent_and_on_which_
                                                              'last camera 40 ms ago', 0.04, 0.3)
     assert check_silence('lidar', 0.35, cfg, '/sensors/lidar/top/points') == CheckResult(
         'lidar_timeout', False, 'critical', 'no lidar for 350 ms on /sensors/lidar/top/points', 0.35, 0.3)
+    assert check_silence('lidar', 2.5, cfg).message == 'no lidar for 2500 ms'
+    assert check_silence('lidar', 2.5, {'severity': 'warn', 'timeout_s': 5.0}).message == 'last lidar 2500 ms ago'
     assert check_silence('camera', 0.2, cfg, '/c', seen=False) == CheckResult(
         'camera_timeout', True, 'critical', 'start-up: waiting for the first camera message on /c', 0.2, 0.3)
 
