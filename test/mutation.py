@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 WORKSPACE = REPO / 'build' / 'mutation'
 PACKAGES = ('stack_common', 'critic_monitor', 'perception_llm', 'planner', 'avstack')
 CRITIC_TESTS = ['test/critic_monitor/test_critic_checks.py', 'test/critic_monitor/test_critic_validity.py',
-                'test/critic_monitor/test_critic_collision.py', 'test/critic_monitor/test_state_machine.py']
+                'test/critic_monitor/test_critic_collision.py', 'test/critic_monitor/test_critic_calibration.py',
+                'test/critic_monitor/test_state_machine.py']
 CONVERSION_TESTS = ['test/stack_common/test_contracts_pointcloud.py', 'test/stack_common/test_contracts_image.py',
                     'test/stack_common/test_contracts_messages.py', 'test/stack_common/test_boundary.py']
 # module -> (mutant names it owns, the fast unit tests that must kill them)

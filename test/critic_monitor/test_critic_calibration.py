@@ -6,11 +6,14 @@ stay caught.
 """
 
 
+import math
+
 import numpy as np
 import pytest
 
 from critic_monitor.checks import check_start_deviation, check_stopping, kinematics
-from critic_monitor.collision import Footprint, LidarFilter, along_axis_velocity, first_moving_contact, sweep_poses
+from critic_monitor.collision import (
+    Footprint, LidarFilter, Sweep, along_axis_velocity, first_moving_contact, sweep_poses)
 from critic_monitor.geometry import PlanPath, Pose2D
 from stack_common.odometry import EgoState
 from stack_common.trajectory import Trajectory
@@ -170,3 +173,94 @@ def test_a_moving_contact_is_reported_where_the_point_is_at_that_time():
     late = first_moving_contact(sweep, footprint, points, receding, 2.0)
     assert late.contact and 1.5 <= late.time_s <= 1.6
     np.testing.assert_allclose(late.point_xy, [10.0 + 6.0 * late.time_s, 0.0], atol=1e-4)
+
+
+def test_a_lidar_off_the_vehicle_centre_measures_each_beam_from_where_it_sits():
+    # on the front bumper, 0.5 m left of the axis: a point 0.6 m ahead of it, another 10 m to its left
+    lidar = LidarFilter((3.5, 0.5, 0.8), (0.0, 0.0, 0.0), 0.3, 2.5, 100.0, Footprint(3.8, 1.0, 0.95))
+    xy, beams, _ = lidar(np.array([[0.6, 0.0, 0.0], [0.0, 10.0, 0.0]], np.float32), np.zeros(2, np.float32))
+    np.testing.assert_allclose(xy, [[4.1, 0.5], [3.5, 10.5]], atol=1e-6)
+    np.testing.assert_allclose(beams, [[1.0, 0.0], [0.0, 1.0]], atol=1e-6)
+
+
+def test_a_moving_point_exactly_60_degrees_off_the_heading_counts_as_ahead():
+    beams = np.array([[0.5, math.sqrt(3) / 2], [0.49, math.sqrt(1 - 0.49 ** 2)]], np.float32)
+    velocity = along_axis_velocity(beams, np.array([5.0, 5.0], np.float32))
+    np.testing.assert_allclose(velocity, [[10.0, 0.0], [0.0, 0.0]], atol=1e-5)
+
+
+def brute_force_moving_contact(sweep, footprint: Footprint, points, velocity, until_s: float):
+    """The reference: every pose up to ``until_s`` against every moved point, with a Python loop over poses;
+    (pose, the point furthest ahead in that footprint where it is then) or None."""
+    for k in range(len(sweep)):
+        if sweep.t_s[k] > until_s:
+            return None
+        c, s = math.cos(sweep.heading[k]), math.sin(sweep.heading[k])
+        moved = points + velocity * sweep.t_s[k]
+        dx, dy = moved[:, 0] - sweep.xy[k, 0], moved[:, 1] - sweep.xy[k, 1]
+        lon, lat = c * dx + s * dy, c * dy - s * dx
+        inside = (lon >= -footprint.rear_m) & (lon <= footprint.front_m) & (np.abs(lat) <= footprint.half_width_m)
+        if inside.any():
+            return k, moved[np.flatnonzero(inside)[np.argmax(lon[inside])]]
+    return None
+
+
+@pytest.mark.parametrize('seed', range(40))
+def test_first_moving_contact_agrees_with_a_brute_force_check(seed):
+    """Moving points on curved plans, until any time (one of the poses' own times in half the cases)."""
+    rng = np.random.default_rng(seed)
+    speed, curvature = rng.uniform(0.0, 20.0), rng.uniform(-0.2, 0.2)
+    plan = profile_plan(0, speed=lambda t: speed, curvature=lambda t: curvature)
+    sweep = sweep_poses(PlanPath.from_trajectory(plan), rng.uniform(0.3, 2.0))
+    footprint = Footprint.from_config({'length_m': 4.8, 'width_m': 1.9, 'rear_overhang_m': 1.0}, 0.2)
+    n = int(rng.integers(1, 300))
+    points = rng.uniform([-10, -30], [90, 30], size=(n, 2)).astype(np.float32)
+    velocity = rng.uniform(-25, 25, size=(n, 2)).astype(np.float32)
+    until_s = float(sweep.t_s[rng.integers(0, len(sweep))]) if seed % 2 else float(rng.uniform(-0.2, 4.5))
+    result = first_moving_contact(sweep, footprint, points, velocity, until_s)
+    expected = brute_force_moving_contact(sweep, footprint, points.astype(float), velocity.astype(float), until_s)
+    assert result.contact is (expected is not None)
+    if expected is not None:
+        assert result.pose_index == expected[0]
+        assert (result.time_s, result.distance_m) == pytest.approx((sweep.t_s[expected[0]], sweep.s[expected[0]]))
+        np.testing.assert_allclose(result.point_xy, expected[1], atol=1e-3)
+
+
+def test_a_moving_contact_counts_from_the_plans_start_up_to_and_with_its_last_pose():
+    sweep = sweep_poses(PlanPath.from_trajectory(profile_plan(0, speed=lambda t: 10.0)), 0.5)
+    footprint, still = Footprint(3.8, 1.0, 0.95), np.zeros((1, 2), np.float32)
+    at_start = first_moving_contact(sweep, footprint, np.array([[2.0, 0.0]], np.float32), still, 0.0)
+    assert at_start.contact is True and at_start.pose_index == 0 and at_start.time_s == 0.0
+    # the front meets a point 10 m ahead at the pose 6.2 m on: exactly at until_s, it counts
+    k = int(np.argmax(sweep.s >= 6.2 - 1e-9))
+    ahead = np.array([[10.0, 0.0]], np.float32)
+    assert first_moving_contact(sweep, footprint, ahead, still, float(sweep.t_s[k])).pose_index == k
+    assert first_moving_contact(sweep, footprint, ahead, still, float(sweep.t_s[k - 1])).contact is False
+    assert first_moving_contact(sweep, footprint, ahead, still, -0.1).contact is False   # before the plan
+
+
+def test_a_moving_contact_names_the_point_furthest_ahead_and_counts_the_points_near_the_plan():
+    # a straight plan 5 m left of the ego's axis, from x = 0 to 10 m in 1 s
+    x = 0.5 * np.arange(21)
+    sweep = Sweep(x / 10.0, np.stack([x, np.full(21, 5.0)], 1), np.zeros(21), x)
+    footprint, still = Footprint(4.0, 1.0, 1.0), np.zeros((4, 2), np.float32)
+    # the last two enter the footprint at the same pose; beside the plan; out of reach on either side
+    points = np.array([[6.2, 4.5], [6.4, 5.5], [5.0, 8.0], [5.0, 0.0]], np.float32)
+    hit = first_moving_contact(sweep, footprint, points[[2, 3, 0, 1]], still, 2.0)
+    assert hit.contact is True and hit.pose_index == 5 and hit.point_xy.tolist() == pytest.approx([6.4, 5.5])
+    assert hit.candidates == 3
+    clear = first_moving_contact(sweep, footprint, np.array([[5.0, 8.0], [5.0, 0.0], [5.0, 12.0]], np.float32),
+                                 still[:3], 2.0)
+    assert clear.contact is False and clear.candidates == 1
+    assert first_moving_contact(sweep, footprint, np.zeros((0, 2), np.float32), still[:0], 2.0).contact is False
+
+
+@pytest.mark.parametrize('point, pose', [((5.0, 0.0), 2), ((5.0, 1.0), 2), ((-1.0, 0.0), 0), ((6.0, -1.0), 4)])
+def test_a_moving_point_on_the_footprint_edge_is_a_contact(point, pose):
+    x = 0.5 * np.arange(21)
+    sweep = Sweep(x / 10.0, np.stack([x, np.zeros(21)], 1), np.zeros(21), x)
+    # still, or moving 2 m/s ahead from 0.1 m behind the edge at the pose's time (0.05 s per pose)
+    for velocity in ([0.0, 0.0], [2.0, 0.0]):
+        start = np.array([point], np.float32) - np.float32(velocity[0] * 0.05 * pose) * np.array([1, 0], np.float32)
+        result = first_moving_contact(sweep, Footprint(4.0, 1.0, 1.0), start, np.array([velocity], np.float32), 2.0)
+        assert result.contact is True and result.pose_index == pose, velocity

@@ -53,6 +53,7 @@ def test_lidar_filter_keeps_the_open_height_band_and_the_closed_range_and_return
 
 
 def test_footprint_from_the_vehicle_with_a_margin_and_its_corners():
+    assert Footprint.from_config(VEHICLE) == Footprint(3.8, 1.0, 0.95), "no margin unless one is given"
     footprint = Footprint.from_config(VEHICLE, 0.25)
     assert (footprint.front_m, footprint.rear_m, footprint.half_width_m) == pytest.approx((4.05, 1.25, 1.2))
     np.testing.assert_allclose(footprint.corners(), [[4.05, 1.2], [-1.25, 1.2], [-1.25, -1.2], [4.05, -1.2]])
@@ -75,6 +76,7 @@ def straight_sweep(poses: int = 21, interval_m: float = 0.5) -> Sweep:
     ((5.0, 0.0), 2),     # exactly on the front edge at x = 1.0
     ((5.0, 1.0), 2),     # and on the side edge
     ((-1.0, 0.0), 0),    # exactly on the rear edge of the first pose
+    ((-1.0, 1.0), 0),    # and on its rear corner, which lies furthest from the coarse circles
 ])
 def test_a_point_on_the_footprint_edge_is_a_contact(point, pose):
     footprint = Footprint(4.0, 1.0, 1.0)
@@ -96,7 +98,10 @@ def test_no_contact_says_so_with_the_points_left_near_the_sweep():
     near = first_contact(sweep, footprint, np.array([[5.0, 1.5], [12.0, -1.2]], np.float32))   # beside the path
     assert near.contact is False and near.candidates == 2
     boxed = first_contact(sweep, footprint, np.array([[-1.1, 2.6]], np.float32))   # in the box, far from circles
-    assert boxed.contact is False
+    assert boxed.contact is False and boxed.candidates == 0
+    # 3 m ahead of the last footprint's centre: within its coarse circle, beyond the sweep's bounding box
+    beyond = first_contact(sweep, footprint, np.array([[14.5, 0.0]], np.float32))
+    assert beyond.contact is False and beyond.candidates == 0
     assert first_contact(sweep, footprint, np.zeros((0, 2), np.float32)).contact is False
     assert first_contact(Sweep(*(np.zeros(0),) * 2, np.zeros(0), np.zeros(0)), footprint,
                          np.ones((1, 2), np.float32)).contact is False
@@ -118,6 +123,26 @@ def test_a_single_point_at_a_footprint_corner_of_any_pose_is_found(seed):
     result = first_contact(sweep, footprint, point)
     assert result.contact and result.pose_index == brute_force_first_pose(sweep, footprint, point)
     assert result.pose_index <= k
+
+
+def single_pose(heading: float) -> Sweep:
+    return Sweep(np.zeros(1), np.zeros((1, 2)), np.array([heading]), np.zeros(1))
+
+
+def test_a_point_exactly_at_a_footprint_corner_is_a_contact():
+    # the corner is exactly the circle's radius from the footprint's centre: the circle filter keeps it
+    result = first_contact(single_pose(0.0), Footprint(4.0, 1.0, 1.0), np.array([[4.0, 1.0]], np.float32))
+    assert result.contact is True and result.pose_index == 0
+
+
+@pytest.mark.parametrize('heading', [0.0, 0.3, math.pi / 2 - math.atan2(1.0, 2.5), 1.2, math.pi / 2, 2.5, -2.0])
+def test_a_point_just_inside_a_corner_is_a_contact_at_any_heading(heading):
+    """At some headings a corner points along an axis, as far from the centre in y (or x) as the circle reaches."""
+    footprint, sweep = Footprint(4.0, 1.0, 1.0), single_pose(heading)
+    centre = footprint.centre_offset_m * np.array([math.cos(heading), math.sin(heading)])
+    for corner in sweep.footprints(footprint)[0]:
+        point = (corner + 0.01 * (centre - corner) / np.linalg.norm(centre - corner)).astype(np.float32)[None]
+        assert first_contact(sweep, footprint, point).contact is True, corner
 
 
 def brute_force_first_pose(sweep, footprint: Footprint, points: np.ndarray) -> int | None:
