@@ -6,6 +6,7 @@ is the transition the node would publish, with its reasons.
 """
 
 
+import numpy as np
 import pytest
 
 from critic_monitor.checks import (
