@@ -195,6 +195,23 @@ def test_planner_core_plans_the_chosen_mode_at_the_token_stamp():
     assert 0.0 <= plan.assessment.plan_score <= 1.0 and 0.0 <= plan.assessment.collision_risk <= 1.0
 
 
+def test_a_planner_core_in_bfloat16_runs_the_weights_in_bfloat16():
+    model, _ = small_model()
+    core = PlannerCore(model, dtype='bfloat16', source='ckpt/tiny')
+    assert {p.dtype for p in core.model.parameters()} == {torch.bfloat16}
+    assert core.source == 'ckpt/tiny'   # what the node logs the weights as
+    plan = core.plan(token_set(model.cfg, 20))
+    assert np.isfinite(plan.trajectory.xy).all() and plan.trajectory.xy.shape == (model.cfg.horizon, 2)
+
+
+def test_compile_model_plans_through_the_compiled_model():
+    model, _ = small_model()
+    core = PlannerCore(model, compile_model=True)
+    # torch.compile wraps the model (and compiles at the first call); without the option the model runs as is
+    assert core.forward is not core.model and getattr(core.forward, '_orig_mod', None) is core.model
+    assert PlannerCore(small_model()[0]).forward is not None
+
+
 def test_too_many_tokens_is_a_clear_error():
     model, _ = small_model()
     with pytest.raises(ValueError, match='exceed the model input'):
