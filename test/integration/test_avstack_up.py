@@ -111,7 +111,7 @@ def test_a_dead_or_hung_driving_process_is_taken_over_within_the_watchdog_bound_
         try:
             wait_until_nominal(observer)   # no reset: start-up in this order latched nothing
             driving, critic = up.node_pid('planner.driving_process'), up.node_pid('critic_monitor.critic_node')
-            faulted_at = time.monotonic()
+            faulted_at, faulted_ns = time.monotonic(), time.time_ns()
             os.kill(driving, fault)
 
             def taken_over(o: StackObserver) -> bool:
@@ -119,7 +119,9 @@ def test_a_dead_or_hung_driving_process_is_taken_over_within_the_watchdog_bound_
                            for t in o.takeovers)
             assert observer.wait_for(taken_over, 5.0), f'no takeover naming the planner: {takeover_reasons(observer)}'
             event = next(t for t in observer.takeovers if t.monotonic_s >= faulted_at)
-            reaction_s = event.monotonic_s - faulted_at
+            # on the critic's clock (the request's stamp; the same system clock as this process's): when it
+            # decided, not when this loaded process heard of it (999 ms at receipt once, on a loaded machine)
+            reaction_s = (event.stamp_ns - faulted_ns) / 1e9
             assert reaction_s <= watchdog_s() + MARGIN_S, f'takeover {reaction_s * 1e3:.0f} ms after the fault'
 
             # The critic keeps running and publishing; the launcher keeps it (and the rest) running.

@@ -70,14 +70,14 @@ def test_killed_perception_stops_the_plans_and_the_critic_requests_a_takeover(ro
         observer = ros.add(StackObserver(context=ros.context))
         ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
         wait_until_nominal(observer)
-        killed_at = time.monotonic()
+        killed_at, killed_ns = time.monotonic(), time.time_ns()
         os.kill(launcher.pid('perception_node'), signal.SIGKILL)
         bound_s = PIPELINE_S + watchdog_s('trajectory') + MARGIN_S
         assert observer.wait_for(lambda o: takeover_after(o, killed_at, 'trajectory_timeout'), 5.0)
         event = takeover_after(observer, killed_at, 'trajectory_timeout')
         silence_s = next(r.value for r in event.reasons if r.check == 'trajectory_timeout')
         assert silence_s <= watchdog_s('trajectory') + MARGIN_S, f'the critic saw {silence_s:.3f} s without plans'
-        reaction_s = event.monotonic_s - killed_at
+        reaction_s = (event.stamp_ns - killed_ns) / 1e9   # the critic's decision, on its clock
         assert reaction_s <= bound_s, f'takeover {reaction_s:.3f} s after the kill (bound {bound_s:.2f} s)'
         assert launcher.running['planner_node'].process.poll() is None   # the planner waits, it does not die
 
@@ -90,7 +90,7 @@ def test_a_silent_camera_is_reported_as_degraded_then_taken_over(ros_domain, tmp
         source = ros.add(SyntheticSensorSource(context=ros.context, replay_frames=20))
         wait_until_nominal(observer)
         planned_before = len(observer.trajectories)
-        silenced_at = time.monotonic()
+        silenced_at, silenced_ns = time.monotonic(), time.time_ns()
         source.camera_enabled.clear()
         # degraded: perception keeps publishing (lidar + ego) and names the missing camera; plans keep coming
         assert observer.wait_for(lambda o: 'camera/front' in o.missing_sensors, 5.0)
@@ -100,7 +100,7 @@ def test_a_silent_camera_is_reported_as_degraded_then_taken_over(ros_domain, tmp
         silence_s = next(r.value for r in event.reasons if r.check == 'camera_timeout')
         assert silence_s <= watchdog_s('camera') + MARGIN_S, f'the critic saw {silence_s:.3f} s of silence first'
         bound_s = IN_FLIGHT_S + watchdog_s('camera') + MARGIN_S
-        reaction_s = event.monotonic_s - silenced_at
+        reaction_s = (event.stamp_ns - silenced_ns) / 1e9   # the critic's decision, on its clock
         assert reaction_s <= bound_s, f'takeover {reaction_s:.3f} s after the camera stopped (bound {bound_s} s)'
 
 
@@ -157,7 +157,7 @@ def test_hung_sensor_inputs_are_taken_over_on_the_critics_clock_within_the_watch
                                    '20'], env=launcher.env, stdout=subprocess.DEVNULL, start_new_session=True)
         try:
             wait_until_nominal(observer)
-            stopped_at = time.monotonic()
+            stopped_at, stopped_ns = time.monotonic(), time.time_ns()
             os.kill(source.pid, signal.SIGSTOP)
             for sensor in ('camera', 'lidar', 'odometry'):
                 check = f'{sensor}_timeout'
@@ -167,7 +167,7 @@ def test_hung_sensor_inputs_are_taken_over_on_the_critics_clock_within_the_watch
                 silence_s = next(r.value for r in event.reasons if r.check == check)
                 assert silence_s <= watchdog_s(sensor) + MARGIN_S, f'the critic saw {silence_s:.3f} s of silence'
                 bound_s = IN_FLIGHT_S + watchdog_s(sensor) + MARGIN_S
-                reaction_s = event.monotonic_s - stopped_at
+                reaction_s = (event.stamp_ns - stopped_ns) / 1e9   # the critic's decision, on its clock
                 assert reaction_s <= bound_s, f'{check} {reaction_s:.3f} s after SIGSTOP (bound {bound_s:.2f} s)'
             assert all(entry.process.poll() is None for entry in launcher.running.values())
         finally:

@@ -49,7 +49,7 @@ def test_sensor_stamps_come_back_as_trajectories_and_a_killed_driving_process_ca
         assert returned >= 0.8 * len(window), f'{returned} of {len(window)} camera stamps came back'
 
         wait_until_nominal(observer)
-        killed_at = time.monotonic()
+        killed_at, killed_ns = time.monotonic(), time.time_ns()
         os.kill(launcher.pid('driving_process'), signal.SIGKILL)   # perception and planner, composed
 
         def planner_timeout_after_kill(o: StackObserver) -> bool:
@@ -58,6 +58,6 @@ def test_sensor_stamps_come_back_as_trajectories_and_a_killed_driving_process_ca
         assert observer.wait_for(planner_timeout_after_kill, 5.0), 'no takeover naming the planner timeout'
         event = next(t for t in observer.takeovers
                      if t.monotonic_s >= killed_at and any(r.check == 'trajectory_timeout' for r in t.reasons))
-        reaction_s = event.monotonic_s - killed_at
+        reaction_s = (event.stamp_ns - killed_ns) / 1e9   # the critic's decision, on its clock
         assert reaction_s <= watchdog_s + 0.1, f'takeover {reaction_s * 1e3:.0f} ms after the kill'
         assert observer.wait_for(lambda o: o.takeover_active, 2.0), 'the flag comes on its own topic'
