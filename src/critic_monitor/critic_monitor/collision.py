@@ -184,19 +184,29 @@ def first_contact(sweep: Sweep, footprint: Footprint, points_xy: np.ndarray) -> 
         bc, bs = c[block, None].astype(np.float32), s[block, None].astype(np.float32)
         dx = px[None, :] - sweep.xy[block, 0, None].astype(np.float32)
         dy = py[None, :] - sweep.xy[block, 1, None].astype(np.float32)
-        lon = bc * dx + bs * dy
-        lat = bc * dy - bs * dx
-        inside = (lon >= -footprint.rear_m) & (lon <= footprint.front_m) & (np.abs(lat) <= footprint.half_width_m)
-        hits = inside.any(axis=1)
-        if hits.any():
-            k = int(np.argmax(hits))
-            # The front of the vehicle meets the point furthest ahead in the footprint first.
-            candidates = np.flatnonzero(inside[k])
-            first = candidates[int(np.argmax(lon[k, candidates]))]
+        hit = _first_hit(dx, dy, bc, bs, footprint)
+        if hit is not None:
+            k, first = hit
             index = start + k
             return CollisionResult(True, float(sweep.t_s[index]), float(sweep.s[index]), points[first].astype(float),
                                    index, len(points))
     return CollisionResult(False, candidates=len(points))
+
+
+def _first_hit(dx: np.ndarray, dy: np.ndarray, c: np.ndarray, s: np.ndarray, footprint: Footprint
+               ) -> tuple[int, int] | None:
+    """For a block of poses (rows) and points (columns) given as offsets ``dx``, ``dy`` from each pose, with the
+    poses' ``(K, 1)`` heading cosines and sines: the first pose whose footprint holds a point and that point,
+    the one furthest ahead (the front of the vehicle meets it first); None when no footprint holds one."""
+    lon = c * dx + s * dy
+    lat = c * dy - s * dx
+    inside = (lon >= -footprint.rear_m) & (lon <= footprint.front_m) & (np.abs(lat) <= footprint.half_width_m)
+    hits = inside.any(axis=1)
+    if not hits.any():
+        return None
+    k = int(np.argmax(hits))
+    candidates = np.flatnonzero(inside[k])
+    return k, int(candidates[int(np.argmax(lon[k, candidates]))])
 
 
 def along_axis_velocity(beam_xy: np.ndarray, world_radial_mps: np.ndarray) -> np.ndarray:
@@ -236,14 +246,9 @@ def first_moving_contact(sweep: Sweep, footprint: Footprint, points_xy: np.ndarr
         px = points[None, :, 0] + velocity[None, :, 0] * elapsed
         py = points[None, :, 1] + velocity[None, :, 1] * elapsed
         dx, dy = px - xy[block, 0, None].astype(np.float32), py - xy[block, 1, None].astype(np.float32)
-        lon = c[block, None] * dx + s[block, None] * dy
-        lat = c[block, None] * dy - s[block, None] * dx
-        inside = (lon >= -footprint.rear_m) & (lon <= footprint.front_m) & (np.abs(lat) <= footprint.half_width_m)
-        hits = inside.any(axis=1)
-        if hits.any():
-            k = int(np.argmax(hits))
-            candidates = np.flatnonzero(inside[k])
-            first_hit = candidates[int(np.argmax(lon[k, candidates]))]
+        hit = _first_hit(dx, dy, c[block, None], s[block, None], footprint)
+        if hit is not None:
+            k, first_hit = hit
             index = start + k
             return CollisionResult(True, float(t_s[index]), float(sweep.s[index]),
                                    np.array([px[k, first_hit], py[k, first_hit]], float), index, len(points))
