@@ -34,6 +34,8 @@ STARTUP_TIMEOUT_S = 60.0
 STEP_NS = 100_000_000
 # Best effort as the sensors publish, but deep: this test checks stamps, not how fast Python deserialises.
 DEEP_SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
+# The scene info of every step, as a recorder keeps it: 10 deep, a stalled test process lost 5 in a row.
+DEEP_STATUS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class BridgeListener(Node):
@@ -60,7 +62,7 @@ class BridgeListener(Node):
                                  DEEP_SENSOR_QOS)
         self.create_subscription(PointCloud2, topics.lidar_topic('top'), lambda m: self.on_sensor('lidar', m),
                                  DEEP_SENSOR_QOS)
-        self.create_subscription(String, topics.SIM_SCENE_INFO, self.on_scene, STATUS_QOS)
+        self.create_subscription(String, topics.SIM_SCENE_INFO, self.on_scene, DEEP_STATUS_QOS)
         self.create_subscription(String, topics.SIM_STATUS, self.on_status, STATUS_QOS)
 
     def _note(self, stamp_ns: int, topic: str, frame_id: str) -> None:
