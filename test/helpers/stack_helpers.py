@@ -71,13 +71,16 @@ def stack_config(tmp_path, state_machine: dict | None = None, checks: dict | Non
     return config
 
 
-def shipped_critic(tmp_path, state_machine: dict | None = None, **critic_params) -> Path:
+def shipped_critic(tmp_path, state_machine: dict | None = None, checks: dict | None = None,
+                   **critic_params) -> Path:
     """The shipped critic configuration for a stack on the synthetic sensors of a loaded machine: every check on
     with its shipped threshold but the three the shipped model's plans fail on that road
     (``MODEL_FAILS_ON_SYNTHETIC_ROAD``) and staleness after ``LOADED_MACHINE_STALENESS_S``; the shipped start-up
     rule with ``LOADED_MACHINE_STARTUP_GRACE_S`` to load the model; a request clearing after
-    ``LOADED_MACHINE_AUTO_CLEAR_S`` of passing checks (unless ``state_machine`` says otherwise)."""
-    checks = merge_documents(MODEL_FAILS_ON_SYNTHETIC_ROAD, {'staleness': {'max_age_s': LOADED_MACHINE_STALENESS_S}})
+    ``LOADED_MACHINE_AUTO_CLEAR_S`` of passing checks (unless ``state_machine`` says otherwise); ``checks``
+    layered over that."""
+    checks = merge_documents(MODEL_FAILS_ON_SYNTHETIC_ROAD, {'staleness': {'max_age_s': LOADED_MACHINE_STALENESS_S}},
+                             checks or {})
     state_machine = {'startup_grace_s': LOADED_MACHINE_STARTUP_GRACE_S,
                      'auto_clear_after_s': LOADED_MACHINE_AUTO_CLEAR_S, **(state_machine or {})}
     return stack_config(tmp_path, state_machine, checks, 'shipped_critic.yaml', **critic_params)
